@@ -1,0 +1,178 @@
+//! `auth.*`: accounts, sign-in and the tokens that prove it.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use ts_rs::TS;
+use uuid::Uuid;
+
+use crate::access::OrgRole;
+use crate::error::NoReason;
+use crate::health::Empty;
+use crate::values::{DisplayName, Email, NewPassword, Password, Token};
+use crate::{procedure, reasons};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS)]
+#[serde(rename_all = "camelCase")]
+pub struct User {
+    pub id: Uuid,
+    pub email: String,
+    pub display_name: String,
+    pub email_verified: bool,
+    pub mfa_enabled: bool,
+    pub is_admin: bool,
+    pub created_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS)]
+#[serde(rename_all = "camelCase")]
+pub struct Org {
+    pub id: Uuid,
+    pub name: String,
+    pub slug: String,
+    pub created_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS)]
+#[serde(rename_all = "camelCase")]
+pub struct Membership {
+    pub org: Org,
+    pub role: OrgRole,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, TS)]
+pub enum TokenType {
+    Bearer,
+}
+
+/// What a successful sign-in or refresh returns.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS)]
+#[serde(rename_all = "camelCase")]
+pub struct Tokens {
+    /// A JWT for the `Authorization: Bearer` header.
+    pub access_token: String,
+    /// Single use: `auth.refresh` returns a new one each time.
+    pub refresh_token: String,
+    pub token_type: TokenType,
+    /// Seconds until the access token expires.
+    pub expires_in: u64,
+    pub user: User,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, TS)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RegisterParams {
+    pub email: Email,
+    pub password: NewPassword,
+    #[serde(default)]
+    #[ts(optional)]
+    pub display_name: Option<DisplayName>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS)]
+#[serde(rename_all = "camelCase")]
+pub struct RegisterResult {
+    pub user_id: Uuid,
+    pub verification_required: bool,
+}
+
+procedure! {
+    /// Creates an account. Answers the same whether or not the address is already registered.
+    Register {
+        method: "auth.register",
+        kind: Mutation,
+        access: crate::Access::Public,
+        params: RegisterParams,
+        output: RegisterResult,
+        reasons: NoReason,
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, TS)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct LoginParams {
+    pub email: Email,
+    pub password: Password,
+    #[serde(default)]
+    #[ts(optional)]
+    pub otp: Option<String>,
+}
+
+reasons! {
+    /// Why `auth.login` can refuse.
+    pub enum LoginReason { InvalidCredentials, AccountDisabled }
+}
+
+procedure! {
+    /// Signs in with e-mail and password; starts a session.
+    Login {
+        method: "auth.login",
+        kind: Mutation,
+        access: crate::Access::Public,
+        params: LoginParams,
+        output: Tokens,
+        reasons: LoginReason,
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, TS)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RefreshParams {
+    pub refresh_token: Token,
+}
+
+reasons! {
+    /// Why `auth.refresh` can refuse.
+    pub enum RefreshReason { TokenInvalid, TokenExpired, TokenReused, AccountDisabled }
+}
+
+procedure! {
+    /// Trades a refresh token for new tokens. A reused refresh token ends its whole session.
+    Refresh {
+        method: "auth.refresh",
+        kind: Mutation,
+        access: crate::Access::Public,
+        params: RefreshParams,
+        output: Tokens,
+        reasons: RefreshReason,
+    }
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, TS)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct LogoutParams {
+    /// End every session of the user, not only this one.
+    #[serde(default)]
+    #[ts(optional)]
+    pub all_sessions: Option<bool>,
+}
+
+procedure! {
+    /// Ends the caller's session (or all of them).
+    Logout {
+        method: "auth.logout",
+        kind: Mutation,
+        access: crate::Access::User,
+        params: LogoutParams,
+        output: Empty,
+        reasons: NoReason,
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS)]
+#[serde(rename_all = "camelCase")]
+pub struct MeResult {
+    pub user: User,
+    pub memberships: Vec<Membership>,
+}
+
+procedure! {
+    /// The signed-in user and the organizations they belong to.
+    Me {
+        method: "auth.me",
+        kind: Query,
+        access: crate::Access::User,
+        params: Empty,
+        output: MeResult,
+        reasons: NoReason,
+    }
+}

@@ -1,0 +1,64 @@
+//! `health.*`: is the server and what it depends on working.
+
+use serde::{Deserialize, Serialize};
+use ts_rs::TS;
+
+use crate::error::NoReason;
+use crate::procedure;
+
+/// Params of a procedure that takes none: `{}`, `[]` or absent.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[serde(deny_unknown_fields)]
+pub struct Empty {}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[serde(rename_all = "camelCase")]
+pub enum HealthStatus {
+    Ok,
+    Degraded,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS)]
+#[serde(rename_all = "camelCase")]
+pub struct DependencyCheck {
+    pub ok: bool,
+    /// Round-trip time of the probe, in milliseconds.
+    pub latency_ms: f64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS)]
+#[serde(rename_all = "camelCase")]
+pub struct CacheCheck {
+    pub ok: bool,
+    pub latency_ms: f64,
+    /// `memory` (in-process) or `redis`.
+    pub backend: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS)]
+#[serde(rename_all = "camelCase")]
+pub struct Checks {
+    pub database: DependencyCheck,
+    pub cache: CacheCheck,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS)]
+#[serde(rename_all = "camelCase")]
+pub struct CheckResult {
+    pub status: HealthStatus,
+    pub version: String,
+    pub uptime_secs: u64,
+    pub checks: Checks,
+}
+
+procedure! {
+    /// The server's status and that of its database and cache.
+    Check {
+        method: "health.check",
+        kind: Query,
+        access: crate::Access::Public,
+        params: Empty,
+        output: CheckResult,
+        reasons: NoReason,
+    }
+}

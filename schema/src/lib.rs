@@ -1,0 +1,28 @@
+//! The Trellis API contract, written once as Rust types.
+//!
+//! Everything a client can call is a [`Procedure`]: its method name, params,
+//! result, kind, who may call it and the error reasons it can answer with.
+//! The server binds a handler to each, the client crate calls them by type,
+//! and the generator turns the same list into TypeScript and OpenRPC.
+//!
+//! # Layout
+//! - [`procedure`]: the `Procedure` trait, kinds, access rules and the list
+//!   of every procedure ([`all_procedures!`], [`for_each_procedure`]).
+//! - [`error`]: error categories (codes), reasons and the wire error shape.
+//! - [`access`]: organization roles, permissions and API key scopes.
+//! - [`values`]: validated value types (e-mail, password, display name).
+//! - [`health`], [`rpc`], [`auth`]: one module per namespace.
+//!
+//! This crate depends on no runtime, database or HTTP crate: clients of every
+//! kind can depend on it.
+
+pub mod access;
+pub mod auth;
+pub mod error;
+pub mod health;
+pub mod procedure;
+pub mod rpc;
+pub mod values;
+
+pub use error::{ApiError, ErrorCode, ErrorReason, Reason};
+pub use procedure::{Access, Kind, Procedure, ProcedureInfo, ProcedureVisitor, for_each_procedure};

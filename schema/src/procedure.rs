@@ -1,0 +1,262 @@
+//! The `Procedure` trait and the one list of every procedure.
+
+use serde::{Serialize, de::DeserializeOwned};
+use ts_rs::TS;
+
+use crate::access::Permission;
+use crate::error::{ErrorReason, Reason};
+
+/// Whether a call reads, writes or streams. Queries are safe to retry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Query,
+    Mutation,
+    Subscription,
+}
+
+impl Kind {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Query => "query",
+            Self::Mutation => "mutation",
+            Self::Subscription => "subscription",
+        }
+    }
+}
+
+/// Who may call a procedure.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// Anyone, with or without credentials.
+    Public,
+    /// Any signed-in user.
+    User,
+    /// A member (or API key) of the organization named in the params, holding
+    /// the permission (or scope).
+    Org(Permission),
+    /// A system administrator.
+    Admin,
+}
+
+impl Access {
+    /// A stable description: `public`, `user`, `org:trades:write`, `admin`.
+    pub fn describe(self) -> String {
+        match self {
+            Self::Public => "public".into(),
+            Self::User => "user".into(),
+            Self::Org(p) => format!("org:{}", p.as_str()),
+            Self::Admin => "admin".into(),
+        }
+    }
+
+    /// Reasons the access check itself can answer with.
+    pub fn reasons(self) -> &'static [Reason] {
+        const SIGNED_IN: &[Reason] = &[
+            Reason::CredentialsMissing,
+            Reason::TokenExpired,
+            Reason::TokenInvalid,
+            Reason::ApiKeyInvalid,
+            Reason::ApiKeyExpired,
+            Reason::ApiKeyRevoked,
+            Reason::AccountDisabled,
+        ];
+        const ORG: &[Reason] = &[
+            Reason::CredentialsMissing,
+            Reason::TokenExpired,
+            Reason::TokenInvalid,
+            Reason::ApiKeyInvalid,
+            Reason::ApiKeyExpired,
+            Reason::ApiKeyRevoked,
+            Reason::AccountDisabled,
+            Reason::MissingPermission,
+            Reason::MissingScope,
+            Reason::NotAMember,
+            Reason::NotFound,
+        ];
+        const ADMIN: &[Reason] = &[
+            Reason::CredentialsMissing,
+            Reason::TokenExpired,
+            Reason::TokenInvalid,
+            Reason::AccountDisabled,
+            Reason::AdminRequired,
+        ];
+        // A public procedure still reads credentials when they are sent, and
+        // refuses bad ones rather than silently ignoring them.
+        const PUBLIC: &[Reason] = &[
+            Reason::TokenExpired,
+            Reason::TokenInvalid,
+            Reason::ApiKeyInvalid,
+            Reason::ApiKeyExpired,
+            Reason::ApiKeyRevoked,
+        ];
+        match self {
+            Self::Public => PUBLIC,
+            Self::User => SIGNED_IN,
+            Self::Org(_) => ORG,
+            Self::Admin => ADMIN,
+        }
+    }
+}
+
+/// Reasons any call can meet, whatever the procedure: bad params, rate
+/// limits, a dependency down, an internal fault.
+pub const COMMON_REASONS: &[Reason] = &[
+    Reason::Validation,
+    Reason::RateLimited,
+    Reason::DatabaseUnavailable,
+    Reason::CacheUnavailable,
+    Reason::ShuttingDown,
+    Reason::Internal,
+];
+
+/// One callable procedure of the API.
+pub trait Procedure: Send + Sync + 'static {
+    /// The JSON-RPC method name, `namespace.procedure`.
+    const METHOD: &'static str;
+    const KIND: Kind;
+    const ACCESS: Access;
+    /// One line for the reference documentation.
+    const SUMMARY: &'static str;
+    type Params: Serialize + DeserializeOwned + TS + Send + 'static;
+    type Output: Serialize + DeserializeOwned + TS + Send + 'static;
+    /// This procedure's own error reasons.
+    type Reason: ErrorReason + Serialize + TS;
+
+    /// Every reason a call of this procedure can answer with.
+    fn all_reasons() -> Vec<Reason> {
+        let mut all: Vec<Reason> = <Self::Reason as ErrorReason>::ALL.iter().map(|r| r.reason()).collect();
+        for r in Self::ACCESS.reasons().iter().chain(COMMON_REASONS) {
+            if !all.contains(r) {
+                all.push(*r);
+            }
+        }
+        all
+    }
+}
+
+/// What a visitor learns of each procedure without naming its type.
+#[derive(Debug, Clone)]
+pub struct ProcedureInfo {
+    pub method: &'static str,
+    pub kind: Kind,
+    pub access: Access,
+    pub summary: &'static str,
+    pub reasons: Vec<Reason>,
+}
+
+impl ProcedureInfo {
+    pub fn of<P: Procedure>() -> Self {
+        Self {
+            method: P::METHOD,
+            kind: P::KIND,
+            access: P::ACCESS,
+            summary: P::SUMMARY,
+            reasons: P::all_reasons(),
+        }
+    }
+}
+
+/// Walks the list of procedures with their types (for code generation).
+pub trait ProcedureVisitor {
+    fn visit<P: Procedure>(&mut self);
+}
+
+/// Calls `$callback! { path::To::Procedure, ... }` with every procedure of the
+/// API, once each. The server uses it to bind a handler to each (a missing
+/// handler fails to compile); the generator and OpenRPC walk it through
+/// [`for_each_procedure`].
+#[macro_export]
+macro_rules! all_procedures {
+    ($callback:ident) => {
+        $callback! {
+            $crate::health::Check,
+            $crate::rpc::Discover,
+            $crate::auth::Register,
+            $crate::auth::Login,
+            $crate::auth::Refresh,
+            $crate::auth::Logout,
+            $crate::auth::Me,
+        }
+    };
+}
+
+macro_rules! visit_all {
+    ($($p:path),* $(,)?) => {
+        /// Visits every procedure of the API in a fixed order.
+        pub fn for_each_procedure<V: ProcedureVisitor>(visitor: &mut V) {
+            $( visitor.visit::<$p>(); )*
+        }
+    };
+}
+crate::all_procedures!(visit_all);
+
+/// Metadata of every procedure, in the order of the list.
+pub fn procedures() -> Vec<ProcedureInfo> {
+    struct Collect(Vec<ProcedureInfo>);
+    impl ProcedureVisitor for Collect {
+        fn visit<P: Procedure>(&mut self) {
+            self.0.push(ProcedureInfo::of::<P>());
+        }
+    }
+    let mut c = Collect(Vec::new());
+    for_each_procedure(&mut c);
+    c.0
+}
+
+/// Declares a procedure type and its `Procedure` impl in one place.
+#[macro_export]
+macro_rules! procedure {
+    (
+        $(#[$meta:meta])*
+        $name:ident {
+            method: $method:literal,
+            kind: $kind:ident,
+            access: $access:expr,
+            params: $params:ty,
+            output: $output:ty,
+            reasons: $reason:ty $(,)?
+        }
+    ) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, Copy)]
+        pub struct $name;
+
+        impl $crate::procedure::Procedure for $name {
+            const METHOD: &'static str = $method;
+            const KIND: $crate::procedure::Kind = $crate::procedure::Kind::$kind;
+            const ACCESS: $crate::procedure::Access = $access;
+            const SUMMARY: &'static str = $crate::procedure::first_doc_line(&[$(stringify!($meta)),*]);
+            type Params = $params;
+            type Output = $output;
+            type Reason = $reason;
+        }
+    };
+}
+
+/// The text of the first `doc = "..."` attribute, for `SUMMARY`.
+#[doc(hidden)]
+pub const fn first_doc_line(metas: &[&'static str]) -> &'static str {
+    let mut i = 0;
+    while i < metas.len() {
+        let m = metas[i].as_bytes();
+        // stringify!(doc = "text") -> `doc = " text"`
+        if m.len() > 8 && m[0] == b'd' && m[1] == b'o' && m[2] == b'c' {
+            let mut start = 0;
+            while start < m.len() && m[start] != b'"' {
+                start += 1;
+            }
+            start += 1;
+            while start < m.len() && m[start] == b' ' {
+                start += 1;
+            }
+            let end = m.len() - 1;
+            if start < end {
+                let (_, tail) = metas[i].split_at(start);
+                let (text, _) = tail.split_at(end - start);
+                return text;
+            }
+        }
+        i += 1;
+    }
+    ""
+}

@@ -1,0 +1,37 @@
+//! `rpc.*`: the service describing itself.
+
+use serde::{Deserialize, Serialize};
+use ts_rs::TS;
+
+use crate::error::NoReason;
+use crate::health::Empty;
+use crate::procedure;
+
+/// An OpenRPC 1.3 document.
+#[derive(Debug, Clone, PartialEq, TS)]
+#[ts(type = "Record<string, unknown>")]
+pub struct OpenRpcDocument(pub serde_json::Value);
+
+impl Serialize for OpenRpcDocument {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.0.serialize(s)
+    }
+}
+
+impl<'de> Deserialize<'de> for OpenRpcDocument {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        serde_json::Value::deserialize(d).map(Self)
+    }
+}
+
+procedure! {
+    /// The OpenRPC document describing every procedure.
+    Discover {
+        method: "rpc.discover",
+        kind: Query,
+        access: crate::Access::Public,
+        params: Empty,
+        output: OpenRpcDocument,
+        reasons: NoReason,
+    }
+}

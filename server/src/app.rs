@@ -1,0 +1,142 @@
+//! Builds the application from its settings and runs it until shutdown.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use tokio::net::TcpListener;
+
+use crate::auth::password::PasswordHasherPool;
+use crate::auth::revocation::RevokedSessions;
+use crate::auth::tokens::TokenKeys;
+use crate::config::Config;
+use crate::db::Db;
+use crate::db::pool::PoolOptions;
+use crate::health::HealthMonitor;
+use crate::rpc::http::Front;
+use crate::rpc::limits::NoLimit;
+use crate::rpc::registry::Registry;
+use crate::rpc::server::{ServeOptions, serve};
+use crate::rpc::ws::WsEndpoint;
+use crate::state::State;
+
+/// A built server: its port is bound, its database migrated.
+pub struct Application {
+    listener: TcpListener,
+    front: Arc<Front>,
+    ws_stop: jsonrpsee::server::ServerHandle,
+    opts: ServeOptions,
+}
+
+impl Application {
+    pub async fn build(config: Config) -> anyhow::Result<Self> {
+        std::fs::create_dir_all(&config.data_dir)
+            .with_context(|| format!("failed to create the data directory {}", config.data_dir.display()))?;
+        let db = Arc::new(connect_and_migrate(&config).await?);
+        let secret = jwt_secret(&config)?;
+        let access_ttl = Duration::from_secs(config.access_token_ttl_secs);
+        let revoked = RevokedSessions::new(access_ttl);
+        for sid in crate::auth::store::recently_ended_sessions(&db, access_ttl + Duration::from_secs(60))
+            .await
+            .context("failed to load ended sessions")?
+        {
+            revoked.revoke(sid);
+        }
+        let hasher = tokio::task::spawn_blocking({
+            let n = config.hash_concurrency();
+            move || PasswordHasherPool::new(n)
+        })
+        .await??;
+
+        let state = Arc::new(State {
+            tokens: TokenKeys::new(&secret, access_ttl),
+            revoked,
+            hasher,
+            limiter: Box::new(NoLimit),
+            health: HealthMonitor::start(db.clone()).await,
+            db,
+            started_at: Instant::now(),
+            openrpc: crate::rpc::discover::document(),
+            config: config.clone(),
+        });
+        let registry = Arc::new(Registry::build());
+        let (stop, ws_stop) = jsonrpsee::server::stop_channel();
+        let ws = WsEndpoint::new(&config, state.clone(), registry.clone(), stop)?;
+        let listener = TcpListener::bind(config.listen)
+            .await
+            .with_context(|| format!("failed to bind {}", config.listen))?;
+        let opts = ServeOptions {
+            max_connections: config.max_connections,
+            header_read_timeout: config.header_read_timeout(),
+            shutdown_grace: Duration::from_millis(config.shutdown_grace_ms),
+        };
+        Ok(Self { listener, front: Arc::new(Front { state, registry, ws }), ws_stop, opts })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        #[allow(clippy::unwrap_used)] // a bound listener has an address
+        self.listener.local_addr().unwrap()
+    }
+
+    pub fn port(&self) -> u16 {
+        self.local_addr().port()
+    }
+
+    /// Serves until `shutdown` completes, then lets in-flight calls finish.
+    pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()> + Send) -> anyhow::Result<()> {
+        let addr = self.local_addr();
+        tracing::info!(%addr, "serving JSON-RPC on http://{addr}/rpc (WebSocket on the same path)");
+        let ws_stop = self.ws_stop;
+        serve(self.listener, self.front, self.opts, shutdown, move || {
+            let _ = ws_stop.stop();
+        })
+        .await;
+        tracing::info!("stopped");
+        Ok(())
+    }
+}
+
+/// Connects to the configured database and applies pending migrations.
+pub async fn connect_and_migrate(config: &Config) -> anyhow::Result<Db> {
+    let url = config.database_url();
+    let opts = PoolOptions { max_size: config.db_pool_size, connect_timeout: Duration::from_secs(5) };
+    let db = Db::connect(&url, &opts).await?;
+    let applied = db.migrate().await.context("failed to apply migrations")?;
+    for m in &applied {
+        tracing::info!(migration = %m, "applied migration");
+    }
+    tracing::info!(backend = ?db.kind(), "database ready");
+    Ok(db)
+}
+
+/// The signing secret: the setting, else the one kept in the data dir, else a
+/// new one written there.
+fn jwt_secret(config: &Config) -> anyhow::Result<Vec<u8>> {
+    if let Some(s) = &config.jwt_secret {
+        anyhow::ensure!(s.len() >= 32, "TRELLIS_JWT_SECRET must be at least 32 bytes");
+        return Ok(s.as_bytes().to_vec());
+    }
+    let path = config.data_dir.join("jwt-secret");
+    if let Ok(existing) = std::fs::read_to_string(&path) {
+        return STANDARD.decode(existing.trim()).with_context(|| format!("{} is not valid base64", path.display()));
+    }
+    let secret: [u8; 64] = rand::random();
+    write_private(&path, STANDARD.encode(secret).as_bytes())?;
+    tracing::info!(path = %path.display(), "no TRELLIS_JWT_SECRET set: generated a signing secret and kept it in the data directory");
+    Ok(secret.to_vec())
+}
+
+fn write_private(path: &Path, contents: &[u8]) -> anyhow::Result<()> {
+    use std::io::Write;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut f = options.open(path).with_context(|| format!("failed to create {}", path.display()))?;
+    f.write_all(contents)?;
+    Ok(())
+}

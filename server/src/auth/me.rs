@@ -1,0 +1,28 @@
+use trellis_schema::access::OrgRole;
+use trellis_schema::auth::{Me, MeResult, Membership};
+use trellis_schema::error::NoReason;
+use trellis_schema::health::Empty;
+use trellis_schema::{ApiError, Reason};
+
+use super::store;
+use crate::rpc::context::Ctx;
+use crate::rpc::error::HandlerError;
+use crate::rpc::registry::Handler;
+
+impl Handler for Me {
+    async fn handle(ctx: Ctx, _: Empty) -> Result<MeResult, HandlerError<NoReason>> {
+        let me = ctx.caller()?;
+        let Some(user) = store::find_user(&ctx.state.db, me.user_id).await? else {
+            return Err(HandlerError::Common(ApiError::new(Reason::TokenInvalid)));
+        };
+        if user.disabled {
+            return Err(HandlerError::Common(ApiError::new(Reason::AccountDisabled)));
+        }
+        let memberships = store::memberships(&ctx.state.db, me.user_id)
+            .await?
+            .into_iter()
+            .filter_map(|(org, role)| Some(Membership { org: org.to_api(), role: OrgRole::parse(&role)? }))
+            .collect();
+        Ok(MeResult { user: user.to_api(), memberships })
+    }
+}

@@ -1,0 +1,33 @@
+//! Sessions ended before their access tokens expire. Checked on every
+//! authenticated call, so it lives in memory: a lookup, no database query.
+//! An entry is kept as long as an access token of that session could still
+//! be valid, then dropped.
+
+use std::collections::HashMap;
+use std::sync::RwLock;
+use std::time::{Duration, Instant};
+
+use uuid::Uuid;
+
+pub(crate) struct RevokedSessions {
+    entries: RwLock<HashMap<Uuid, Instant>>,
+    keep_for: Duration,
+}
+
+impl RevokedSessions {
+    pub(crate) fn new(access_ttl: Duration) -> Self {
+        Self { entries: RwLock::new(HashMap::new()), keep_for: access_ttl + Duration::from_secs(30) }
+    }
+
+    pub(crate) fn revoke(&self, session_id: Uuid) {
+        let now = Instant::now();
+        let mut map = self.entries.write().unwrap_or_else(std::sync::PoisonError::into_inner);
+        map.retain(|_, until| *until > now);
+        map.insert(session_id, now + self.keep_for);
+    }
+
+    pub(crate) fn is_revoked(&self, session_id: &Uuid) -> bool {
+        let map = self.entries.read().unwrap_or_else(std::sync::PoisonError::into_inner);
+        map.get(session_id).is_some_and(|until| *until > Instant::now())
+    }
+}

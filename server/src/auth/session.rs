@@ -1,0 +1,57 @@
+//! Starting a session and issuing the tokens that carry it.
+
+use chrono::Duration;
+use trellis_schema::auth::{TokenType, Tokens};
+use uuid::Uuid;
+
+use super::store;
+use super::tokens::{new_refresh_token, token_hash};
+use crate::db::models::{RefreshTokenRow, SessionRow, UserRow, now};
+use crate::rpc::context::Ctx;
+use crate::rpc::error::HandlerError;
+use crate::state::State;
+
+/// A new refresh token row for `session_id`, and the token itself.
+pub(super) fn refresh_row(state: &State, session_id: &str) -> (String, RefreshTokenRow) {
+    let token = new_refresh_token();
+    let t = now();
+    let days = i64::try_from(state.config.refresh_token_ttl_days).unwrap_or(30);
+    let row = RefreshTokenRow {
+        token_hash: token_hash(&token),
+        session_id: session_id.to_owned(),
+        created_at: t,
+        expires_at: t + Duration::days(days),
+        used_at: None,
+    };
+    (token, row)
+}
+
+/// Starts a session for `user` and returns its first tokens.
+pub(super) async fn start<R>(ctx: &Ctx, user: &UserRow) -> Result<Tokens, HandlerError<R>> {
+    let session_id = Uuid::now_v7();
+    let t = now();
+    let session = SessionRow {
+        id: session_id.to_string(),
+        user_id: user.id.clone(),
+        created_at: t,
+        last_used_at: t,
+        user_agent: ctx.meta.user_agent.clone(),
+        ip: ctx.ip(),
+        revoked_at: None,
+        revoked_reason: None,
+    };
+    let (refresh, row) = refresh_row(&ctx.state, &session.id);
+    store::create_session(&ctx.state.db, &session, &row).await?;
+    Ok(tokens(&ctx.state, user, session_id, refresh)?)
+}
+
+pub(super) fn tokens(state: &State, user: &UserRow, session_id: Uuid, refresh_token: String) -> anyhow::Result<Tokens> {
+    let user = user.to_api();
+    Ok(Tokens {
+        access_token: state.tokens.issue(user.id, session_id)?,
+        refresh_token,
+        token_type: TokenType::Bearer,
+        expires_in: state.tokens.access_ttl.as_secs(),
+        user,
+    })
+}

@@ -1,0 +1,170 @@
+//! Account and session queries, portable across both backends.
+
+use chrono::Duration;
+use diesel::prelude::*;
+use diesel_async::{AsyncConnection, RunQueryDsl};
+use uuid::Uuid;
+
+use crate::db::models::{OrgRow, RefreshTokenRow, SessionRow, UserRow, now};
+use crate::db::schema::{org_members, orgs, refresh_tokens, sessions, users};
+use crate::db::{Db, DbError, db_run};
+
+pub(crate) async fn find_user(db: &Db, id: Uuid) -> Result<Option<UserRow>, DbError> {
+    let id = id.to_string();
+    db_run!(db, |conn| Ok(users::table
+        .find(&id)
+        .select(UserRow::as_select())
+        .first(conn)
+        .await
+        .optional()?))
+}
+
+pub(crate) async fn find_user_by_email(db: &Db, email_key: &str) -> Result<Option<UserRow>, DbError> {
+    db_run!(db, |conn| Ok(users::table
+        .filter(users::email_key.eq(email_key))
+        .select(UserRow::as_select())
+        .first(conn)
+        .await
+        .optional()?))
+}
+
+/// Inserts a user; `Ok(false)` when the e-mail is already registered.
+pub(crate) async fn insert_user(db: &Db, row: &UserRow) -> Result<bool, DbError> {
+    let result: Result<usize, DbError> =
+        db_run!(db, |conn| diesel::insert_into(users::table).values(row).execute(conn).await.map_err(DbError::from));
+    match result {
+        Ok(_) => Ok(true),
+        Err(DbError::UniqueViolation(_)) => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+/// Starts a session and stores its first refresh token, in one transaction.
+pub(crate) async fn create_session(db: &Db, session: &SessionRow, refresh: &RefreshTokenRow) -> Result<(), DbError> {
+    db_run!(db, |conn| conn
+        .transaction(async |conn| {
+            diesel::insert_into(sessions::table).values(session).execute(conn).await?;
+            diesel::insert_into(refresh_tokens::table).values(refresh).execute(conn).await?;
+            Ok::<_, DbError>(())
+        })
+        .await)
+}
+
+/// What presenting a refresh token led to.
+pub(crate) enum Rotation {
+    /// The token was current: it is now used, and `new` replaces it.
+    Rotated { user: UserRow, session_id: Uuid },
+    /// The token had been used before: its session is now ended.
+    Reused { session_id: Uuid },
+    Expired,
+    /// Unknown token, or its session has ended.
+    Invalid,
+}
+
+/// Marks `token_hash` used and stores `new` in its place, atomically. Two
+/// concurrent uses of one token cannot both succeed: the conditional update
+/// lets exactly one through, and the other is treated as reuse.
+pub(crate) async fn rotate_refresh_token(db: &Db, token_hash: &str, new: &RefreshTokenRow) -> Result<Rotation, DbError> {
+    let t = now();
+    db_run!(db, |conn| conn
+        .transaction(async |conn| {
+            let claimed = diesel::update(
+                refresh_tokens::table.filter(refresh_tokens::token_hash.eq(token_hash)).filter(refresh_tokens::used_at.is_null()),
+            )
+            .set(refresh_tokens::used_at.eq(t))
+            .execute(conn)
+            .await?;
+            let found: Option<(RefreshTokenRow, SessionRow)> = refresh_tokens::table
+                .inner_join(sessions::table)
+                .filter(refresh_tokens::token_hash.eq(token_hash))
+                .select((RefreshTokenRow::as_select(), SessionRow::as_select()))
+                .first(conn)
+                .await
+                .optional()?;
+            let Some((token, session)) = found else { return Ok::<_, DbError>(Rotation::Invalid) };
+            let session_id = Uuid::parse_str(&session.id).unwrap_or_default();
+            if claimed == 0 {
+                if session.revoked_at.is_none() {
+                    diesel::update(sessions::table.find(&session.id))
+                        .set((sessions::revoked_at.eq(t), sessions::revoked_reason.eq("refresh token reused")))
+                        .execute(conn)
+                        .await?;
+                }
+                return Ok(Rotation::Reused { session_id });
+            }
+            if session.revoked_at.is_some() {
+                return Ok(Rotation::Invalid);
+            }
+            if token.expires_at <= t {
+                return Ok(Rotation::Expired);
+            }
+            let mut new = new.clone();
+            new.session_id.clone_from(&session.id);
+            diesel::insert_into(refresh_tokens::table).values(&new).execute(conn).await?;
+            diesel::update(sessions::table.find(&session.id)).set(sessions::last_used_at.eq(t)).execute(conn).await?;
+            let user = users::table.find(&session.user_id).select(UserRow::as_select()).first(conn).await?;
+            Ok(Rotation::Rotated { user, session_id })
+        })
+        .await)
+}
+
+/// Ends one session of `user_id`; `false` if there was no such live session.
+pub(crate) async fn end_session(db: &Db, user_id: Uuid, session_id: Uuid, reason: &str) -> Result<bool, DbError> {
+    let (uid, sid, t) = (user_id.to_string(), session_id.to_string(), now());
+    let n = db_run!(db, |conn| diesel::update(
+        sessions::table
+            .filter(sessions::id.eq(&sid))
+            .filter(sessions::user_id.eq(&uid))
+            .filter(sessions::revoked_at.is_null())
+    )
+    .set((sessions::revoked_at.eq(t), sessions::revoked_reason.eq(reason)))
+    .execute(conn)
+    .await
+    .map_err(DbError::from)?);
+    Ok(n > 0)
+}
+
+/// Ends every live session of `user_id`; returns their ids.
+pub(crate) async fn end_all_sessions(db: &Db, user_id: Uuid, reason: &str) -> Result<Vec<Uuid>, DbError> {
+    let (uid, t) = (user_id.to_string(), now());
+    let ids: Vec<String> = db_run!(db, |conn| conn
+        .transaction(async |conn| {
+            let ids: Vec<String> = sessions::table
+                .filter(sessions::user_id.eq(&uid))
+                .filter(sessions::revoked_at.is_null())
+                .select(sessions::id)
+                .load(conn)
+                .await?;
+            diesel::update(sessions::table.filter(sessions::id.eq_any(&ids)))
+                .set((sessions::revoked_at.eq(t), sessions::revoked_reason.eq(reason)))
+                .execute(conn)
+                .await?;
+            Ok::<_, DbError>(ids)
+        })
+        .await?);
+    Ok(ids.iter().filter_map(|s| Uuid::parse_str(s).ok()).collect())
+}
+
+/// Sessions ended within `window`: their access tokens may still be live.
+pub(crate) async fn recently_ended_sessions(db: &Db, window: std::time::Duration) -> Result<Vec<Uuid>, DbError> {
+    let since = now() - Duration::from_std(window).unwrap_or(Duration::hours(1));
+    let ids: Vec<String> = db_run!(db, |conn| sessions::table
+        .filter(sessions::revoked_at.ge(since))
+        .select(sessions::id)
+        .load(conn)
+        .await
+        .map_err(DbError::from)?);
+    Ok(ids.iter().filter_map(|s| Uuid::parse_str(s).ok()).collect())
+}
+
+/// The organizations `user_id` belongs to, with the role held in each.
+pub(crate) async fn memberships(db: &Db, user_id: Uuid) -> Result<Vec<(OrgRow, String)>, DbError> {
+    let uid = user_id.to_string();
+    db_run!(db, |conn| Ok(org_members::table
+        .inner_join(orgs::table)
+        .filter(org_members::user_id.eq(&uid))
+        .order(orgs::name.asc())
+        .select((OrgRow::as_select(), org_members::role))
+        .load(conn)
+        .await?))
+}

@@ -1,0 +1,122 @@
+//! Access tokens (JWT, HS256) and refresh tokens (random, stored as hashes).
+
+use std::time::Duration;
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use jsonwebtoken::errors::ErrorKind;
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use trellis_schema::Reason;
+use uuid::Uuid;
+
+const ISSUER: &str = "trellis";
+const AUDIENCE: &str = "trellis-api";
+/// Clock skew tolerated between replicas, in seconds.
+const LEEWAY_SECS: u64 = 5;
+
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) struct Claims {
+    pub sub: Uuid,
+    pub sid: Uuid,
+    pub iat: u64,
+    pub exp: u64,
+    pub iss: String,
+    pub aud: String,
+}
+
+pub(crate) struct TokenKeys {
+    encoding: EncodingKey,
+    decoding: DecodingKey,
+    validation: Validation,
+    pub(crate) access_ttl: Duration,
+}
+
+impl TokenKeys {
+    pub(crate) fn new(secret: &[u8], access_ttl: Duration) -> Self {
+        // Only HS256 is accepted, whatever the token's header says.
+        let mut validation = Validation::new(Algorithm::HS256);
+        validation.leeway = LEEWAY_SECS;
+        validation.set_issuer(&[ISSUER]);
+        validation.set_audience(&[AUDIENCE]);
+        validation.set_required_spec_claims(&["exp", "sub", "iss", "aud"]);
+        validation.validate_exp = true;
+        Self {
+            encoding: EncodingKey::from_secret(secret),
+            decoding: DecodingKey::from_secret(secret),
+            validation,
+            access_ttl,
+        }
+    }
+
+    pub(crate) fn issue(&self, user_id: Uuid, session_id: Uuid) -> anyhow::Result<String> {
+        let iat = jsonwebtoken::get_current_timestamp();
+        let claims = Claims {
+            sub: user_id,
+            sid: session_id,
+            iat,
+            exp: iat + self.access_ttl.as_secs(),
+            iss: ISSUER.into(),
+            aud: AUDIENCE.into(),
+        };
+        Ok(jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)?)
+    }
+
+    /// Checks signature, algorithm, issuer, audience and expiry.
+    pub(crate) fn verify(&self, token: &str) -> Result<Claims, Reason> {
+        match jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation) {
+            Ok(data) => {
+                let now = jsonwebtoken::get_current_timestamp();
+                if data.claims.iat > now + LEEWAY_SECS {
+                    return Err(Reason::TokenInvalid);
+                }
+                Ok(data.claims)
+            }
+            Err(e) if matches!(e.kind(), ErrorKind::ExpiredSignature) => Err(Reason::TokenExpired),
+            Err(_) => Err(Reason::TokenInvalid),
+        }
+    }
+}
+
+/// A new refresh token: 256 random bits.
+pub(crate) fn new_refresh_token() -> String {
+    let bytes: [u8; 32] = rand::random();
+    format!("rt_{}", URL_SAFE_NO_PAD.encode(bytes))
+}
+
+/// What is stored of a secret token: its SHA-256, hex.
+pub(crate) fn token_hash(token: &str) -> String {
+    let digest = Sha256::digest(token.as_bytes());
+    let mut out = String::with_capacity(64);
+    for b in digest {
+        use std::fmt::Write;
+        let _ = write!(out, "{b:02x}");
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_token_verifies_only_with_its_own_secret() {
+        let keys = TokenKeys::new(b"0123456789abcdef0123456789abcdef", Duration::from_secs(60));
+        let other = TokenKeys::new(b"fedcba9876543210fedcba9876543210", Duration::from_secs(60));
+        let (u, s) = (Uuid::now_v7(), Uuid::now_v7());
+        let t = keys.issue(u, s).expect("issue");
+        let claims = keys.verify(&t).expect("valid");
+        assert_eq!((claims.sub, claims.sid), (u, s));
+        assert_eq!(other.verify(&t).err(), Some(Reason::TokenInvalid));
+    }
+
+    #[test]
+    fn refresh_tokens_are_unique_and_hashes_are_stable() {
+        let (a, b) = (new_refresh_token(), new_refresh_token());
+        assert_ne!(a, b);
+        assert!(a.len() >= 40);
+        assert_eq!(token_hash(&a), token_hash(&a));
+        assert_ne!(token_hash(&a), token_hash(&b));
+    }
+}

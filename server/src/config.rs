@@ -1,0 +1,135 @@
+//! Every setting: a flag, a `TRELLIS_*` (or standard) environment variable,
+//! and a default that works on a fresh machine.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, ValueEnum};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines (the default).
+    Pretty,
+    /// One JSON object per line, for log collectors.
+    Json,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct Config {
+    /// Address the HTTP and WebSocket listener binds.
+    #[arg(long, env = "TRELLIS_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+
+    /// Directory for the embedded database and generated secrets.
+    #[arg(long, env = "TRELLIS_DATA_DIR", default_value = "./data")]
+    pub data_dir: PathBuf,
+
+    /// `postgres://…` for PostgreSQL; unset for a SQLite file in the data dir.
+    #[arg(long, env = "DATABASE_URL")]
+    pub database_url: Option<String>,
+
+    /// Redis for shared limits and fan-out across replicas (optional).
+    #[arg(long, env = "REDIS_URL")]
+    pub redis_url: Option<String>,
+
+    /// Secret that signs access tokens (at least 32 bytes). Unset: generated
+    /// once and kept in `<data dir>/jwt-secret`.
+    #[arg(long, env = "TRELLIS_JWT_SECRET", hide_env_values = true)]
+    pub jwt_secret: Option<String>,
+
+    /// Log format.
+    #[arg(long, env = "TRELLIS_LOG_FORMAT", value_enum, default_value = "pretty")]
+    pub log_format: LogFormat,
+
+    /// Access token lifetime, in seconds.
+    #[arg(long, env = "TRELLIS_ACCESS_TOKEN_TTL_SECS", default_value_t = 900)]
+    pub access_token_ttl_secs: u64,
+
+    /// Refresh token lifetime, in days (each refresh issues a new one).
+    #[arg(long, env = "TRELLIS_REFRESH_TOKEN_TTL_DAYS", default_value_t = 30)]
+    pub refresh_token_ttl_days: u64,
+
+    /// Largest request body accepted, in bytes.
+    #[arg(long, env = "TRELLIS_MAX_BODY_BYTES", default_value_t = 1 << 20)]
+    pub max_body_bytes: usize,
+
+    /// Largest response body sent, in bytes.
+    #[arg(long, env = "TRELLIS_MAX_RESPONSE_BYTES", default_value_t = 10 << 20)]
+    pub max_response_bytes: usize,
+
+    /// Most calls in one batch.
+    #[arg(long, env = "TRELLIS_MAX_BATCH", default_value_t = 100)]
+    pub max_batch: usize,
+
+    /// Deepest nesting of arrays and objects in a request (at most 120).
+    #[arg(long, env = "TRELLIS_MAX_JSON_DEPTH", default_value_t = 64,
+          value_parser = clap::value_parser!(u32).range(2..=120))]
+    pub max_json_depth: u32,
+
+    /// Most open connections; further ones are answered 503 and closed.
+    #[arg(long, env = "TRELLIS_MAX_CONNECTIONS", default_value_t = 10_000)]
+    pub max_connections: usize,
+
+    /// Time a client has to send its request headers, in milliseconds.
+    #[arg(long, env = "TRELLIS_HEADER_READ_TIMEOUT_MS", default_value_t = 10_000)]
+    pub header_read_timeout_ms: u64,
+
+    /// Time a client has to send its request body, in milliseconds.
+    #[arg(long, env = "TRELLIS_BODY_READ_TIMEOUT_MS", default_value_t = 30_000)]
+    pub body_read_timeout_ms: u64,
+
+    /// Most live subscriptions on one WebSocket connection.
+    #[arg(long, env = "TRELLIS_MAX_SUBSCRIPTIONS_PER_CONNECTION", default_value_t = 64)]
+    pub max_subscriptions_per_connection: u32,
+
+    /// Database connections in the pool.
+    #[arg(long, env = "TRELLIS_DB_POOL_SIZE", default_value_t = 16)]
+    pub db_pool_size: u32,
+
+    /// Password hashes computed at once (each takes 19 MiB and one core).
+    #[arg(long, env = "TRELLIS_HASH_CONCURRENCY")]
+    pub hash_concurrency: Option<usize>,
+
+    /// Time in-flight calls get to finish on shutdown, in milliseconds.
+    #[arg(long, env = "TRELLIS_SHUTDOWN_GRACE_MS", default_value_t = 30_000)]
+    pub shutdown_grace_ms: u64,
+}
+
+impl Config {
+    /// The settings with every default and no environment, for tests and tools.
+    pub fn defaults() -> Self {
+        #[derive(clap::Parser)]
+        struct Bare {
+            #[command(flatten)]
+            config: Config,
+        }
+        let mut c = <Bare as clap::Parser>::parse_from(["trellis"]).config;
+        // `parse_from` still reads the environment; start from the documented
+        // defaults for what the environment decides.
+        c.database_url = None;
+        c.redis_url = None;
+        c.jwt_secret = None;
+        c
+    }
+
+    pub fn database_url(&self) -> String {
+        self.database_url
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("trellis.db").to_string_lossy().into_owned())
+    }
+
+    pub fn header_read_timeout(&self) -> Duration {
+        Duration::from_millis(self.header_read_timeout_ms)
+    }
+
+    pub fn body_read_timeout(&self) -> Duration {
+        Duration::from_millis(self.body_read_timeout_ms)
+    }
+
+    pub fn hash_concurrency(&self) -> usize {
+        self.hash_concurrency
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()))
+            .max(1)
+    }
+}

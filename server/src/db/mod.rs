@@ -1,0 +1,30 @@
+//! Storage: one pool enum over PostgreSQL and SQLite, and [`db_run!`], which
+//! runs the same diesel code on whichever backend is configured.
+
+mod error;
+pub mod pool;
+pub(crate) mod models;
+pub(crate) mod schema;
+
+pub use error::DbError;
+pub use pool::Db;
+
+/// Runs `$body` with `$conn` bound to a pooled connection of the configured
+/// backend. The body is compiled once per backend, so it must be portable.
+macro_rules! db_run {
+    ($db:expr, |$conn:ident| $body:expr) => {
+        match $db.backend() {
+            $crate::db::pool::Backend::Pg(pool) => {
+                let mut guard = pool.get().await.map_err($crate::db::DbError::from_pool)?;
+                let $conn = &mut *guard;
+                $body
+            }
+            $crate::db::pool::Backend::Sqlite(pool) => {
+                let mut guard = pool.get().await.map_err($crate::db::DbError::from_pool)?;
+                let $conn = &mut *guard;
+                $body
+            }
+        }
+    };
+}
+pub(crate) use db_run;

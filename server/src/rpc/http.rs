@@ -1,0 +1,307 @@
+//! The HTTP front: routes, request ids, credentials, body limits, and the
+//! JSON-RPC exchange over `POST /rpc`. WebSocket upgrades on `GET /rpc` are
+//! handed to jsonrpsee (see [`super::ws`]).
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use futures::future::join_all;
+use http::header::{ALLOW, AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE, USER_AGENT};
+use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode};
+use http_body_util::combinators::UnsyncBoxBody;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use tracing::Instrument;
+use trellis_schema::{ApiError, Reason};
+use uuid::Uuid;
+
+use super::context::{Principal, RequestMeta};
+use super::framing::{self, Body, BodyError, Entry};
+use super::registry::Registry;
+use super::ws::WsEndpoint;
+use crate::state::AppState;
+
+pub(crate) type BoxError = Box<dyn std::error::Error + Send + Sync>;
+pub(crate) type HttpBody = UnsyncBoxBody<Bytes, BoxError>;
+
+static REQUEST_ID: http::HeaderName = http::HeaderName::from_static("x-request-id");
+static API_KEY: http::HeaderName = http::HeaderName::from_static("x-api-key");
+static TRACEPARENT: http::HeaderName = http::HeaderName::from_static("traceparent");
+const JSON: HeaderValue = HeaderValue::from_static("application/json");
+
+/// What every connection's service shares.
+pub(crate) struct Front {
+    pub state: AppState,
+    pub registry: Arc<Registry>,
+    pub ws: WsEndpoint,
+}
+
+pub(crate) async fn handle(
+    front: Arc<Front>,
+    peer: SocketAddr,
+    req: Request<Incoming>,
+) -> Result<Response<HttpBody>, Infallible> {
+    let request_id = request_id_of(req.headers());
+    let trace_id = req.headers().get(&TRACEPARENT).and_then(trace_id_of).unwrap_or_default();
+    let span = tracing::info_span!("request", request_id = %request_id, trace_id = %trace_id);
+    async move {
+        let mut resp = route(&front, peer, request_id.clone(), req).await;
+        if let Ok(v) = HeaderValue::from_str(&request_id) {
+            resp.headers_mut().insert(REQUEST_ID.clone(), v);
+        }
+        Ok(resp)
+    }
+    .instrument(span)
+    .await
+}
+
+async fn route(front: &Front, peer: SocketAddr, request_id: Arc<str>, req: Request<Incoming>) -> Response<HttpBody> {
+    let path = req.uri().path();
+    match (req.method(), path) {
+        (&Method::POST, "/rpc") => rpc_over_http(front, peer, request_id, req).await,
+        (&Method::GET, "/rpc") if is_upgrade(&req) => {
+            let meta = request_meta(front, peer, request_id, req.headers());
+            front.ws.upgrade(req, meta).await
+        }
+        (_, "/rpc") => {
+            let mut r = json_response(StatusCode::METHOD_NOT_ALLOWED, Bytes::from_static(br#"{"error":"use POST, or GET with a WebSocket upgrade"}"#));
+            r.headers_mut().insert(ALLOW, HeaderValue::from_static("POST, GET"));
+            r
+        }
+        (&Method::GET, "/healthz") => json_response(StatusCode::OK, Bytes::from_static(br#"{"status":"ok"}"#)),
+        (&Method::GET, "/readyz") => readyz(front).await,
+        (&Method::GET, "/openrpc.json") => {
+            let body = serde_json::to_vec(&front.state.openrpc).unwrap_or_default();
+            json_response(StatusCode::OK, body)
+        }
+        _ => json_response(StatusCode::NOT_FOUND, Bytes::from_static(br#"{"error":"not found"}"#)),
+    }
+}
+
+async fn readyz(front: &Front) -> Response<HttpBody> {
+    match front.state.db.ping().await {
+        Ok(latency) => json_response(
+            StatusCode::OK,
+            serde_json::to_vec(&serde_json::json!({
+                "status": "ready",
+                "database": { "ok": true, "latencyMs": latency.as_secs_f64() * 1000.0 },
+                "cache": { "ok": true, "backend": "memory" },
+            }))
+            .unwrap_or_default(),
+        ),
+        Err(e) => {
+            tracing::warn!(error = %e, "readiness probe failed");
+            json_response(
+                StatusCode::SERVICE_UNAVAILABLE,
+                Bytes::from_static(br#"{"status":"unavailable","database":{"ok":false},"cache":{"ok":true,"backend":"memory"}}"#),
+            )
+        }
+    }
+}
+
+async fn rpc_over_http(front: &Front, peer: SocketAddr, request_id: Arc<str>, req: Request<Incoming>) -> Response<HttpBody> {
+    let config = &front.state.config;
+    let is_json = req
+        .headers()
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.split(';').next().is_some_and(|m| m.trim().eq_ignore_ascii_case("application/json")));
+    if !is_json {
+        let err = ApiError::new(Reason::InvalidRequest).message("Content-Type must be application/json");
+        return single_error(StatusCode::UNSUPPORTED_MEDIA_TYPE, &err, &request_id);
+    }
+    let too_large = || {
+        let err = ApiError::new(Reason::BodyTooLarge).with("limit", config.max_body_bytes);
+        single_error(StatusCode::PAYLOAD_TOO_LARGE, &err, &request_id)
+    };
+    let declared = req.headers().get(CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > config.max_body_bytes as u64) {
+        return too_large();
+    }
+    let meta = Arc::new(request_meta(front, peer, request_id.clone(), req.headers()));
+    let body = Limited::new(req.into_body(), config.max_body_bytes);
+    let bytes = match tokio::time::timeout(config.body_read_timeout(), body.collect()).await {
+        Ok(Ok(collected)) => collected.to_bytes(),
+        Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => return too_large(),
+        Ok(Err(e)) => {
+            tracing::debug!(error = %e, "request body read failed");
+            return json_response(StatusCode::BAD_REQUEST, Bytes::from_static(br#"{"error":"request body could not be read"}"#));
+        }
+        Err(_) => return json_response(StatusCode::REQUEST_TIMEOUT, Bytes::from_static(br#"{"error":"request body not received in time"}"#)),
+    };
+
+    let parsed = framing::parse_body(&bytes, config.max_json_depth, config.max_batch);
+    let body = match parsed {
+        Ok(b) => b,
+        Err(e) => {
+            let err = match e {
+                BodyError::Parse => ApiError::new(Reason::ParseError),
+                BodyError::EmptyBatch | BodyError::NotRequest => ApiError::new(Reason::InvalidRequest),
+                BodyError::TooDeep => ApiError::new(Reason::NestingTooDeep).with("limit", config.max_json_depth),
+                BodyError::BatchTooLarge { len, max } => ApiError::new(Reason::BatchTooLarge)
+                    .message(format!("the batch has {len} calls; at most {max} are accepted"))
+                    .with("limit", max),
+            };
+            return single_error(StatusCode::OK, &err, &request_id);
+        }
+    };
+
+    let mut out = Vec::with_capacity(256);
+    match body {
+        Body::Single(entry) => {
+            if !run_entry(front, &meta, entry, &mut out).await {
+                return no_content();
+            }
+        }
+        Body::Batch(entries) => {
+            // Calls of a batch run concurrently; answers keep request order.
+            let answers = join_all(entries.into_iter().map(|entry| async {
+                let mut one = Vec::new();
+                run_entry(front, &meta, entry, &mut one).await.then_some(one)
+            }))
+            .await;
+            out.push(b'[');
+            for answer in answers.into_iter().flatten() {
+                if out.len() > 1 {
+                    out.push(b',');
+                }
+                out.extend_from_slice(&answer);
+            }
+            if out.len() == 1 {
+                return no_content();
+            }
+            out.push(b']');
+        }
+    }
+    if out.len() > config.max_response_bytes {
+        tracing::warn!(bytes = out.len(), "response over the size limit");
+        let err = ApiError::new(Reason::Internal).message("the response is larger than the server sends");
+        return single_error(StatusCode::OK, &err, &request_id);
+    }
+    json_response(StatusCode::OK, out)
+}
+
+/// Runs one entry and writes its answer; `false` for a notification, which
+/// runs but is never answered.
+async fn run_entry(front: &Front, meta: &Arc<RequestMeta>, entry: Entry<'_>, out: &mut Vec<u8>) -> bool {
+    match entry {
+        Entry::Invalid { id } => {
+            framing::write_error(out, id, &ApiError::new(Reason::InvalidRequest).to_error_object(&meta.request_id));
+            true
+        }
+        Entry::Call(call) => {
+            let result = match front.registry.call(&call.method, front.state.clone(), meta.clone(), call.params) {
+                Some(fut) => fut.await,
+                None => Err(ApiError::new(Reason::MethodNotFound)),
+            };
+            let Some(id) = call.id else {
+                if let Err(e) = result {
+                    tracing::debug!(method = %call.method, error = %e, "notification failed");
+                }
+                return false;
+            };
+            match result {
+                Ok(value) => framing::write_result(out, Some(id), &value),
+                Err(e) => {
+                    tracing::debug!(method = %call.method, error = %e, "call failed");
+                    framing::write_error(out, Some(id), &e.to_error_object(&meta.request_id));
+                }
+            }
+            true
+        }
+    }
+}
+
+pub(crate) fn request_meta(front: &Front, peer: SocketAddr, request_id: Arc<str>, headers: &HeaderMap) -> RequestMeta {
+    RequestMeta {
+        request_id,
+        peer: Some(peer),
+        user_agent: headers.get(USER_AGENT).and_then(|v| v.to_str().ok()).map(|s| s.chars().take(256).collect()),
+        principal: resolve_principal(&front.state, headers),
+    }
+}
+
+/// Reads credentials: `Authorization: Bearer <JWT | API key>` or `X-Api-Key`.
+fn resolve_principal(state: &AppState, headers: &HeaderMap) -> Result<Option<Principal>, ApiError> {
+    let bearer = match headers.get(AUTHORIZATION) {
+        None => None,
+        Some(v) => {
+            let v = v.to_str().map_err(|_| ApiError::new(Reason::TokenInvalid))?;
+            match v.split_once(' ') {
+                Some((scheme, token)) if scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty() => {
+                    Some(token.trim())
+                }
+                _ => return Err(ApiError::new(Reason::TokenInvalid).message("expected `Authorization: Bearer <token>`")),
+            }
+        }
+    };
+    let api_key = headers.get(&API_KEY).map(|v| v.to_str().unwrap_or_default());
+    match (bearer, api_key) {
+        (Some(key), _) if key.starts_with("trl_") => Err(ApiError::new(Reason::ApiKeyInvalid)),
+        (Some(jwt), _) => {
+            let claims = state.tokens.verify(jwt).map_err(ApiError::new)?;
+            if state.revoked.is_revoked(&claims.sid) {
+                return Err(ApiError::new(Reason::TokenInvalid).message("the session of this token has ended"));
+            }
+            Ok(Some(Principal { user_id: claims.sub, session_id: claims.sid }))
+        }
+        // No API key exists until keys can be created, so every key is unknown.
+        (None, Some(_)) => Err(ApiError::new(Reason::ApiKeyInvalid)),
+        (None, None) => Ok(None),
+    }
+}
+
+fn request_id_of(headers: &HeaderMap) -> Arc<str> {
+    headers
+        .get(&REQUEST_ID)
+        .and_then(|v| v.to_str().ok())
+        .filter(|s| {
+            !s.is_empty()
+                && s.len() <= 128
+                && s.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':' | b'/'))
+        })
+        .map_or_else(|| Uuid::now_v7().to_string().into(), Arc::from)
+}
+
+/// The trace id of a W3C `traceparent` (`00-<trace id>-<parent id>-<flags>`).
+fn trace_id_of(v: &HeaderValue) -> Option<String> {
+    let s = v.to_str().ok()?;
+    let mut parts = s.split('-');
+    let (version, trace, parent, flags) = (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
+    let hex = |p: &str, n: usize| p.len() == n && p.bytes().all(|b| b.is_ascii_hexdigit());
+    (hex(version, 2) && hex(trace, 32) && hex(parent, 16) && hex(flags, 2) && trace != "0".repeat(32))
+        .then(|| trace.to_ascii_lowercase())
+}
+
+fn is_upgrade<B>(req: &Request<B>) -> bool {
+    req.headers()
+        .get(http::header::UPGRADE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.eq_ignore_ascii_case("websocket"))
+}
+
+fn single_error(status: StatusCode, err: &ApiError, request_id: &str) -> Response<HttpBody> {
+    let mut out = Vec::with_capacity(128);
+    framing::write_error(&mut out, None, &err.to_error_object(request_id));
+    json_response(status, out)
+}
+
+pub(crate) fn json_response(status: StatusCode, body: impl Into<Bytes>) -> Response<HttpBody> {
+    let mut r = Response::new(full(body));
+    *r.status_mut() = status;
+    r.headers_mut().insert(CONTENT_TYPE, JSON);
+    r
+}
+
+fn no_content() -> Response<HttpBody> {
+    let mut r = Response::new(full(Bytes::new()));
+    *r.status_mut() = StatusCode::NO_CONTENT;
+    r
+}
+
+pub(crate) fn full(body: impl Into<Bytes>) -> HttpBody {
+    Full::new(body.into()).map_err(|never| match never {}).boxed_unsync()
+}
+

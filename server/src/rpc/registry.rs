@@ -1,0 +1,136 @@
+//! Binds every procedure of the schema to its handler and runs the per-call
+//! pipeline: credentials → rate limit → permission → params → handler.
+//! Every call, alone or inside a batch, takes the whole pipeline on its own.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::Arc;
+
+use futures::future::BoxFuture;
+use serde::de::DeserializeOwned;
+use serde_json::value::RawValue;
+use trellis_schema::error::FieldError;
+use trellis_schema::{Access, ApiError, Procedure, Reason};
+
+use super::context::{Ctx, Principal, RequestMeta};
+use super::error::HandlerError;
+use crate::state::AppState;
+
+/// The server side of a procedure. A procedure of the schema's list without
+/// an implementation fails to compile (see [`Registry::build`]).
+pub(crate) trait Handler: Procedure {
+    fn handle(
+        ctx: Ctx,
+        params: Self::Params,
+    ) -> impl Future<Output = Result<Self::Output, HandlerError<Self::Reason>>> + Send;
+}
+
+type CallFn =
+    dyn Fn(AppState, Arc<RequestMeta>, Option<&RawValue>) -> BoxFuture<'static, Result<Box<RawValue>, ApiError>>
+        + Send
+        + Sync;
+
+/// Method name → the call, with its whole pipeline.
+pub(crate) struct Registry {
+    calls: HashMap<&'static str, Box<CallFn>>,
+}
+
+macro_rules! register_all {
+    ($($p:path),* $(,)?) => {
+        impl Registry {
+            /// One entry per procedure of the schema's list.
+            pub(crate) fn build() -> Self {
+                let mut r = Registry { calls: HashMap::new() };
+                $( r.add::<$p>(); )*
+                r
+            }
+        }
+    };
+}
+trellis_schema::all_procedures!(register_all);
+
+impl Registry {
+    fn add<P: Handler>(&mut self) {
+        let call: Box<CallFn> = Box::new(|state, meta, params| {
+            // Params are decoded now, while they are borrowed, but a decoding
+            // error is reported only after the access checks: a caller without
+            // access learns nothing about the params.
+            let params = decode_params::<P::Params>(params);
+            Box::pin(async move {
+                let principal = authorize(&state, &meta, P::ACCESS).await?;
+                state.limiter.check(&meta, principal.as_ref(), P::METHOD)?;
+                let params = params?;
+                let ctx = Ctx { state, meta, principal };
+                let output = P::handle(ctx, params).await.map_err(HandlerError::into_api)?;
+                serde_json::value::to_raw_value(&output).map_err(|e| {
+                    tracing::error!(error = %e, method = P::METHOD, "result did not serialize");
+                    ApiError::new(Reason::Internal)
+                })
+            })
+        });
+        let previous = self.calls.insert(P::METHOD, call);
+        assert!(previous.is_none(), "procedure {} is listed twice", P::METHOD);
+    }
+
+    /// Runs one call. `None` when no procedure has that name.
+    pub(crate) fn call(
+        &self,
+        method: &str,
+        state: AppState,
+        meta: Arc<RequestMeta>,
+        params: Option<&RawValue>,
+    ) -> Option<BoxFuture<'static, Result<Box<RawValue>, ApiError>>> {
+        self.calls.get(method).map(|f| f(state, meta, params))
+    }
+
+    pub(crate) fn methods(&self) -> impl Iterator<Item = &'static str> + '_ {
+        self.calls.keys().copied()
+    }
+}
+
+/// Decodes params: absent is `{}`; an array fills the fields in order.
+pub(crate) fn decode_params<T: DeserializeOwned>(raw: Option<&RawValue>) -> Result<T, ApiError> {
+    let text = raw.map_or("{}", RawValue::get);
+    let mut de = serde_json::Deserializer::from_str(text);
+    serde_path_to_error::deserialize(&mut de).map_err(|e| {
+        let path = e.path().to_string();
+        let path = if path == "." { String::new() } else { path };
+        let mut message = e.inner().to_string();
+        if let Some(at) = message.find(" at line ") {
+            message.truncate(at);
+        }
+        ApiError::validation(vec![FieldError { path, message }])
+    })
+}
+
+async fn authorize(state: &AppState, meta: &RequestMeta, access: Access) -> Result<Option<Principal>, ApiError> {
+    let signed_in = || match &meta.principal {
+        Ok(Some(p)) => Ok(*p),
+        Ok(None) => Err(ApiError::new(Reason::CredentialsMissing)),
+        Err(e) => Err(e.clone()),
+    };
+    match access {
+        // Public procedures ignore credentials they cannot use, so a stale
+        // token sent along with `auth.login` or `auth.refresh` is harmless.
+        Access::Public => Ok(meta.principal.clone().ok().flatten()),
+        Access::User => signed_in().map(Some),
+        Access::Admin => {
+            let p = signed_in()?;
+            let user = crate::auth::store::find_user(&state.db, p.user_id)
+                .await
+                .map_err(|e| HandlerError::<trellis_schema::error::NoReason>::from(e).into_api())?;
+            match user {
+                Some(u) if u.disabled => Err(ApiError::new(Reason::AccountDisabled)),
+                Some(u) if u.is_admin => Ok(Some(p)),
+                _ => Err(ApiError::new(Reason::AdminRequired)),
+            }
+        }
+        // Organization-scoped procedures name their org in the params; none
+        // is in the list yet, and until their membership check exists every
+        // such call is refused rather than let through.
+        Access::Org(_) => {
+            signed_in()?;
+            Err(ApiError::new(Reason::NotAMember))
+        }
+    }
+}
