@@ -1,0 +1,206 @@
+use std::sync::Once;
+
+use serde_json::{Value, json};
+use tokio::sync::oneshot;
+use trellis_server::{Application, Config};
+
+pub const JWT_SECRET: &str = "test-secret-test-secret-test-secret-0123456789";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+pub struct TestApp {
+    pub addr: std::net::SocketAddr,
+    pub url: String,
+    pub http: reqwest::Client,
+    shutdown: Option<oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+    pg_database: Option<(String, String)>,
+    _data_dir: tempfile::TempDir,
+}
+
+fn init_logs() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        if std::env::var_os("TEST_LOG").is_some() {
+            trellis_server::telemetry::init(trellis_server::config::LogFormat::Pretty);
+        }
+    });
+}
+
+/// A server on a random port with a database of its own. `None` when the
+/// backend is PostgreSQL and `TEST_DATABASE_URL` is not set.
+pub async fn try_spawn(backend: Backend, tweak: impl FnOnce(&mut Config)) -> Option<TestApp> {
+    init_logs();
+    let data_dir = tempfile::tempdir().expect("temp dir");
+    let mut config = Config::defaults();
+    config.listen = "127.0.0.1:0".parse().expect("address");
+    config.data_dir = data_dir.path().to_path_buf();
+    config.jwt_secret = Some(JWT_SECRET.into());
+    config.db_pool_size = 4;
+    config.hash_concurrency = Some(2);
+    let pg_database = match backend {
+        Backend::Sqlite => None,
+        Backend::Postgres => {
+            let admin_url = std::env::var("TEST_DATABASE_URL").ok()?;
+            let name = format!("trellis_test_{}", uuid::Uuid::now_v7().simple());
+            pg_admin(&admin_url, &format!("CREATE DATABASE {name}")).await;
+            config.database_url = Some(replace_db_name(&admin_url, &name));
+            Some((admin_url, name))
+        }
+    };
+    tweak(&mut config);
+    let app = Application::build(config).await.expect("server builds");
+    let addr = app.local_addr();
+    let (tx, rx) = oneshot::channel::<()>();
+    let task = tokio::spawn(app.run_until_stopped(async {
+        let _ = rx.await;
+    }));
+    Some(TestApp {
+        addr,
+        url: format!("http://{addr}/rpc"),
+        http: reqwest::Client::new(),
+        shutdown: Some(tx),
+        task: Some(task),
+        pg_database,
+        _data_dir: data_dir,
+    })
+}
+
+pub async fn spawn(backend: Backend) -> Option<TestApp> {
+    try_spawn(backend, |_| {}).await
+}
+
+pub async fn spawn_sqlite() -> TestApp {
+    spawn(Backend::Sqlite).await.expect("SQLite always works")
+}
+
+fn replace_db_name(url: &str, name: &str) -> String {
+    let (base, query) = url.split_once('?').map_or((url, None), |(b, q)| (b, Some(q)));
+    let cut = base.rfind('/').filter(|&i| i > "postgres://".len()).unwrap_or(base.len());
+    let mut out = format!("{}/{name}", &base[..cut]);
+    if let Some(q) = query {
+        out.push('?');
+        out.push_str(q);
+    }
+    out
+}
+
+async fn pg_admin(admin_url: &str, sql: &str) {
+    use diesel_async::{AsyncConnection, AsyncPgConnection, SimpleAsyncConnection};
+    let mut conn = AsyncPgConnection::establish(admin_url).await.expect("connect to TEST_DATABASE_URL");
+    conn.batch_execute(sql).await.unwrap_or_else(|e| panic!("{sql}: {e}"));
+}
+
+impl TestApp {
+    /// Stops the server gracefully and drops its PostgreSQL database.
+    pub async fn stop(mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(task) = self.task.take() {
+            task.await.expect("server task").expect("server ran");
+        }
+        if let Some((admin, name)) = self.pg_database.take() {
+            pg_admin(&admin, &format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).await;
+        }
+    }
+
+    /// Posts a raw body to `/rpc`.
+    pub async fn post(&self, body: impl Into<String>) -> reqwest::Response {
+        self.http
+            .post(&self.url)
+            .header("content-type", "application/json")
+            .body(body.into())
+            .send()
+            .await
+            .expect("request sent")
+    }
+
+    /// Posts a raw body; returns status and parsed body (`Null` when empty).
+    pub async fn post_json(&self, body: impl Into<String>) -> (u16, Value) {
+        let resp = self.post(body).await;
+        let status = resp.status().as_u16();
+        let text = resp.text().await.expect("body");
+        let value = if text.is_empty() { Value::Null } else { serde_json::from_str(&text).expect("JSON answer") };
+        (status, value)
+    }
+
+    /// One call; the whole response object.
+    pub async fn rpc(&self, method: &str, params: Value, token: Option<&str>) -> Value {
+        let mut req = self.http.post(&self.url).json(&json!({"jsonrpc": "2.0", "method": method, "params": params, "id": 1}));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        let resp = req.send().await.expect("request sent");
+        assert_eq!(resp.status(), 200);
+        resp.json().await.expect("JSON answer")
+    }
+
+    /// One call: `Ok(result)` or `Err(error object)`.
+    pub async fn call(&self, method: &str, params: Value, token: Option<&str>) -> Result<Value, Value> {
+        let mut r = self.rpc(method, params, token).await;
+        match r.get_mut("error") {
+            Some(e) => Err(e.take()),
+            None => Ok(r["result"].take()),
+        }
+    }
+
+    pub async fn register(&self, email: &str, password: &str) -> Value {
+        self.call("auth.register", json!({"email": email, "password": password}), None).await.expect("registered")
+    }
+
+    pub async fn login(&self, email: &str, password: &str) -> Value {
+        self.call("auth.login", json!({"email": email, "password": password}), None).await.expect("signed in")
+    }
+
+    /// Registers and signs in; returns the tokens.
+    pub async fn signed_in(&self, email: &str) -> Value {
+        self.register(email, PASSWORD).await;
+        self.login(email, PASSWORD).await
+    }
+}
+
+pub const PASSWORD: &str = "correct horse battery staple";
+
+/// Asserts an error object's code and reason, and that it carries a request id.
+#[track_caller]
+pub fn assert_error(err: &Value, code: i64, reason: &str) {
+    assert_eq!(err["code"], code, "{err}");
+    assert_eq!(err["data"]["reason"], reason, "{err}");
+    assert!(err["data"]["requestId"].as_str().is_some_and(|s| !s.is_empty()), "no requestId: {err}");
+}
+
+/// Defines a test that runs on SQLite, and again on PostgreSQL when
+/// `TEST_DATABASE_URL` is set.
+#[macro_export]
+macro_rules! db_test {
+    ($(#[$meta:meta])* async fn $name:ident($app:ident) $body:block) => {
+        mod $name {
+            #[allow(unused_imports)]
+            use super::*;
+
+            async fn run($app: &$crate::helpers::TestApp) $body
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                let app = $crate::helpers::spawn($crate::helpers::Backend::Sqlite).await.expect("SQLite");
+                run(&app).await;
+                app.stop().await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                let Some(app) = $crate::helpers::spawn($crate::helpers::Backend::Postgres).await else {
+                    eprintln!("TEST_DATABASE_URL not set: PostgreSQL run skipped");
+                    return;
+                };
+                run(&app).await;
+                app.stop().await;
+            }
+        }
+    };
+}

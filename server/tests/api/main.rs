@@ -1,0 +1,16 @@
+//! Black-box tests: the real server on a random port, a fresh database per
+//! test, called over raw HTTP and WebSocket.
+//!
+//! Database suites run on SQLite always and on PostgreSQL as well when
+//! `TEST_DATABASE_URL` is set (`postgres://user@host:port/db`; each test
+//! creates and drops a database of its own). `TEST_LOG=1` shows server logs.
+
+mod helpers;
+
+mod auth;
+mod conformance;
+mod limits;
+mod process;
+mod tokens;
+mod transport;
+mod ws;

@@ -1,0 +1,69 @@
+//! The `trellis` binary itself: defaults, migrate, and SIGTERM.
+
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()
+}
+
+/// A command with no Trellis settings from the outer environment.
+fn trellis(data_dir: &std::path::Path) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_trellis"));
+    for (k, _) in std::env::vars() {
+        if k.starts_with("TRELLIS_") || k == "DATABASE_URL" || k == "REDIS_URL" {
+            cmd.env_remove(k);
+        }
+    }
+    cmd.env("TRELLIS_DATA_DIR", data_dir).stdout(Stdio::null()).stderr(Stdio::null());
+    cmd
+}
+
+#[test]
+fn migrate_creates_the_embedded_database() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let status = trellis(dir.path()).arg("migrate").status().expect("runs");
+    assert!(status.success());
+    assert!(dir.path().join("trellis.db").exists());
+    // Running it again is a no-op.
+    assert!(trellis(dir.path()).arg("migrate").status().expect("runs").success());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serves_from_a_new_sqlite_file_and_stops_on_sigterm() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let port = free_port();
+    let mut child = trellis(dir.path()).env("TRELLIS_LISTEN", format!("127.0.0.1:{port}")).spawn().expect("spawned");
+    let http = reqwest::Client::new();
+    let url = format!("http://127.0.0.1:{port}/rpc");
+    let mut answer = None;
+    for _ in 0..100 {
+        if let Ok(resp) = http.post(&url).json(&json!({"jsonrpc": "2.0", "method": "health.check", "id": 1})).send().await {
+            answer = Some(resp.json::<Value>().await.expect("JSON"));
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let answer = answer.expect("the server answered");
+    assert_eq!(answer["result"]["status"], "ok");
+    assert!(dir.path().join("trellis.db").exists());
+    assert!(dir.path().join("jwt-secret").exists(), "the signing secret is generated and kept");
+
+    let killed = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().expect("kill runs");
+    assert!(killed.success());
+    let mut exited = None;
+    for _ in 0..100 {
+        if let Some(status) = child.try_wait().expect("wait") {
+            exited = Some(status);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let status = exited.unwrap_or_else(|| {
+        let _ = child.kill();
+        panic!("the server did not stop on SIGTERM");
+    });
+    assert!(status.success(), "{status}");
+}

@@ -1,0 +1,67 @@
+//! The same procedures over WebSocket, on the same port and path.
+
+use futures::io::{BufReader, BufWriter};
+use serde_json::{Value, json};
+use soketto::handshake::{Client, ServerResponse};
+use tokio_util::compat::TokioAsyncReadCompatExt;
+
+use crate::helpers::{assert_error, spawn_sqlite};
+
+type Sender = soketto::Sender<BufReader<BufWriter<tokio_util::compat::Compat<tokio::net::TcpStream>>>>;
+type Receiver = soketto::Receiver<BufReader<BufWriter<tokio_util::compat::Compat<tokio::net::TcpStream>>>>;
+
+async fn connect(addr: std::net::SocketAddr, token: Option<&str>) -> (Sender, Receiver) {
+    let socket = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    let host = addr.to_string();
+    let mut client = Client::new(BufReader::new(BufWriter::new(socket.compat())), &host, "/rpc");
+    let header_value = token.map(|t| format!("Bearer {t}"));
+    let headers: Vec<soketto::handshake::client::Header<'_>> = header_value
+        .iter()
+        .map(|v| soketto::handshake::client::Header { name: "Authorization", value: v.as_bytes() })
+        .collect();
+    client.set_headers(&headers);
+    match client.handshake().await.expect("handshake") {
+        ServerResponse::Accepted { .. } => {}
+        other => panic!("upgrade refused: {other:?}"),
+    }
+    client.into_builder().finish()
+}
+
+async fn exchange(tx: &mut Sender, rx: &mut Receiver, msg: Value) -> Value {
+    tx.send_text(msg.to_string()).await.expect("send");
+    tx.flush().await.expect("flush");
+    let mut data = Vec::new();
+    rx.receive_data(&mut data).await.expect("receive");
+    serde_json::from_slice(&data).expect("JSON")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn calls_and_batches_over_websocket() {
+    let app = spawn_sqlite().await;
+    let tokens = app.signed_in("ws@example.com").await;
+
+    let (mut tx, mut rx) = connect(app.addr, Some(tokens["accessToken"].as_str().expect("token"))).await;
+    let r = exchange(&mut tx, &mut rx, json!({"jsonrpc": "2.0", "method": "health.check", "id": 1})).await;
+    assert_eq!(r["result"]["status"], "ok");
+    let r = exchange(&mut tx, &mut rx, json!({"jsonrpc": "2.0", "method": "auth.me", "id": 2})).await;
+    assert_eq!(r["result"]["user"]["email"], "ws@example.com");
+    let r = exchange(
+        &mut tx,
+        &mut rx,
+        json!([
+            {"jsonrpc": "2.0", "method": "health.check", "id": 3},
+            {"jsonrpc": "2.0", "method": "nope", "id": 4},
+        ]),
+    )
+    .await;
+    let answers = r.as_array().expect("array");
+    assert_eq!(answers.len(), 2);
+    assert!(answers.iter().any(|a| a["id"] == 3 && a["result"]["status"] == "ok"));
+    assert!(answers.iter().any(|a| a["id"] == 4 && a["error"]["code"] == -32601));
+
+    // Without credentials, signed-in procedures are refused the same way.
+    let (mut tx, mut rx) = connect(app.addr, None).await;
+    let r = exchange(&mut tx, &mut rx, json!({"jsonrpc": "2.0", "method": "auth.me", "id": 1})).await;
+    assert_error(&r["error"], -32001, "CREDENTIALS_MISSING");
+    app.stop().await;
+}
