@@ -116,13 +116,7 @@ impl OrgRole {
         match self {
             Self::Owner => true,
             Self::Admin => !matches!(p, Permission::OrgDelete),
-            Self::Member => {
-                p.is_read()
-                    || matches!(
-                        p,
-                        Permission::TradesWrite | Permission::NotificationsManage
-                    )
-            }
+            Self::Member => p.is_read() || matches!(p, Permission::TradesWrite | Permission::NotificationsManage),
             Self::Viewer => p.is_read(),
         }
     }

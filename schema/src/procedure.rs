@@ -146,13 +146,7 @@ pub struct ProcedureInfo {
 
 impl ProcedureInfo {
     pub fn of<P: Procedure>() -> Self {
-        Self {
-            method: P::METHOD,
-            kind: P::KIND,
-            access: P::ACCESS,
-            summary: P::SUMMARY,
-            reasons: P::all_reasons(),
-        }
+        Self { method: P::METHOD, kind: P::KIND, access: P::ACCESS, summary: P::SUMMARY, reasons: P::all_reasons() }
     }
 }
 

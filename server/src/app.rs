@@ -66,9 +66,8 @@ impl Application {
         let registry = Arc::new(Registry::build());
         let (stop, ws_stop) = jsonrpsee::server::stop_channel();
         let ws = WsEndpoint::new(&config, state.clone(), registry.clone(), stop)?;
-        let listener = TcpListener::bind(config.listen)
-            .await
-            .with_context(|| format!("failed to bind {}", config.listen))?;
+        let listener =
+            TcpListener::bind(config.listen).await.with_context(|| format!("failed to bind {}", config.listen))?;
         let opts = ServeOptions {
             max_connections: config.max_connections,
             header_read_timeout: config.header_read_timeout(),

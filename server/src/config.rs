@@ -114,9 +114,7 @@ impl Config {
     }
 
     pub fn database_url(&self) -> String {
-        self.database_url
-            .clone()
-            .unwrap_or_else(|| self.data_dir.join("trellis.db").to_string_lossy().into_owned())
+        self.database_url.clone().unwrap_or_else(|| self.data_dir.join("trellis.db").to_string_lossy().into_owned())
     }
 
     pub fn header_read_timeout(&self) -> Duration {
@@ -128,8 +126,6 @@ impl Config {
     }
 
     pub fn hash_concurrency(&self) -> usize {
-        self.hash_concurrency
-            .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()))
-            .max(1)
+        self.hash_concurrency.unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get())).max(1)
     }
 }

@@ -10,7 +10,8 @@ impl Handler for Login {
     /// password, and gets the same answer.
     async fn handle(ctx: Ctx, p: LoginParams) -> Result<Tokens, HandlerError<LoginReason>> {
         let user = store::find_user_by_email(&ctx.state.db, &p.email.normalized()).await?;
-        let valid = ctx.state.hasher.verify(p.password.expose(), user.as_ref().map(|u| u.password_hash.as_str())).await?;
+        let valid =
+            ctx.state.hasher.verify(p.password.expose(), user.as_ref().map(|u| u.password_hash.as_str())).await?;
         let user = match user {
             Some(u) if valid => u,
             _ => {

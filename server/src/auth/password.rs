@@ -42,9 +42,7 @@ impl PasswordHasherPool {
     pub(crate) async fn hash(&self, password: &str) -> anyhow::Result<String> {
         let _permit = self.permits.acquire().await.context("hasher closed")?;
         let password = password.to_owned();
-        tokio::task::spawn_blocking(move || hash_blocking(password.as_bytes()))
-            .await
-            .context("hashing task failed")?
+        tokio::task::spawn_blocking(move || hash_blocking(password.as_bytes())).await.context("hashing task failed")?
     }
 
     /// Checks `password` against `phc`; with `None`, checks it against the
@@ -54,15 +52,14 @@ impl PasswordHasherPool {
         let password = password.to_owned();
         let known = phc.is_some();
         let phc = phc.map_or_else(|| self.dummy_hash.to_string(), str::to_owned);
-        let ok = tokio::task::spawn_blocking(move || {
-            match argon2().verify_password(password.as_bytes(), phc.as_str()) {
+        let ok =
+            tokio::task::spawn_blocking(move || match argon2().verify_password(password.as_bytes(), phc.as_str()) {
                 Ok(()) => Ok(true),
                 Err(argon2::password_hash::Error::PasswordInvalid) => Ok(false),
                 Err(e) => Err(anyhow::anyhow!("argon2 verify: {e}")),
-            }
-        })
-        .await
-        .context("verification task failed")??;
+            })
+            .await
+            .context("verification task failed")??;
         Ok(ok && known)
     }
 }

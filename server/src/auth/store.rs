@@ -11,12 +11,7 @@ use crate::db::{Db, DbError, db_run};
 
 pub(crate) async fn find_user(db: &Db, id: Uuid) -> Result<Option<UserRow>, DbError> {
     let id = id.to_string();
-    db_run!(db, |conn| Ok(users::table
-        .find(&id)
-        .select(UserRow::as_select())
-        .first(conn)
-        .await
-        .optional()?))
+    db_run!(db, |conn| Ok(users::table.find(&id).select(UserRow::as_select()).first(conn).await.optional()?))
 }
 
 pub(crate) async fn find_user_by_email(db: &Db, email_key: &str) -> Result<Option<UserRow>, DbError> {
@@ -53,9 +48,14 @@ pub(crate) async fn create_session(db: &Db, session: &SessionRow, refresh: &Refr
 /// What presenting a refresh token led to.
 pub(crate) enum Rotation {
     /// The token was current: it is now used, and `new` replaces it.
-    Rotated { user: UserRow, session_id: Uuid },
+    Rotated {
+        user: UserRow,
+        session_id: Uuid,
+    },
     /// The token had been used before: its session is now ended.
-    Reused { session_id: Uuid },
+    Reused {
+        session_id: Uuid,
+    },
     Expired,
     /// Unknown token, or its session has ended.
     Invalid,
@@ -64,12 +64,18 @@ pub(crate) enum Rotation {
 /// Marks `token_hash` used and stores `new` in its place, atomically. Two
 /// concurrent uses of one token cannot both succeed: the conditional update
 /// lets exactly one through, and the other is treated as reuse.
-pub(crate) async fn rotate_refresh_token(db: &Db, token_hash: &str, new: &RefreshTokenRow) -> Result<Rotation, DbError> {
+pub(crate) async fn rotate_refresh_token(
+    db: &Db,
+    token_hash: &str,
+    new: &RefreshTokenRow,
+) -> Result<Rotation, DbError> {
     let t = now();
     db_run!(db, |conn| conn
         .transaction(async |conn| {
             let claimed = diesel::update(
-                refresh_tokens::table.filter(refresh_tokens::token_hash.eq(token_hash)).filter(refresh_tokens::used_at.is_null()),
+                refresh_tokens::table
+                    .filter(refresh_tokens::token_hash.eq(token_hash))
+                    .filter(refresh_tokens::used_at.is_null()),
             )
             .set(refresh_tokens::used_at.eq(t))
             .execute(conn)

@@ -2,8 +2,8 @@
 //! runs the same diesel code on whichever backend is configured.
 
 mod error;
-pub mod pool;
 pub(crate) mod models;
+pub mod pool;
 pub(crate) mod schema;
 
 pub use error::DbError;

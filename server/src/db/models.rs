@@ -86,7 +86,12 @@ pub(crate) struct OrgRow {
 
 impl OrgRow {
     pub(crate) fn to_api(&self) -> Org {
-        Org { id: parse_id(&self.id), name: self.name.clone(), slug: self.slug.clone(), created_at: utc(self.created_at) }
+        Org {
+            id: parse_id(&self.id),
+            name: self.name.clone(),
+            slug: self.slug.clone(),
+            created_at: utc(self.created_at),
+        }
     }
 }
 

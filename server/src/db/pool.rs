@@ -136,9 +136,7 @@ impl Db {
 fn establish_sqlite(url: &str) -> BoxFuture<'_, ConnectionResult<SqliteConn>> {
     async move {
         let mut conn = SqliteConn::establish(url).await?;
-        conn.batch_execute(SQLITE_PRAGMAS)
-            .await
-            .map_err(ConnectionError::CouldntSetupConfiguration)?;
+        conn.batch_execute(SQLITE_PRAGMAS).await.map_err(ConnectionError::CouldntSetupConfiguration)?;
         Ok(conn)
     }
     .boxed()

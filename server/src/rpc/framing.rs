@@ -32,7 +32,10 @@ pub(crate) enum BodyError {
     Parse,
     EmptyBatch,
     TooDeep,
-    BatchTooLarge { len: usize, max: usize },
+    BatchTooLarge {
+        len: usize,
+        max: usize,
+    },
     /// Valid JSON that is neither an object nor an array.
     NotRequest,
 }
@@ -86,7 +89,9 @@ fn classify(raw: &RawValue) -> Entry<'_> {
     };
     let id_ok = env.id.is_none_or(|id| matches!(id.get().as_bytes()[0], b'"' | b'-' | b'0'..=b'9' | b'n'));
     let readable_id = if id_ok { env.id } else { None };
-    let version_ok = env.jsonrpc.is_some_and(|v| v.get() == "\"2.0\"" || serde_json::from_str::<String>(v.get()).is_ok_and(|s| s == "2.0"));
+    let version_ok = env
+        .jsonrpc
+        .is_some_and(|v| v.get() == "\"2.0\"" || serde_json::from_str::<String>(v.get()).is_ok_and(|s| s == "2.0"));
     let params_ok = env.params.is_none_or(|p| matches!(p.get().as_bytes()[0], b'[' | b'{'));
     let method = env.method.and_then(|m| serde_json::from_str::<std::borrow::Cow<'_, str>>(m.get()).ok());
     match method {

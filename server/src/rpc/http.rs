@@ -66,7 +66,10 @@ async fn route(front: &Front, peer: SocketAddr, request_id: Arc<str>, req: Reque
             front.ws.upgrade(req, meta).await
         }
         (_, "/rpc") => {
-            let mut r = json_response(StatusCode::METHOD_NOT_ALLOWED, Bytes::from_static(br#"{"error":"use POST, or GET with a WebSocket upgrade"}"#));
+            let mut r = json_response(
+                StatusCode::METHOD_NOT_ALLOWED,
+                Bytes::from_static(br#"{"error":"use POST, or GET with a WebSocket upgrade"}"#),
+            );
             r.headers_mut().insert(ALLOW, HeaderValue::from_static("POST, GET"));
             r
         }
@@ -95,13 +98,20 @@ async fn readyz(front: &Front) -> Response<HttpBody> {
             tracing::warn!(error = %e, "readiness probe failed");
             json_response(
                 StatusCode::SERVICE_UNAVAILABLE,
-                Bytes::from_static(br#"{"status":"unavailable","database":{"ok":false},"cache":{"ok":true,"backend":"memory"}}"#),
+                Bytes::from_static(
+                    br#"{"status":"unavailable","database":{"ok":false},"cache":{"ok":true,"backend":"memory"}}"#,
+                ),
             )
         }
     }
 }
 
-async fn rpc_over_http(front: &Front, peer: SocketAddr, request_id: Arc<str>, req: Request<Incoming>) -> Response<HttpBody> {
+async fn rpc_over_http(
+    front: &Front,
+    peer: SocketAddr,
+    request_id: Arc<str>,
+    req: Request<Incoming>,
+) -> Response<HttpBody> {
     let config = &front.state.config;
     let is_json = req
         .headers()
@@ -127,9 +137,17 @@ async fn rpc_over_http(front: &Front, peer: SocketAddr, request_id: Arc<str>, re
         Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => return too_large(),
         Ok(Err(e)) => {
             tracing::debug!(error = %e, "request body read failed");
-            return json_response(StatusCode::BAD_REQUEST, Bytes::from_static(br#"{"error":"request body could not be read"}"#));
+            return json_response(
+                StatusCode::BAD_REQUEST,
+                Bytes::from_static(br#"{"error":"request body could not be read"}"#),
+            );
         }
-        Err(_) => return json_response(StatusCode::REQUEST_TIMEOUT, Bytes::from_static(br#"{"error":"request body not received in time"}"#)),
+        Err(_) => {
+            return json_response(
+                StatusCode::REQUEST_TIMEOUT,
+                Bytes::from_static(br#"{"error":"request body not received in time"}"#),
+            );
+        }
     };
 
     let parsed = framing::parse_body(&bytes, config.max_json_depth, config.max_batch);
@@ -233,7 +251,9 @@ fn resolve_principal(state: &AppState, headers: &HeaderMap) -> Result<Option<Pri
                 Some((scheme, token)) if scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty() => {
                     Some(token.trim())
                 }
-                _ => return Err(ApiError::new(Reason::TokenInvalid).message("expected `Authorization: Bearer <token>`")),
+                _ => {
+                    return Err(ApiError::new(Reason::TokenInvalid).message("expected `Authorization: Bearer <token>`"));
+                }
             }
         }
     };
@@ -304,4 +324,3 @@ fn no_content() -> Response<HttpBody> {
 pub(crate) fn full(body: impl Into<Bytes>) -> HttpBody {
     Full::new(body.into()).map_err(|never| match never {}).boxed_unsync()
 }
-

@@ -25,10 +25,9 @@ pub(crate) trait Handler: Procedure {
     ) -> impl Future<Output = Result<Self::Output, HandlerError<Self::Reason>>> + Send;
 }
 
-type CallFn =
-    dyn Fn(AppState, Arc<RequestMeta>, Option<&RawValue>) -> BoxFuture<'static, Result<Box<RawValue>, ApiError>>
-        + Send
-        + Sync;
+type CallFn = dyn Fn(AppState, Arc<RequestMeta>, Option<&RawValue>) -> BoxFuture<'static, Result<Box<RawValue>, ApiError>>
+    + Send
+    + Sync;
 
 /// Method name → the call, with its whole pipeline.
 pub(crate) struct Registry {

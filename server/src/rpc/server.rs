@@ -84,10 +84,8 @@ pub(crate) async fn serve(
     tracing::info!(open = connections.len(), "shutting down: no new connections, finishing in-flight calls");
     on_shutdown();
     let _ = stop_tx.send(true);
-    let drained = tokio::time::timeout(opts.shutdown_grace, async {
-        while connections.join_next().await.is_some() {}
-    })
-    .await;
+    let drained =
+        tokio::time::timeout(opts.shutdown_grace, async { while connections.join_next().await.is_some() {} }).await;
     if drained.is_err() {
         tracing::warn!(open = connections.len(), "shutdown grace period over; closing remaining connections");
         connections.shutdown().await;

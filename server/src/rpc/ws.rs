@@ -9,11 +9,11 @@ use futures::future::join_all;
 use http::{Request, Response};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
+use jsonrpsee::RpcModule;
 use jsonrpsee::core::middleware::{Batch, BatchEntry, Notification, RpcServiceBuilder, RpcServiceT};
 use jsonrpsee::core::server::{BatchResponseBuilder, MethodResponse};
 use jsonrpsee::server::{ServerConfig, StopHandle, TowerServiceBuilder};
 use jsonrpsee::types::{ErrorObjectOwned, Id, Request as RpcRequest};
-use jsonrpsee::RpcModule;
 use serde_json::value::RawValue;
 use tower::Service;
 
@@ -24,7 +24,11 @@ use crate::config::Config;
 use crate::state::AppState;
 
 type Middleware = tower::layer::util::Stack<
-    tower::layer::LayerFn<fn(jsonrpsee::server::middleware::rpc::RpcService) -> ConcurrentBatch<jsonrpsee::server::middleware::rpc::RpcService>>,
+    tower::layer::LayerFn<
+        fn(
+            jsonrpsee::server::middleware::rpc::RpcService,
+        ) -> ConcurrentBatch<jsonrpsee::server::middleware::rpc::RpcService>,
+    >,
     tower::layer::util::Identity,
 >;
 
@@ -35,7 +39,12 @@ pub(crate) struct WsEndpoint {
 }
 
 impl WsEndpoint {
-    pub(crate) fn new(config: &Config, state: AppState, registry: Arc<Registry>, stop: StopHandle) -> anyhow::Result<Self> {
+    pub(crate) fn new(
+        config: &Config,
+        state: AppState,
+        registry: Arc<Registry>,
+        stop: StopHandle,
+    ) -> anyhow::Result<Self> {
         let server_config = ServerConfig::builder()
             .ws_only()
             .max_request_body_size(u32::try_from(config.max_body_bytes).unwrap_or(u32::MAX))
@@ -46,8 +55,9 @@ impl WsEndpoint {
             ))
             .max_connections(u32::try_from(config.max_connections).unwrap_or(u32::MAX))
             .build();
-        let layer: fn(jsonrpsee::server::middleware::rpc::RpcService) -> ConcurrentBatch<jsonrpsee::server::middleware::rpc::RpcService> =
-            |inner| ConcurrentBatch { inner };
+        let layer: fn(
+            jsonrpsee::server::middleware::rpc::RpcService,
+        ) -> ConcurrentBatch<jsonrpsee::server::middleware::rpc::RpcService> = |inner| ConcurrentBatch { inner };
         let builder = jsonrpsee::server::Server::builder()
             .set_config(server_config)
             .set_rpc_middleware(RpcServiceBuilder::new().layer_fn(layer))
@@ -57,14 +67,15 @@ impl WsEndpoint {
         for method in registry.methods() {
             module.register_async_method(method, move |params, ctx, ext| async move {
                 let (state, registry) = (ctx.0.clone(), ctx.1.clone());
-                let meta = ext.get::<Arc<RequestMeta>>().cloned().ok_or_else(|| {
-                    ErrorObjectOwned::owned(-32603, "internal error", None::<()>)
-                })?;
+                let meta = ext
+                    .get::<Arc<RequestMeta>>()
+                    .cloned()
+                    .ok_or_else(|| ErrorObjectOwned::owned(-32603, "internal error", None::<()>))?;
                 let raw: Option<&RawValue> = params.as_str().and_then(|s| serde_json::from_str(s).ok());
                 let request_id = meta.request_id.clone();
-                let fut = registry.call(method, state, meta, raw).ok_or_else(|| {
-                    ErrorObjectOwned::owned(-32601, "Method not found", None::<()>)
-                })?;
+                let fut = registry
+                    .call(method, state, meta, raw)
+                    .ok_or_else(|| ErrorObjectOwned::owned(-32601, "Method not found", None::<()>))?;
                 fut.await.map_err(|e| {
                     let obj = e.to_error_object(&request_id);
                     ErrorObjectOwned::owned(e.code().number(), e.message.into_owned(), obj.get("data").cloned())
@@ -81,7 +92,10 @@ impl WsEndpoint {
             Ok(resp) => resp.map(|b| b.map_err(|e| -> BoxError { e }).boxed_unsync()),
             Err(e) => {
                 tracing::warn!(error = %e, "WebSocket upgrade failed");
-                json_response(http::StatusCode::BAD_REQUEST, bytes::Bytes::from_static(br#"{"error":"WebSocket upgrade failed"}"#))
+                json_response(
+                    http::StatusCode::BAD_REQUEST,
+                    bytes::Bytes::from_static(br#"{"error":"WebSocket upgrade failed"}"#),
+                )
             }
         }
     }
@@ -95,8 +109,11 @@ pub(crate) struct ConcurrentBatch<S> {
 
 impl<S> RpcServiceT for ConcurrentBatch<S>
 where
-    S: RpcServiceT<MethodResponse = MethodResponse, BatchResponse = MethodResponse, NotificationResponse = MethodResponse>
-        + Clone
+    S: RpcServiceT<
+            MethodResponse = MethodResponse,
+            BatchResponse = MethodResponse,
+            NotificationResponse = MethodResponse,
+        > + Clone
         + Send
         + Sync
         + 'static,
@@ -155,4 +172,3 @@ fn as_request(n: Notification<'_>) -> RpcRequest<'static> {
     req.extensions = n.extensions;
     req
 }
-

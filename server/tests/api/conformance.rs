@@ -16,7 +16,9 @@ async fn positional_and_named_params_mean_the_same() {
     let app = spawn_sqlite().await;
     app.register("pos@example.com", PASSWORD).await;
     let (_, by_position) = app
-        .post_json(format!(r#"{{"jsonrpc":"2.0","method":"auth.login","params":["pos@example.com","{PASSWORD}"],"id":1}}"#))
+        .post_json(format!(
+            r#"{{"jsonrpc":"2.0","method":"auth.login","params":["pos@example.com","{PASSWORD}"],"id":1}}"#
+        ))
         .await;
     let (_, by_name) = app
         .post_json(format!(
@@ -222,7 +224,10 @@ async fn failures_inside_a_batch_stay_with_their_call() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn params_are_validated_field_by_field() {
     let app = spawn_sqlite().await;
-    let e = app.call("auth.register", json!({"email": "a@example.com", "password": "short"}), None).await.expect_err("short");
+    let e = app
+        .call("auth.register", json!({"email": "a@example.com", "password": "short"}), None)
+        .await
+        .expect_err("short");
     assert_error(&e, -32602, "VALIDATION");
     assert_eq!(e["data"]["fields"][0]["path"], "password");
     assert!(e["data"]["fields"][0]["message"].as_str().expect("message").contains("at least 8"));

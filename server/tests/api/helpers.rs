@@ -131,7 +131,8 @@ impl TestApp {
 
     /// One call; the whole response object.
     pub async fn rpc(&self, method: &str, params: Value, token: Option<&str>) -> Value {
-        let mut req = self.http.post(&self.url).json(&json!({"jsonrpc": "2.0", "method": method, "params": params, "id": 1}));
+        let mut req =
+            self.http.post(&self.url).json(&json!({"jsonrpc": "2.0", "method": method, "params": params, "id": 1}));
         if let Some(t) = token {
             req = req.bearer_auth(t);
         }

@@ -16,7 +16,8 @@ async fn still_serving(app: &TestApp) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_oversized_body_is_refused() {
     let app = spawn_sqlite().await;
-    let big = format!(r#"{{"jsonrpc":"2.0","method":"health.check","params":{{"pad":"{}"}},"id":1}}"#, "x".repeat(2 << 20));
+    let big =
+        format!(r#"{{"jsonrpc":"2.0","method":"health.check","params":{{"pad":"{}"}},"id":1}}"#, "x".repeat(2 << 20));
     let resp = app.post(big).await;
     assert_eq!(resp.status(), 413);
     let body: Value = resp.json().await.expect("JSON");
@@ -73,7 +74,11 @@ async fn deep_nesting_is_refused() {
     assert_eq!(status, 200);
     assert_error(&r["error"], -32600, "NESTING_TOO_DEEP");
 
-    let nested = format!(r#"{{"jsonrpc":"2.0","method":"health.check","params":[{}1{}],"id":1}}"#, "[".repeat(depth), "]".repeat(depth));
+    let nested = format!(
+        r#"{{"jsonrpc":"2.0","method":"health.check","params":[{}1{}],"id":1}}"#,
+        "[".repeat(depth),
+        "]".repeat(depth)
+    );
     let (_, r) = app.post_json(nested).await;
     assert_error(&r["error"], -32600, "NESTING_TOO_DEEP");
     still_serving(&app).await;

@@ -40,7 +40,9 @@ async fn serves_from_a_new_sqlite_file_and_stops_on_sigterm() {
     let url = format!("http://127.0.0.1:{port}/rpc");
     let mut answer = None;
     for _ in 0..100 {
-        if let Ok(resp) = http.post(&url).json(&json!({"jsonrpc": "2.0", "method": "health.check", "id": 1})).send().await {
+        if let Ok(resp) =
+            http.post(&url).json(&json!({"jsonrpc": "2.0", "method": "health.check", "id": 1})).send().await
+        {
             answer = Some(resp.json::<Value>().await.expect("JSON"));
             break;
         }

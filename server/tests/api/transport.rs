@@ -24,10 +24,8 @@ async fn request_ids_are_echoed_and_carried_in_errors() {
     // Without one (or with one unfit for logs), the server makes one.
     for header in [None, Some("has spaces and \u{7f}"), Some(&*"x".repeat(200))] {
         let mut req = app.http.post(&app.url).json(&json!({"jsonrpc": "2.0", "method": "nope", "id": 1}));
-        if let Some(h) = header {
-            if let Ok(v) = reqwest::header::HeaderValue::from_str(h) {
-                req = req.header("x-request-id", v);
-            }
+        if let Some(Ok(v)) = header.map(reqwest::header::HeaderValue::from_str) {
+            req = req.header("x-request-id", v);
         }
         let resp = req.send().await.expect("sent");
         let id = resp.headers()["x-request-id"].to_str().expect("ascii").to_owned();
@@ -60,11 +58,15 @@ async fn health_readiness_and_the_openrpc_document() {
     let ready: Value = r.json().await.expect("JSON");
     assert_eq!(ready["database"]["ok"], true);
 
-    let doc: Value = app.http.get(format!("{base}/openrpc.json")).send().await.expect("sent").json().await.expect("JSON");
+    let doc: Value =
+        app.http.get(format!("{base}/openrpc.json")).send().await.expect("sent").json().await.expect("JSON");
     let discovered = app.call("rpc.discover", json!({}), None).await.expect("discover");
     assert_eq!(doc, discovered);
-    let names: Vec<&str> = doc["methods"].as_array().expect("methods").iter().filter_map(|m| m["name"].as_str()).collect();
-    for expected in ["health.check", "rpc.discover", "auth.register", "auth.login", "auth.refresh", "auth.logout", "auth.me"] {
+    let names: Vec<&str> =
+        doc["methods"].as_array().expect("methods").iter().filter_map(|m| m["name"].as_str()).collect();
+    for expected in
+        ["health.check", "rpc.discover", "auth.register", "auth.login", "auth.refresh", "auth.logout", "auth.me"]
+    {
         assert!(names.contains(&expected), "{expected} missing from {names:?}");
     }
 
@@ -108,7 +110,8 @@ async fn shutdown_lets_in_flight_calls_finish() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn errors_never_leak_internals() {
     let app = spawn_sqlite().await;
-    let e = app.call("auth.login", json!({"email": "x@example.com", "password": "y"}), None).await.expect_err("refused");
+    let e =
+        app.call("auth.login", json!({"email": "x@example.com", "password": "y"}), None).await.expect_err("refused");
     assert_error(&e, -32001, "INVALID_CREDENTIALS");
     let text = e.to_string().to_lowercase();
     for leak in ["diesel", "sqlite", "argon2", "panicked", "backtrace", "src/"] {

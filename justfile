@@ -1,0 +1,28 @@
+# Trellis tasks. `just --list` shows them. (Install just with `cargo install just`.)
+
+# Start the server (embedded SQLite in ./data).
+run:
+    cargo run --release
+
+# Every test, Rust and TypeScript (database suites on SQLite; on PostgreSQL too when TEST_DATABASE_URL is set).
+test:
+    cargo test --workspace
+
+# The tests with the PostgreSQL suites against the local server.
+test-pg:
+    TEST_DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres cargo test --workspace
+
+# What CI runs.
+ci:
+    bash .ci/run
+
+# Load generator: Trellis procedures next to a bare HTTP handler, side by side.
+bench:
+    cargo run --release -p trellis-bench
+
+fmt:
+    cargo fmt --all
+
+lint:
+    cargo fmt --all -- --check
+    cargo clippy --workspace --all-targets -- -D warnings
