@@ -102,7 +102,7 @@ impl Application {
 /// Connects to the configured database and applies pending migrations.
 pub async fn connect_and_migrate(config: &Config) -> anyhow::Result<Db> {
     let url = config.database_url();
-    let opts = PoolOptions { max_size: config.db_pool_size, connect_timeout: Duration::from_secs(5) };
+    let opts = PoolOptions { max_size: config.db_pool_size, connect_timeout: Duration::from_secs(3) };
     let db = Db::connect(&url, &opts).await?;
     let applied = db.migrate().await.context("failed to apply migrations")?;
     for m in &applied {

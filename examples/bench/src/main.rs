@@ -1,1 +1,174 @@
-fn main() {}
+//! Run with `just bench` (or `cargo run --release -p trellis-bench`): measures Trellis calls against a bare hyper
+//! handler, side by side, and prints a table then one `BENCH_JSON {…}` line per scenario.
+//!
+//! Settings (environment): `BENCH_CONNECTIONS` (default 32), `BENCH_SECS` measured per scenario (default 5),
+//! `BENCH_WARMUP_SECS` (default 1).
+//!
+//! It measures and prints; it asserts nothing about speed. Scenarios run one after another:
+//! 1. `floor`: a bare hyper server that parses the body as JSON and answers a fixed result;
+//! 2. `health.check`, no credentials;
+//! 3. `health.check` with a valid JWT (from `auth.register` then `auth.login`);
+//! 4. `auth.me` with that JWT (one database read);
+//! 5. `health.check` in batches of 50 calls.
+//!
+//! Both servers run for the whole program on one runtime, the load generator on another of the same size, so
+//! the floor and Trellis get identical treatment. Trellis runs with its defaults, an SQLite file in a fresh
+//! temporary directory and no log subscriber, so logging is not measured.
+
+mod floor;
+mod load;
+mod report;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use anyhow::Context;
+use hyper::header::HeaderValue;
+use serde_json::json;
+use tokio::runtime::Runtime;
+use tokio::sync::oneshot;
+use trellis_server::{Application, Config};
+
+use crate::load::{Load, Target};
+use crate::report::Row;
+
+/// Worker threads of each runtime: the machine this was written for has two cores.
+const THREADS: usize = 2;
+const BATCH: usize = 50;
+const EMAIL: &str = "bench@example.com";
+const PASSWORD: &str = "bench-password-123";
+
+fn main() -> anyhow::Result<()> {
+    let load = load_from_env()?;
+    // Declared first so it is removed last, after the server has let go of its files.
+    let data_dir = TempDir::create()?;
+    let servers = runtime("bench-server")?;
+    let client = runtime("bench-client")?;
+
+    let floor_addr = servers.block_on(floor::start()).context("failed to start the floor server")?;
+    let app = servers.block_on(Application::build(config(&data_dir.0)))?;
+    let trellis_addr = app.local_addr();
+    let (stop, stopped) = oneshot::channel::<()>();
+    let trellis = servers.spawn(app.run_until_stopped(async {
+        // A dropped sender stops the server too.
+        let _ = stopped.await;
+    }));
+
+    let rows = client.block_on(run_scenarios(load, floor_addr, trellis_addr));
+
+    // Stop the server cleanly whether or not the scenarios succeeded.
+    let _ = stop.send(());
+    let served = servers.block_on(trellis);
+    client.shutdown_timeout(Duration::from_secs(5));
+    servers.shutdown_timeout(Duration::from_secs(5));
+    let rows = rows?;
+    served.context("the Trellis server task failed")??;
+
+    report::print(load, THREADS, &rows);
+    Ok(())
+}
+
+fn load_from_env() -> anyhow::Result<Load> {
+    let connections: usize = env_or("BENCH_CONNECTIONS", 32)?;
+    let measure: f64 = env_or("BENCH_SECS", 5.0)?;
+    let warmup: f64 = env_or("BENCH_WARMUP_SECS", 1.0)?;
+    anyhow::ensure!(connections >= 1, "BENCH_CONNECTIONS must be at least 1");
+    anyhow::ensure!(measure.is_finite() && measure > 0.0, "BENCH_SECS must be a positive number of seconds");
+    anyhow::ensure!(warmup.is_finite() && warmup >= 0.0, "BENCH_WARMUP_SECS must be zero or more seconds");
+    Ok(Load { connections, warmup: Duration::from_secs_f64(warmup), measure: Duration::from_secs_f64(measure) })
+}
+
+/// The variable's value, or `default` when it is unset; an unparsable value is an error, not silently ignored.
+fn env_or<T: FromStr>(name: &str, default: T) -> anyhow::Result<T> {
+    match std::env::var(name) {
+        Ok(v) => v.trim().parse().map_err(|_| anyhow::anyhow!("{name}={v:?} is not a valid value")),
+        Err(std::env::VarError::NotPresent) => Ok(default),
+        Err(e) => Err(anyhow::anyhow!("{name}: {e}")),
+    }
+}
+
+fn runtime(name: &str) -> anyhow::Result<Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(THREADS)
+        .thread_name(name)
+        .enable_all()
+        .build()
+        .with_context(|| format!("failed to build the {name} runtime"))
+}
+
+fn config(data_dir: &std::path::Path) -> Config {
+    let mut config = Config::defaults();
+    config.listen = SocketAddr::from(([127, 0, 0, 1], 0));
+    config.data_dir = data_dir.to_path_buf();
+    config.database_url = None;
+    config
+}
+
+async fn run_scenarios(load: Load, floor: SocketAddr, trellis: SocketAddr) -> anyhow::Result<Vec<Row>> {
+    let bearer = sign_in(trellis).await?;
+    let single = rpc("health.check", None, 1).to_string();
+    let batch = serde_json::Value::Array((1..=BATCH).map(|id| rpc("health.check", None, id)).collect()).to_string();
+    let me = rpc("auth.me", None, 1).to_string();
+
+    let scenarios = [
+        (report::FLOOR, "floor (bare hyper)", Target::new(floor, single.clone(), None, 1)?),
+        (report::SINGLE, "health.check", Target::new(trellis, single.clone(), None, 1)?),
+        ("health_check_jwt", "health.check + JWT", Target::new(trellis, single, Some(bearer.clone()), 1)?),
+        ("auth_me", "auth.me + JWT", Target::new(trellis, me, Some(bearer), 1)?),
+        ("health_check_batch50", "health.check x50 batch", Target::new(trellis, batch, None, BATCH)?),
+    ];
+    let mut rows = Vec::with_capacity(scenarios.len());
+    for (id, label, target) in scenarios {
+        eprintln!("running {label} ...");
+        let calls = target.calls;
+        let outcome = load::run(Arc::new(target), load).await.with_context(|| format!("scenario {label} failed"))?;
+        rows.push(Row { id, label, calls, outcome });
+    }
+    Ok(rows)
+}
+
+/// Registers the bench account (answered the same if it exists) and signs in; returns the `Authorization` value.
+async fn sign_in(trellis: SocketAddr) -> anyhow::Result<HeaderValue> {
+    let credentials = json!({ "email": EMAIL, "password": PASSWORD });
+    let register = rpc("auth.register", Some(credentials.clone()), 1).to_string();
+    load::call(&Target::new(trellis, register, None, 1)?).await.context("auth.register failed")?;
+    let login = rpc("auth.login", Some(credentials), 1).to_string();
+    let answer = load::call(&Target::new(trellis, login, None, 1)?).await.context("auth.login failed")?;
+    let token = answer
+        .pointer("/result/accessToken")
+        .and_then(serde_json::Value::as_str)
+        .context("auth.login answered without result.accessToken")?;
+    HeaderValue::from_str(&format!("Bearer {token}")).context("the access token is not a valid header value")
+}
+
+fn rpc(method: &str, params: Option<serde_json::Value>, id: usize) -> serde_json::Value {
+    let mut call = json!({ "jsonrpc": "2.0", "method": method, "id": id });
+    if let Some(params) = params {
+        call["params"] = params;
+    }
+    call
+}
+
+/// A fresh directory for the server's SQLite file and signing secret, removed when dropped.
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn create() -> anyhow::Result<Self> {
+        let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos());
+        let path = std::env::temp_dir().join(format!("trellis-bench-{}-{nanos}", std::process::id()));
+        // `create_dir`, not `create_dir_all`: it fails rather than reuse an existing directory.
+        std::fs::create_dir(&path).with_context(|| format!("failed to create {}", path.display()))?;
+        Ok(Self(path))
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        if let Err(e) = std::fs::remove_dir_all(&self.0) {
+            eprintln!("warning: could not remove {}: {e}", self.0.display());
+        }
+    }
+}

@@ -9,6 +9,7 @@ mod helpers;
 
 mod auth;
 mod conformance;
+mod faults;
 mod limits;
 mod process;
 mod tokens;
