@@ -1,8 +1,10 @@
 //! Run with `just bench` (or `cargo run --release -p trellis-bench`): measures Trellis calls against a bare hyper
 //! handler, side by side, and prints a table then one `BENCH_JSON {…}` line per scenario.
 //!
-//! Settings (environment): `BENCH_CONNECTIONS` (default 32), `BENCH_SECS` measured per scenario (default 5),
-//! `BENCH_WARMUP_SECS` (default 1).
+//! Settings (environment): `BENCH_CONNECTIONS` (default 32), `BENCH_SECS` measured per scenario and round (default 3),
+//! `BENCH_WARMUP_SECS` (default 1), `BENCH_ROUNDS` (default 3: every scenario runs that many times, interleaved,
+//! and its median-throughput round is reported), `BENCH_ONLY` (comma-separated scenario ids, e.g. `auth_me`; the floor
+//! always runs).
 //!
 //! It measures and prints; it asserts nothing about speed. Scenarios run one after another:
 //! 1. `floor`: a bare hyper server that parses the body as JSON and answers a fixed result;
@@ -57,7 +59,7 @@ fn main() -> anyhow::Result<()> {
         let _ = stopped.await;
     }));
 
-    let rows = client.block_on(run_scenarios(load, floor_addr, trellis_addr));
+    let rows = client.block_on(run_scenarios(load, rounds()?, floor_addr, trellis_addr));
 
     // Stop the server cleanly whether or not the scenarios succeeded.
     let _ = stop.send(());
@@ -73,7 +75,7 @@ fn main() -> anyhow::Result<()> {
 
 fn load_from_env() -> anyhow::Result<Load> {
     let connections: usize = env_or("BENCH_CONNECTIONS", 32)?;
-    let measure: f64 = env_or("BENCH_SECS", 5.0)?;
+    let measure: f64 = env_or("BENCH_SECS", 3.0)?;
     let warmup: f64 = env_or("BENCH_WARMUP_SECS", 1.0)?;
     anyhow::ensure!(connections >= 1, "BENCH_CONNECTIONS must be at least 1");
     anyhow::ensure!(measure.is_finite() && measure > 0.0, "BENCH_SECS must be a positive number of seconds");
@@ -107,7 +109,7 @@ fn config(data_dir: &std::path::Path) -> Config {
     config
 }
 
-async fn run_scenarios(load: Load, floor: SocketAddr, trellis: SocketAddr) -> anyhow::Result<Vec<Row>> {
+async fn run_scenarios(load: Load, rounds: usize, floor: SocketAddr, trellis: SocketAddr) -> anyhow::Result<Vec<Row>> {
     let bearer = sign_in(trellis).await?;
     let single = rpc("health.check", None, 1).to_string();
     let batch = serde_json::Value::Array((1..=BATCH).map(|id| rpc("health.check", None, id)).collect()).to_string();
@@ -120,13 +122,29 @@ async fn run_scenarios(load: Load, floor: SocketAddr, trellis: SocketAddr) -> an
         ("auth_me", "auth.me + JWT", Target::new(trellis, me, Some(bearer), 1)?),
         ("health_check_batch50", "health.check x50 batch", Target::new(trellis, batch, None, BATCH)?),
     ];
-    let mut rows = Vec::with_capacity(scenarios.len());
-    for (id, label, target) in scenarios {
-        eprintln!("running {label} ...");
-        let calls = target.calls;
-        let outcome = load::run(Arc::new(target), load).await.with_context(|| format!("scenario {label} failed"))?;
-        rows.push(Row { id, label, calls, outcome });
+    // `BENCH_ONLY=auth_me,health_check` narrows the run (for profiling); the floor always runs.
+    let only = std::env::var("BENCH_ONLY").ok();
+    let wanted = |id: &str| id == report::FLOOR || only.as_deref().is_none_or(|o| o.split(',').any(|w| w.trim() == id));
+    let scenarios: Vec<_> =
+        scenarios.into_iter().filter(|(id, _, _)| wanted(id)).map(|(id, label, t)| (id, label, Arc::new(t))).collect();
+    // Machines here are shared and noisy: run every scenario in several interleaved rounds and keep, for each,
+    // the round with the median throughput, so one disturbed second does not decide a ratio.
+    let mut by_scenario: Vec<Vec<Row>> = scenarios.iter().map(|_| Vec::new()).collect();
+    for round in 1..=rounds {
+        for ((id, label, target), runs) in scenarios.iter().zip(&mut by_scenario) {
+            eprintln!("round {round}/{rounds}: running {label} ...");
+            let outcome = load::run(target.clone(), load).await.with_context(|| format!("scenario {label} failed"))?;
+            runs.push(Row { id, label, calls: target.calls, outcome });
+        }
     }
+    let rows = by_scenario
+        .into_iter()
+        .filter_map(|mut runs| {
+            runs.sort_by(|a, b| a.calls_per_sec().total_cmp(&b.calls_per_sec()));
+            let median = runs.len() / 2;
+            runs.into_iter().nth(median)
+        })
+        .collect();
     Ok(rows)
 }
 
@@ -170,5 +188,13 @@ impl Drop for TempDir {
         if let Err(e) = std::fs::remove_dir_all(&self.0) {
             eprintln!("warning: could not remove {}: {e}", self.0.display());
         }
+    }
+}
+
+/// `BENCH_ROUNDS`, default 3.
+fn rounds() -> anyhow::Result<usize> {
+    match std::env::var("BENCH_ROUNDS") {
+        Ok(v) => v.parse::<usize>().ok().filter(|n| *n > 0).context("BENCH_ROUNDS must be a positive whole number"),
+        Err(_) => Ok(3),
     }
 }

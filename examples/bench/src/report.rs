@@ -24,7 +24,7 @@ pub struct Row {
 }
 
 impl Row {
-    fn calls_per_sec(&self) -> f64 {
+    pub fn calls_per_sec(&self) -> f64 {
         self.outcome.requests_per_sec() * self.calls as f64
     }
 }

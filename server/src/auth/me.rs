@@ -12,14 +12,13 @@ use crate::rpc::registry::Handler;
 impl Handler for Me {
     async fn handle(ctx: Ctx, _: Empty) -> Result<MeResult, HandlerError<NoReason>> {
         let me = ctx.caller()?;
-        let Some(user) = store::find_user(&ctx.state.db, me.user_id).await? else {
+        let Some((user, memberships)) = store::user_with_memberships(&ctx.state.db, me.user_id).await? else {
             return Err(HandlerError::Common(ApiError::new(Reason::TokenInvalid)));
         };
         if user.disabled {
             return Err(HandlerError::Common(ApiError::new(Reason::AccountDisabled)));
         }
-        let memberships = store::memberships(&ctx.state.db, me.user_id)
-            .await?
+        let memberships = memberships
             .into_iter()
             .filter_map(|(org, role)| Some(Membership { org: org.to_api(), role: OrgRole::parse(&role)? }))
             .collect();

@@ -7,15 +7,15 @@ use uuid::Uuid;
 
 use crate::db::models::{OrgRow, RefreshTokenRow, SessionRow, UserRow, now};
 use crate::db::schema::{org_members, orgs, refresh_tokens, sessions, users};
-use crate::db::{Db, DbError, db_run};
+use crate::db::{Db, DbError, db_read, db_run};
 
 pub(crate) async fn find_user(db: &Db, id: Uuid) -> Result<Option<UserRow>, DbError> {
     let id = id.to_string();
-    db_run!(db, |conn| Ok(users::table.find(&id).select(UserRow::as_select()).first(conn).await.optional()?))
+    db_read!(db, |conn| Ok(users::table.find(&id).select(UserRow::as_select()).first(conn).await.optional()?))
 }
 
 pub(crate) async fn find_user_by_email(db: &Db, email_key: &str) -> Result<Option<UserRow>, DbError> {
-    db_run!(db, |conn| Ok(users::table
+    db_read!(db, |conn| Ok(users::table
         .filter(users::email_key.eq(email_key))
         .select(UserRow::as_select())
         .first(conn)
@@ -154,7 +154,7 @@ pub(crate) async fn end_all_sessions(db: &Db, user_id: Uuid, reason: &str) -> Re
 /// Sessions ended within `window`: their access tokens may still be live.
 pub(crate) async fn recently_ended_sessions(db: &Db, window: std::time::Duration) -> Result<Vec<Uuid>, DbError> {
     let since = now() - Duration::from_std(window).unwrap_or(Duration::hours(1));
-    let ids: Vec<String> = db_run!(db, |conn| sessions::table
+    let ids: Vec<String> = db_read!(db, |conn| sessions::table
         .filter(sessions::revoked_at.ge(since))
         .select(sessions::id)
         .load(conn)
@@ -163,14 +163,23 @@ pub(crate) async fn recently_ended_sessions(db: &Db, window: std::time::Duration
     Ok(ids.iter().filter_map(|s| Uuid::parse_str(s).ok()).collect())
 }
 
-/// The organizations `user_id` belongs to, with the role held in each.
-pub(crate) async fn memberships(db: &Db, user_id: Uuid) -> Result<Vec<(OrgRow, String)>, DbError> {
+/// A user with the organizations they belong to and the role held in each,
+/// in one query.
+pub(crate) async fn user_with_memberships(
+    db: &Db,
+    user_id: Uuid,
+) -> Result<Option<(UserRow, Vec<(OrgRow, String)>)>, DbError> {
     let uid = user_id.to_string();
-    db_run!(db, |conn| Ok(org_members::table
-        .inner_join(orgs::table)
-        .filter(org_members::user_id.eq(&uid))
+    let rows: Vec<(UserRow, Option<OrgRow>, Option<String>)> = db_read!(db, |conn| users::table
+        .left_join(org_members::table.inner_join(orgs::table))
+        .filter(users::id.eq(&uid))
         .order(orgs::name.asc())
-        .select((OrgRow::as_select(), org_members::role))
+        .select((UserRow::as_select(), Option::<OrgRow>::as_select(), org_members::role.nullable()))
         .load(conn)
-        .await?))
+        .await
+        .map_err(DbError::from)?);
+    let mut rows = rows.into_iter().peekable();
+    let Some((user, _, _)) = rows.peek().cloned() else { return Ok(None) };
+    let memberships = rows.filter_map(|(_, org, role)| Some((org?, role?))).collect();
+    Ok(Some((user, memberships)))
 }

@@ -1,5 +1,7 @@
 //! Access tokens (JWT, HS256) and refresh tokens (random, stored as hashes).
 
+use std::collections::HashMap;
+use std::sync::{PoisonError, RwLock};
 use std::time::Duration;
 
 use base64::Engine;
@@ -31,6 +33,30 @@ pub(crate) struct TokenKeys {
     decoding: DecodingKey,
     validation: Validation,
     pub(crate) access_ttl: Duration,
+    verified: VerifiedCache,
+}
+
+/// Tokens whose signature and claims were already checked, keyed by the whole
+/// token text: a token changed in any byte misses and is verified in full.
+/// Expiry is still checked on every use. Bounded: when full it starts over.
+struct VerifiedCache {
+    entries: RwLock<HashMap<Box<str>, (Uuid, Uuid, u64)>>,
+}
+
+const VERIFIED_CACHE_MAX: usize = 16_384;
+
+impl VerifiedCache {
+    fn get(&self, token: &str) -> Option<(Uuid, Uuid, u64)> {
+        self.entries.read().unwrap_or_else(PoisonError::into_inner).get(token).copied()
+    }
+
+    fn put(&self, token: &str, claims: &Claims) {
+        let mut map = self.entries.write().unwrap_or_else(PoisonError::into_inner);
+        if map.len() >= VERIFIED_CACHE_MAX {
+            map.clear();
+        }
+        map.insert(token.into(), (claims.sub, claims.sid, claims.exp));
+    }
 }
 
 impl TokenKeys {
@@ -47,6 +73,7 @@ impl TokenKeys {
             decoding: DecodingKey::from_secret(secret),
             validation,
             access_ttl,
+            verified: VerifiedCache { entries: RwLock::new(HashMap::new()) },
         }
     }
 
@@ -63,15 +90,20 @@ impl TokenKeys {
         Ok(jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)?)
     }
 
-    /// Checks signature, algorithm, issuer, audience and expiry.
-    pub(crate) fn verify(&self, token: &str) -> Result<Claims, Reason> {
+    /// Checks signature, algorithm, issuer, audience and expiry; returns the
+    /// user and session the token is for.
+    pub(crate) fn verify(&self, token: &str) -> Result<(Uuid, Uuid), Reason> {
+        let now = jsonwebtoken::get_current_timestamp();
+        if let Some((sub, sid, exp)) = self.verified.get(token) {
+            return if now <= exp + LEEWAY_SECS { Ok((sub, sid)) } else { Err(Reason::TokenExpired) };
+        }
         match jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation) {
             Ok(data) => {
-                let now = jsonwebtoken::get_current_timestamp();
                 if data.claims.iat > now + LEEWAY_SECS {
                     return Err(Reason::TokenInvalid);
                 }
-                Ok(data.claims)
+                self.verified.put(token, &data.claims);
+                Ok((data.claims.sub, data.claims.sid))
             }
             Err(e) if matches!(e.kind(), ErrorKind::ExpiredSignature) => Err(Reason::TokenExpired),
             Err(_) => Err(Reason::TokenInvalid),
@@ -106,8 +138,8 @@ mod tests {
         let other = TokenKeys::new(b"fedcba9876543210fedcba9876543210", Duration::from_secs(60));
         let (u, s) = (Uuid::now_v7(), Uuid::now_v7());
         let t = keys.issue(u, s).expect("issue");
-        let claims = keys.verify(&t).expect("valid");
-        assert_eq!((claims.sub, claims.sid), (u, s));
+        assert_eq!(keys.verify(&t), Ok((u, s)));
+        assert_eq!(keys.verify(&t), Ok((u, s)), "a second use (from the cache) agrees");
         assert_eq!(other.verify(&t).err(), Some(Reason::TokenInvalid));
     }
 

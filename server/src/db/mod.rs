@@ -11,6 +11,7 @@ pub use pool::Db;
 
 /// Runs `$body` with `$conn` bound to a pooled connection of the configured
 /// backend. The body is compiled once per backend, so it must be portable.
+/// For anything that writes (or reads in order to write).
 macro_rules! db_run {
     ($db:expr, |$conn:ident| $body:expr) => {
         match $db.backend() {
@@ -19,7 +20,7 @@ macro_rules! db_run {
                 let $conn = &mut *guard;
                 $body
             }
-            $crate::db::pool::Backend::Sqlite(pool) => {
+            $crate::db::pool::Backend::Sqlite { write: pool, .. } => {
                 let mut guard = pool.get().await.map_err($crate::db::DbError::from_pool)?;
                 let $conn = &mut *guard;
                 $body
@@ -28,3 +29,23 @@ macro_rules! db_run {
     };
 }
 pub(crate) use db_run;
+
+/// Like [`db_run!`], for a body that only reads: on SQLite it runs on a
+/// read-only connection, in place (see [`pool::SqliteReadConn`]).
+macro_rules! db_read {
+    ($db:expr, |$conn:ident| $body:expr) => {
+        match $db.backend() {
+            $crate::db::pool::Backend::Pg(pool) => {
+                let mut guard = pool.get().await.map_err($crate::db::DbError::from_pool)?;
+                let $conn = &mut *guard;
+                $body
+            }
+            $crate::db::pool::Backend::Sqlite { read: pool, .. } => {
+                let mut guard = pool.get().await.map_err($crate::db::DbError::from_pool)?;
+                let $conn = &mut *guard;
+                $body
+            }
+        }
+    };
+}
+pub(crate) use db_read;

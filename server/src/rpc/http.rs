@@ -7,12 +7,15 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use futures::future::join_all;
+use std::task::Poll;
+
+use futures::future::BoxFuture;
 use http::header::{ALLOW, AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE, USER_AGENT};
 use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode};
 use http_body_util::combinators::UnsyncBoxBody;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
+use serde_json::value::RawValue;
 use tracing::Instrument;
 use trellis_schema::{ApiError, Reason};
 use uuid::Uuid;
@@ -166,26 +169,30 @@ async fn rpc_over_http(
         }
     };
 
-    let mut out = Vec::with_capacity(256);
+    let mut out;
     match body {
         Body::Single(entry) => {
-            if !run_entry(front, &meta, entry, &mut out).await {
-                return no_content();
-            }
+            out = Vec::with_capacity(256);
+            let (id, outcome) = start(front, &meta, entry);
+            let Some(outcome) = finish(outcome).await else { return no_content() };
+            write_answer(&mut out, id, outcome, &meta);
         }
         Body::Batch(entries) => {
-            // Calls of a batch run concurrently; answers keep request order.
-            let answers = join_all(entries.into_iter().map(|entry| async {
-                let mut one = Vec::new();
-                run_entry(front, &meta, entry, &mut one).await.then_some(one)
-            }))
-            .await;
+            out = Vec::with_capacity(entries.len() * 192);
+            // Start every call, then drive them all at once: they run
+            // concurrently, and answers keep the order of the calls.
+            let mut started: Vec<_> = entries.into_iter().map(|entry| start(front, &meta, entry)).collect();
+            join_in_place(&mut started).await;
             out.push(b'[');
-            for answer in answers.into_iter().flatten() {
+            for (id, outcome) in started {
+                let Outcome::Done(result, answered) = outcome else { continue };
+                if !answered {
+                    continue;
+                }
                 if out.len() > 1 {
                     out.push(b',');
                 }
-                out.extend_from_slice(&answer);
+                write_answer(&mut out, id, result, &meta);
             }
             if out.len() == 1 {
                 return no_content();
@@ -201,33 +208,69 @@ async fn rpc_over_http(
     json_response(StatusCode::OK, out)
 }
 
-/// Runs one entry and writes its answer; `false` for a notification, which
-/// runs but is never answered.
-async fn run_entry(front: &Front, meta: &Arc<RequestMeta>, entry: Entry<'_>, out: &mut Vec<u8>) -> bool {
+type CallResult = Result<Box<RawValue>, ApiError>;
+
+/// A call on its way: still running, or done (`answered` is false for a
+/// notification, which runs but gets no answer).
+enum Outcome {
+    Running(BoxFuture<'static, CallResult>, bool),
+    Done(CallResult, bool),
+}
+
+/// Starts one entry; returns the id to answer with and its outcome.
+fn start<'a>(front: &Front, meta: &Arc<RequestMeta>, entry: Entry<'a>) -> (Option<&'a RawValue>, Outcome) {
     match entry {
-        Entry::Invalid { id } => {
-            framing::write_error(out, id, &ApiError::new(Reason::InvalidRequest).to_error_object(&meta.request_id));
-            true
-        }
+        Entry::Invalid { id } => (id, Outcome::Done(Err(ApiError::new(Reason::InvalidRequest)), true)),
         Entry::Call(call) => {
-            let result = match front.registry.call(&call.method, front.state.clone(), meta.clone(), call.params) {
-                Some(fut) => fut.await,
-                None => Err(ApiError::new(Reason::MethodNotFound)),
+            let answered = call.id.is_some();
+            let outcome = match front.registry.call(&call.method, front.state.clone(), meta.clone(), call.params) {
+                Some(fut) => Outcome::Running(fut, answered),
+                None => Outcome::Done(Err(ApiError::new(Reason::MethodNotFound)), answered),
             };
-            let Some(id) = call.id else {
-                if let Err(e) = result {
-                    tracing::debug!(method = %call.method, error = %e, "notification failed");
-                }
-                return false;
-            };
-            match result {
-                Ok(value) => framing::write_result(out, Some(id), &value),
-                Err(e) => {
-                    tracing::debug!(method = %call.method, error = %e, "call failed");
-                    framing::write_error(out, Some(id), &e.to_error_object(&meta.request_id));
+            (call.id, outcome)
+        }
+    }
+}
+
+/// Finishes one outcome; `None` for a notification.
+async fn finish(outcome: Outcome) -> Option<CallResult> {
+    let (result, answered) = match outcome {
+        Outcome::Running(fut, answered) => (fut.await, answered),
+        Outcome::Done(result, answered) => (result, answered),
+    };
+    if !answered {
+        if let Err(e) = &result {
+            tracing::debug!(error = %e, "notification failed");
+        }
+        return None;
+    }
+    Some(result)
+}
+
+/// Drives every running call until all are done. The futures are boxed (so
+/// `Unpin`) and polled in place: no task or allocation per call.
+async fn join_in_place<I>(calls: &mut [(I, Outcome)]) {
+    std::future::poll_fn(|cx| {
+        let mut pending = false;
+        for (_, outcome) in calls.iter_mut() {
+            if let Outcome::Running(fut, answered) = outcome {
+                match fut.as_mut().poll(cx) {
+                    Poll::Ready(result) => *outcome = Outcome::Done(result, *answered),
+                    Poll::Pending => pending = true,
                 }
             }
-            true
+        }
+        if pending { Poll::Pending } else { Poll::Ready(()) }
+    })
+    .await;
+}
+
+fn write_answer(out: &mut Vec<u8>, id: Option<&RawValue>, result: CallResult, meta: &RequestMeta) {
+    match result {
+        Ok(value) => framing::write_result(out, id, &value),
+        Err(e) => {
+            tracing::debug!(error = %e, "call failed");
+            framing::write_error(out, id, &e.to_error_object(&meta.request_id));
         }
     }
 }
@@ -261,11 +304,11 @@ fn resolve_principal(state: &AppState, headers: &HeaderMap) -> Result<Option<Pri
     match (bearer, api_key) {
         (Some(key), _) if key.starts_with("trl_") => Err(ApiError::new(Reason::ApiKeyInvalid)),
         (Some(jwt), _) => {
-            let claims = state.tokens.verify(jwt).map_err(ApiError::new)?;
-            if state.revoked.is_revoked(&claims.sid) {
+            let (user_id, session_id) = state.tokens.verify(jwt).map_err(ApiError::new)?;
+            if state.revoked.is_revoked(&session_id) {
                 return Err(ApiError::new(Reason::TokenInvalid).message("the session of this token has ended"));
             }
-            Ok(Some(Principal { user_id: claims.sub, session_id: claims.sid }))
+            Ok(Some(Principal { user_id, session_id }))
         }
         // No API key exists until keys can be created, so every key is unknown.
         (None, Some(_)) => Err(ApiError::new(Reason::ApiKeyInvalid)),
