@@ -1,11 +1,12 @@
 //! Who may call what: organization roles, their permissions, and API key scopes
 //! (a scope is a permission granted to a key).
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use ts_rs::TS;
 
 /// An organization permission, also used as an API key scope.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, TS)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, TS, JsonSchema)]
 pub enum Permission {
     #[serde(rename = "org:read")]
     OrgRead,
@@ -80,7 +81,7 @@ impl Permission {
 }
 
 /// A member's role in an organization.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, TS)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, TS, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub enum OrgRole {
     Owner,

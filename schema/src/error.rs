@@ -3,11 +3,12 @@
 
 use std::borrow::Cow;
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use ts_rs::TS;
 
 /// Error categories. The numbers follow tRPC's convention.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, TS)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, TS, JsonSchema)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum ErrorCode {
     ParseError,
@@ -88,7 +89,7 @@ impl ErrorCode {
 macro_rules! define_reasons {
     ($( $(#[$doc:meta])* $variant:ident = $wire:literal => $code:ident, $message:literal; )*) => {
         /// Every precise cause of an error, as the stable string in `data.reason`.
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, TS)]
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, TS, JsonSchema)]
         pub enum Reason {
             $( $(#[$doc])* #[serde(rename = $wire)] $variant, )*
         }
@@ -176,7 +177,7 @@ pub trait ErrorReason: Copy + Send + Sync + 'static {
 macro_rules! reasons {
     ($(#[$meta:meta])* pub enum $name:ident { $($variant:ident),* $(,)? }) => {
         $(#[$meta])*
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, ::serde::Serialize, ::serde::Deserialize, ::ts_rs::TS)]
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, ::serde::Serialize, ::serde::Deserialize, ::ts_rs::TS, ::schemars::JsonSchema)]
         #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
         pub enum $name { $($variant),* }
 
@@ -190,7 +191,7 @@ macro_rules! reasons {
 }
 
 /// For procedures whose only errors are the ones every call can meet.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, TS, JsonSchema)]
 pub enum NoReason {}
 
 impl ErrorReason for NoReason {
@@ -201,7 +202,7 @@ impl ErrorReason for NoReason {
 }
 
 /// One invalid field of the params: `data.fields[i]` of a VALIDATION error.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS, JsonSchema)]
 pub struct FieldError {
     /// Where the field is, e.g. `email` or `quality.grade`.
     pub path: String,

@@ -12,14 +12,18 @@
 //! - [`access`]: organization roles, permissions and API key scopes.
 //! - [`values`]: validated value types (e-mail, password, display name).
 //! - [`health`], [`rpc`], [`auth`]: one module per namespace.
+//! - [`openrpc`]: the OpenRPC document; [`codegen`]: the generated files
+//!   (TypeScript bindings, `openrpc.json`) that `just gen` writes.
 //!
 //! This crate depends on no runtime, database or HTTP crate: clients of every
 //! kind can depend on it.
 
 pub mod access;
 pub mod auth;
+pub mod codegen;
 pub mod error;
 pub mod health;
+pub mod openrpc;
 pub mod procedure;
 pub mod rpc;
 pub mod values;

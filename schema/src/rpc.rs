@@ -1,5 +1,8 @@
 //! `rpc.*`: the service describing itself.
 
+use std::borrow::Cow;
+
+use schemars::{JsonSchema, Schema, SchemaGenerator, json_schema};
 use serde::{Deserialize, Serialize};
 use ts_rs::TS;
 
@@ -15,6 +18,21 @@ pub struct OpenRpcDocument(pub serde_json::Value);
 impl Serialize for OpenRpcDocument {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         self.0.serialize(s)
+    }
+}
+
+impl JsonSchema for OpenRpcDocument {
+    fn schema_name() -> Cow<'static, str> {
+        Cow::Borrowed("OpenRpcDocument")
+    }
+    fn schema_id() -> Cow<'static, str> {
+        Cow::Borrowed(concat!(module_path!(), "::OpenRpcDocument"))
+    }
+    fn json_schema(_: &mut SchemaGenerator) -> Schema {
+        json_schema!({
+            "type": "object",
+            "description": "An OpenRPC 1.3 document (https://spec.open-rpc.org)."
+        })
     }
 }
 

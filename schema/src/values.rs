@@ -2,6 +2,9 @@
 //! one knows it is valid; serde parses them on the way in, and a failure
 //! becomes a VALIDATION error naming the field.
 
+use std::borrow::Cow;
+
+use schemars::{JsonSchema, Schema, SchemaGenerator, json_schema};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use ts_rs::TS;
 
@@ -23,6 +26,31 @@ macro_rules! string_serde {
     )*};
 }
 string_serde!(Email, NewPassword, Password, DisplayName, Token);
+
+/// JSON Schema for a string newtype: a named string schema with its bounds,
+/// matching what its `TryFrom<String>` accepts as far as JSON Schema can say.
+macro_rules! string_schema {
+    ($($t:ident => $schema:tt;)*) => {$(
+        impl JsonSchema for $t {
+            fn schema_name() -> Cow<'static, str> {
+                Cow::Borrowed(stringify!($t))
+            }
+            fn schema_id() -> Cow<'static, str> {
+                Cow::Borrowed(concat!(module_path!(), "::", stringify!($t)))
+            }
+            fn json_schema(_: &mut SchemaGenerator) -> Schema {
+                json_schema!($schema)
+            }
+        }
+    )*};
+}
+string_schema! {
+    Email => { "type": "string", "format": "email", "minLength": 1, "maxLength": 254 };
+    NewPassword => { "type": "string", "minLength": 8, "maxLength": 128 };
+    Password => { "type": "string", "minLength": 1, "maxLength": 1024 };
+    DisplayName => { "type": "string", "minLength": 1, "maxLength": 100 };
+    Token => { "type": "string", "minLength": 1, "maxLength": 512 };
+}
 
 /// An e-mail address, trimmed, with its domain lower-cased.
 #[derive(Clone, PartialEq, Eq, Hash, TS)]
