@@ -113,6 +113,17 @@ impl Config {
         c
     }
 
+    /// Settings for a throwaway server (tests, tools): loopback on a port the
+    /// system picks, `data_dir` for its files, small pools.
+    pub fn ephemeral(data_dir: &std::path::Path) -> Self {
+        let mut c = Self::defaults();
+        c.listen = SocketAddr::from(([127, 0, 0, 1], 0));
+        c.data_dir = data_dir.to_path_buf();
+        c.db_pool_size = 4;
+        c.hash_concurrency = Some(2);
+        c
+    }
+
     pub fn database_url(&self) -> String {
         self.database_url.clone().unwrap_or_else(|| self.data_dir.join("trellis.db").to_string_lossy().into_owned())
     }

@@ -1,0 +1,147 @@
+//! One method per procedure, grouped by namespace: `client.auth().login(params)`,
+//! `session.auth().me()`, `client.health().check()`.
+//!
+//! The table below is the only place to touch when a procedure is added to
+//! `trellis_schema::all_procedures!`; a test fails until it is listed.
+//! Procedures without params (`Empty`) get a method without arguments.
+
+use std::future::Future;
+
+use trellis_schema::{Procedure, auth, health, rpc};
+
+use crate::error::Error;
+use crate::{Client, Session};
+
+/// Something procedures can be called through: a [`Client`] or a [`Session`].
+pub trait Caller: Sync {
+    /// Calls procedure `P`.
+    fn call<P: Procedure>(&self, params: P::Params)
+    -> impl Future<Output = Result<P::Output, Error<P::Reason>>> + Send;
+}
+
+impl Caller for Client {
+    fn call<P: Procedure>(
+        &self,
+        params: P::Params,
+    ) -> impl Future<Output = Result<P::Output, Error<P::Reason>>> + Send {
+        Client::call::<P>(self, params)
+    }
+}
+
+impl Caller for Session {
+    fn call<P: Procedure>(
+        &self,
+        params: P::Params,
+    ) -> impl Future<Output = Result<P::Output, Error<P::Reason>>> + Send {
+        Session::call::<P>(self, params)
+    }
+}
+
+type Output<P> = Result<<P as Procedure>::Output, Error<<P as Procedure>::Reason>>;
+
+macro_rules! namespaces {
+    ($(
+        $(#[$ns_doc:meta])*
+        $accessor:ident => $ns:ident {
+            $( $method:ident($($params:ident)?) => $procedure:ty; )*
+        }
+    )*) => {
+        $(
+            $(#[$ns_doc])*
+            #[derive(Debug)]
+            pub struct $ns<'a, C>(&'a C);
+
+            impl<C> Clone for $ns<'_, C> {
+                fn clone(&self) -> Self {
+                    *self
+                }
+            }
+
+            impl<C> Copy for $ns<'_, C> {}
+
+            impl<C: Caller> $ns<'_, C> {
+                $( namespaces!(@method $method($($params)?) => $procedure); )*
+            }
+        )*
+
+        impl Client {
+            $(
+                #[doc = concat!("The `", stringify!($accessor), ".*` procedures.")]
+                pub fn $accessor(&self) -> $ns<'_, Self> {
+                    $ns(self)
+                }
+            )*
+        }
+
+        impl Session {
+            $(
+                #[doc = concat!("The `", stringify!($accessor), ".*` procedures, called as this session.")]
+                pub fn $accessor(&self) -> $ns<'_, Self> {
+                    $ns(self)
+                }
+            )*
+        }
+
+        /// Every procedure the table covers: (namespace accessor, method name).
+        #[cfg(test)]
+        pub(crate) const COVERED: &[(&str, &str)] =
+            &[$($((stringify!($accessor), <$procedure as Procedure>::METHOD),)*)*];
+    };
+    (@method $method:ident() => $procedure:ty) => {
+        #[doc = concat!("Calls [`", stringify!($procedure), "`].")]
+        pub async fn $method(self) -> Output<$procedure> {
+            self.0.call::<$procedure>(Default::default()).await
+        }
+    };
+    (@method $method:ident(params) => $procedure:ty) => {
+        #[doc = concat!("Calls [`", stringify!($procedure), "`].")]
+        pub async fn $method(self, params: <$procedure as Procedure>::Params) -> Output<$procedure> {
+            self.0.call::<$procedure>(params).await
+        }
+    };
+}
+
+namespaces! {
+    /// `health.*`: the server's status.
+    health => Health {
+        check() => health::Check;
+    }
+    /// `rpc.*`: the service describing itself.
+    rpc => Rpc {
+        discover() => rpc::Discover;
+    }
+    /// `auth.*`: accounts, sign-in and tokens.
+    auth => Auth {
+        register(params) => auth::Register;
+        login(params) => auth::Login;
+        refresh(params) => auth::Refresh;
+        logout(params) => auth::Logout;
+        me() => auth::Me;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::COVERED;
+
+    #[test]
+    fn every_procedure_has_a_method() {
+        let missing: Vec<&str> = trellis_schema::procedure::procedures()
+            .iter()
+            .map(|p| p.method)
+            .filter(|m| !COVERED.iter().any(|(_, covered)| covered == m))
+            .collect();
+        assert!(missing.is_empty(), "add these procedures to the table in namespaces.rs: {missing:?}");
+    }
+
+    #[test]
+    fn methods_sit_in_their_namespace() {
+        for (namespace, method) in COVERED {
+            assert!(method.starts_with(&format!("{namespace}.")), "{method} is listed under {namespace}");
+        }
+        let mut sorted: Vec<&str> = COVERED.iter().map(|(_, method)| *method).collect();
+        sorted.sort_unstable();
+        sorted.dedup();
+        assert_eq!(sorted.len(), COVERED.len(), "a procedure is listed twice");
+    }
+}
