@@ -31,17 +31,21 @@ fn init_logs() {
     });
 }
 
+/// An HTTP client for the tests. In a whole-workspace build reqwest carries
+/// rustls without a crypto provider (feature unification with the client
+/// crate), so the ring provider is installed first; elsewhere this is a no-op.
+pub fn http_client() -> reqwest::Client {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    reqwest::Client::new()
+}
+
 /// A server on a random port with a database of its own. `None` when the
 /// backend is PostgreSQL and `TEST_DATABASE_URL` is not set.
 pub async fn try_spawn(backend: Backend, tweak: impl FnOnce(&mut Config)) -> Option<TestApp> {
     init_logs();
     let data_dir = tempfile::tempdir().expect("temp dir");
-    let mut config = Config::defaults();
-    config.listen = "127.0.0.1:0".parse().expect("address");
-    config.data_dir = data_dir.path().to_path_buf();
+    let mut config = Config::ephemeral(data_dir.path());
     config.jwt_secret = Some(JWT_SECRET.into());
-    config.db_pool_size = 4;
-    config.hash_concurrency = Some(2);
     let pg_database = match backend {
         Backend::Sqlite => None,
         Backend::Postgres => {
@@ -62,7 +66,7 @@ pub async fn try_spawn(backend: Backend, tweak: impl FnOnce(&mut Config)) -> Opt
     Some(TestApp {
         addr,
         url: format!("http://{addr}/rpc"),
-        http: reqwest::Client::new(),
+        http: http_client(),
         shutdown: Some(tx),
         task: Some(task),
         pg_database,

@@ -12,6 +12,7 @@ mod conformance;
 mod faults;
 mod limits;
 mod process;
+mod sdk_ts;
 mod tokens;
 mod transport;
 mod ws;

@@ -36,7 +36,7 @@ async fn serves_from_a_new_sqlite_file_and_stops_on_sigterm() {
     let dir = tempfile::tempdir().expect("temp dir");
     let port = free_port();
     let mut child = trellis(dir.path()).env("TRELLIS_LISTEN", format!("127.0.0.1:{port}")).spawn().expect("spawned");
-    let http = reqwest::Client::new();
+    let http = crate::helpers::http_client();
     let url = format!("http://127.0.0.1:{port}/rpc");
     let mut answer = None;
     for _ in 0..100 {
