@@ -26,3 +26,11 @@ fmt:
 lint:
     cargo fmt --all -- --check
     cargo clippy --workspace --all-targets -- -D warnings
+
+# Regenerate the TypeScript bindings and openrpc.json from the schema crate.
+gen:
+    cargo run -q -p trellis-schema --bin gen
+
+# Fail if the generated files are stale.
+check-gen:
+    cargo run -q -p trellis-schema --bin gen -- --check
