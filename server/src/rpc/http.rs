@@ -65,7 +65,14 @@ async fn route(front: &Front, peer: SocketAddr, request_id: Arc<str>, req: Reque
     match (req.method(), path) {
         (&Method::POST, "/rpc") => rpc_over_http(front, peer, request_id, req).await,
         (&Method::GET, "/rpc") if is_upgrade(&req) => {
-            let meta = request_meta(front, peer, request_id, req.headers());
+            let mut meta = request_meta(front, peer, request_id, req.headers());
+            // Browsers cannot set headers on a WebSocket upgrade: there, the
+            // credentials may come in the URL instead (RFC 6750 §2.3).
+            if matches!(meta.principal, Ok(None)) {
+                let query = req.uri().query().unwrap_or_default();
+                let (token, key) = (query_param(query, "access_token"), query_param(query, "api_key"));
+                meta.principal = resolve_credentials(&front.state, token.as_deref(), key.as_deref());
+            }
             front.ws.upgrade(req, meta).await
         }
         (_, "/rpc") => {
@@ -301,6 +308,15 @@ fn resolve_principal(state: &AppState, headers: &HeaderMap) -> Result<Option<Pri
         }
     };
     let api_key = headers.get(&API_KEY).map(|v| v.to_str().unwrap_or_default());
+    resolve_credentials(state, bearer, api_key)
+}
+
+/// Checks a bearer token (JWT or API key) or an API key.
+fn resolve_credentials(
+    state: &AppState,
+    bearer: Option<&str>,
+    api_key: Option<&str>,
+) -> Result<Option<Principal>, ApiError> {
     match (bearer, api_key) {
         (Some(key), _) if key.starts_with("trl_") => Err(ApiError::new(Reason::ApiKeyInvalid)),
         (Some(jwt), _) => {
@@ -314,6 +330,25 @@ fn resolve_principal(state: &AppState, headers: &HeaderMap) -> Result<Option<Pri
         (None, Some(_)) => Err(ApiError::new(Reason::ApiKeyInvalid)),
         (None, None) => Ok(None),
     }
+}
+
+/// The percent-decoded value of `name` in a URL query.
+fn query_param(query: &str, name: &str) -> Option<String> {
+    let raw = query.split('&').find_map(|pair| pair.strip_prefix(name)?.strip_prefix('='))?;
+    let bytes = raw.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = std::str::from_utf8(bytes.get(i + 1..i + 3)?).ok()?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(if bytes[i] == b'+' { b' ' } else { bytes[i] });
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok().filter(|s| !s.is_empty())
 }
 
 fn request_id_of(headers: &HeaderMap) -> Arc<str> {
@@ -366,4 +401,18 @@ fn no_content() -> Response<HttpBody> {
 
 pub(crate) fn full(body: impl Into<Bytes>) -> HttpBody {
     Full::new(body.into()).map_err(|never| match never {}).boxed_unsync()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::query_param;
+
+    #[test]
+    fn query_params_are_found_and_decoded() {
+        assert_eq!(query_param("a=1&access_token=x.y%2Dz&b=2", "access_token").as_deref(), Some("x.y-z"));
+        assert_eq!(query_param("access_token=", "access_token"), None);
+        assert_eq!(query_param("access_tokens=1", "access_token"), None);
+        assert_eq!(query_param("access_token=%zz", "access_token"), None);
+        assert_eq!(query_param("access_token=%4", "access_token"), None);
+    }
 }

@@ -11,9 +11,13 @@ type Sender = soketto::Sender<BufReader<BufWriter<tokio_util::compat::Compat<tok
 type Receiver = soketto::Receiver<BufReader<BufWriter<tokio_util::compat::Compat<tokio::net::TcpStream>>>>;
 
 async fn connect(addr: std::net::SocketAddr, token: Option<&str>) -> (Sender, Receiver) {
+    connect_to(addr, "/rpc", token).await
+}
+
+async fn connect_to(addr: std::net::SocketAddr, path: &str, token: Option<&str>) -> (Sender, Receiver) {
     let socket = tokio::net::TcpStream::connect(addr).await.expect("connect");
     let host = addr.to_string();
-    let mut client = Client::new(BufReader::new(BufWriter::new(socket.compat())), &host, "/rpc");
+    let mut client = Client::new(BufReader::new(BufWriter::new(socket.compat())), &host, path);
     let header_value = token.map(|t| format!("Bearer {t}"));
     let headers: Vec<soketto::handshake::client::Header<'_>> = header_value
         .iter()
@@ -63,5 +67,21 @@ async fn calls_and_batches_over_websocket() {
     let (mut tx, mut rx) = connect(app.addr, None).await;
     let r = exchange(&mut tx, &mut rx, json!({"jsonrpc": "2.0", "method": "auth.me", "id": 1})).await;
     assert_error(&r["error"], -32001, "CREDENTIALS_MISSING");
+    app.stop().await;
+}
+
+/// Browsers cannot set headers on an upgrade: the token may come in the URL.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn credentials_in_the_upgrade_url() {
+    let app = spawn_sqlite().await;
+    let tokens = app.signed_in("ws-url@example.com").await;
+    let token = tokens["accessToken"].as_str().expect("token");
+    let (mut tx, mut rx) = connect_to(app.addr, &format!("/rpc?access_token={token}"), None).await;
+    let r = exchange(&mut tx, &mut rx, json!({"jsonrpc": "2.0", "method": "auth.me", "id": 1})).await;
+    assert_eq!(r["result"]["user"]["email"], "ws-url@example.com");
+
+    let (mut tx, mut rx) = connect_to(app.addr, "/rpc?access_token=forged", None).await;
+    let r = exchange(&mut tx, &mut rx, json!({"jsonrpc": "2.0", "method": "auth.me", "id": 1})).await;
+    assert_error(&r["error"], -32001, "TOKEN_INVALID");
     app.stop().await;
 }
