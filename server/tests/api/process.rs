@@ -5,6 +5,18 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
+/// Kills the server when the test ends, even by a panic.
+struct Running(std::process::Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if matches!(self.0.try_wait(), Ok(None)) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+}
+
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()
 }
@@ -35,7 +47,8 @@ fn migrate_creates_the_embedded_database() {
 async fn serves_from_a_new_sqlite_file_and_stops_on_sigterm() {
     let dir = tempfile::tempdir().expect("temp dir");
     let port = free_port();
-    let mut child = trellis(dir.path()).env("TRELLIS_LISTEN", format!("127.0.0.1:{port}")).spawn().expect("spawned");
+    let mut child =
+        Running(trellis(dir.path()).env("TRELLIS_LISTEN", format!("127.0.0.1:{port}")).spawn().expect("spawned"));
     let http = crate::helpers::http_client();
     let url = format!("http://127.0.0.1:{port}/rpc");
     let mut answer = None;
@@ -53,19 +66,16 @@ async fn serves_from_a_new_sqlite_file_and_stops_on_sigterm() {
     assert!(dir.path().join("trellis.db").exists());
     assert!(dir.path().join("jwt-secret").exists(), "the signing secret is generated and kept");
 
-    let killed = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().expect("kill runs");
+    let killed = Command::new("kill").args(["-TERM", &child.0.id().to_string()]).status().expect("kill runs");
     assert!(killed.success());
     let mut exited = None;
     for _ in 0..100 {
-        if let Some(status) = child.try_wait().expect("wait") {
+        if let Some(status) = child.0.try_wait().expect("wait") {
             exited = Some(status);
             break;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let status = exited.unwrap_or_else(|| {
-        let _ = child.kill();
-        panic!("the server did not stop on SIGTERM");
-    });
+    let status = exited.expect("the server stops on SIGTERM");
     assert!(status.success(), "{status}");
 }
