@@ -1,0 +1,252 @@
+// createWsClient: the same typed client over one WebSocket (`ws://host/rpc`).
+// It is `createClient` with a `fetch` that carries each JSON-RPC request as a
+// text frame and resolves with the frame(s) answering its ids, so typing,
+// errors, per-call timeouts, aborts and explicit batches are the HTTP client's.
+// This file only keeps the connection: opened on the first call, shared by all
+// calls, reopened (with backoff) by the next call after it closed or failed.
+
+import { createClient, type Client } from "./client.js";
+
+/** A `WebSocket` constructor: the global one, or e.g. the `ws` package's. */
+export type WebSocketCtor = new (url: string) => WebSocket;
+
+export interface WsReconnectOptions {
+  /** Further attempts to open the connection before the waiting calls fail. */
+  retries: number;
+  /** Delay before the first retry; each consecutive failure doubles it. */
+  minDelayMs: number;
+  /** Cap of the delay. */
+  maxDelayMs: number;
+}
+
+export const defaultWsReconnect: WsReconnectOptions = { retries: 2, minDelayMs: 250, maxDelayMs: 5_000 };
+
+export interface WsClientOptions {
+  /** `ws://host/rpc` (or `wss://`); `http(s)://` is turned into `ws(s)://`. */
+  url: string;
+  /** The constructor to use; `globalThis.WebSocket` by default. */
+  WebSocket?: WebSocketCtor;
+  /** Sent as `?access_token=` when connecting; a function is asked at every (re)connect. */
+  accessToken?: string | (() => string | undefined);
+  /** Sent as `?api_key=` when connecting. */
+  apiKey?: string;
+  /** Time each call may take, waiting for the connection included. Default 30 s. */
+  timeoutMs?: number;
+  /** How hard to try when opening the connection fails. */
+  reconnect?: Partial<WsReconnectOptions>;
+}
+
+export type WsClient = Client & {
+  /** Closes the connection; calls under way fail with `ConnectionError`, the next call connects again. */
+  close(): void;
+};
+
+export function createWsClient(options: WsClientOptions): WsClient {
+  const Ctor = options.WebSocket ?? (globalThis as { WebSocket?: WebSocketCtor }).WebSocket;
+  if (!Ctor) {
+    throw new TypeError("no WebSocket available: pass `WebSocket` in the options (Node 20 needs --experimental-websocket)");
+  }
+  const url = options.url.replace(/^http(s?):/i, "ws$1:");
+  const link = new Link(Ctor, url, options, { ...defaultWsReconnect, ...options.reconnect });
+  const client = createClient({
+    url,
+    fetch: (_url, init) => link.exchange(String(init.body), init.signal ?? undefined).then((text) => new Response(text)),
+    timeoutMs: options.timeoutMs ?? 30_000,
+    // A lost connection fails the calls it carried; resending is the caller's choice.
+    retry: false,
+    // One frame per call; explicit batches still leave as one frame.
+    batching: false,
+  });
+  const close = () => link.close();
+  return new Proxy(client, { get: (target, prop) => (prop === "close" ? close : Reflect.get(target, prop)) }) as WsClient;
+}
+
+/** The calls of one frame, waiting for their answers. */
+interface Flight {
+  waiting: number;
+  answers: unknown[];
+  batch: boolean;
+  done(answer: unknown): void;
+  fail(error: unknown): void;
+}
+
+interface Connection {
+  socket: WebSocket;
+  flights: Map<unknown, Flight>;
+}
+
+class Link {
+  #connection: Connection | undefined;
+  #opening: Promise<Connection> | undefined;
+  /** Consecutive failed attempts to connect; they set the backoff. */
+  #failures = 0;
+  /** Bumped by `close()`, so that a connection opening for an older epoch is dropped. */
+  #epoch = 0;
+
+  constructor(
+    private readonly Ctor: WebSocketCtor,
+    private readonly url: string,
+    private readonly credentials: Pick<WsClientOptions, "accessToken" | "apiKey">,
+    private readonly reconnect: WsReconnectOptions,
+  ) {}
+
+  /** Sends one request body and resolves with the JSON text of its answer. */
+  async exchange(body: string, signal?: AbortSignal): Promise<string> {
+    const request = JSON.parse(body) as { id: unknown } | { id: unknown }[];
+    const connection = await abortable(this.#connect(), signal);
+    return new Promise<string>((resolve, reject) => {
+      const ids = (Array.isArray(request) ? request : [request]).map((r) => r.id);
+      const onAbort = () => flight.fail(signal?.reason);
+      const forget = () => {
+        for (const id of ids) if (connection.flights.get(id) === flight) connection.flights.delete(id);
+        signal?.removeEventListener("abort", onAbort);
+      };
+      const flight: Flight = {
+        waiting: ids.length,
+        answers: [],
+        batch: Array.isArray(request),
+        done: (answer) => (forget(), resolve(JSON.stringify(answer))),
+        fail: (error) => (forget(), reject(error)),
+      };
+      for (const id of ids) connection.flights.set(id, flight);
+      if (signal?.aborted) return onAbort();
+      signal?.addEventListener("abort", onAbort, { once: true });
+      try {
+        if (this.#connection !== connection) throw new Error("the connection closed");
+        connection.socket.send(body);
+      } catch (error) {
+        flight.fail(error);
+      }
+    });
+  }
+
+  close(): void {
+    this.#epoch++;
+    this.#failures = 0;
+    this.#opening = undefined;
+    const connection = this.#connection;
+    this.#connection = undefined;
+    if (connection) {
+      connection.socket.close(1000);
+      failAll(connection, new Error("the connection was closed by the client"));
+    }
+  }
+
+  #connect(): Promise<Connection> {
+    if (this.#connection) return Promise.resolve(this.#connection);
+    if (this.#opening) return this.#opening;
+    const opening = this.#open().finally(() => {
+      if (this.#opening === opening) this.#opening = undefined;
+    });
+    return (this.#opening = opening);
+  }
+
+  async #open(): Promise<Connection> {
+    const epoch = this.#epoch;
+    const { retries, minDelayMs, maxDelayMs } = this.reconnect;
+    for (let attempt = 0; ; attempt++) {
+      if (this.#failures > 0) {
+        const delay = Math.min(maxDelayMs, minDelayMs * 2 ** (this.#failures - 1));
+        await new Promise((resolve) => setTimeout(resolve, delay * (0.75 + Math.random() * 0.5)));
+      }
+      if (epoch !== this.#epoch) throw new Error("the connection was closed by the client");
+      let socket: WebSocket;
+      try {
+        socket = await openSocket(this.Ctor, this.#connectUrl());
+      } catch (error) {
+        if (epoch !== this.#epoch) throw error;
+        this.#failures++;
+        if (attempt >= retries) throw error;
+        continue;
+      }
+      if (epoch !== this.#epoch) {
+        socket.close(1000);
+        throw new Error("the connection was closed by the client");
+      }
+      this.#failures = 0;
+      return this.#adopt(socket);
+    }
+  }
+
+  /** The URL with the credentials; never put in error messages. */
+  #connectUrl(): string {
+    const { accessToken, apiKey } = this.credentials;
+    const token = typeof accessToken === "function" ? accessToken() : accessToken;
+    if (token === undefined && apiKey === undefined) return this.url;
+    const withCredentials = new URL(this.url);
+    if (token !== undefined) withCredentials.searchParams.set("access_token", token);
+    if (apiKey !== undefined) withCredentials.searchParams.set("api_key", apiKey);
+    return withCredentials.href;
+  }
+
+  #adopt(socket: WebSocket): Connection {
+    const connection: Connection = { socket, flights: new Map() };
+    this.#connection = connection;
+    socket.addEventListener("message", (event) => receive(connection, event.data));
+    const lost = (error: Error) => {
+      if (this.#connection === connection) this.#connection = undefined;
+      failAll(connection, error);
+    };
+    socket.addEventListener("close", (event) => lost(new Error(`the connection closed (code ${event.code}${event.reason ? `: ${event.reason}` : ""})`)));
+    socket.addEventListener("error", (event) => {
+      lost(new Error(`the connection failed${detail(event)}`));
+      socket.close();
+    });
+    return connection;
+  }
+}
+
+/** One attempt to connect: resolves once open, rejects when it closes first. */
+function openSocket(Ctor: WebSocketCtor, url: string): Promise<WebSocket> {
+  return new Promise((resolve, reject) => {
+    const socket = new Ctor(url);
+    socket.addEventListener("open", () => resolve(socket), { once: true });
+    // Node 20's WebSocket sends no `close` after a failed connect, only `error`.
+    // (Listening also keeps EventEmitter-based sockets from throwing.)
+    socket.addEventListener("error", (event) => reject(new Error(`the connection could not be opened${detail(event)}`)));
+    socket.addEventListener("close", (event) => reject(new Error(`the connection could not be opened (code ${event.code})`)));
+  });
+}
+
+/** Hands each answer of a frame to the flight waiting for its id. */
+function receive(connection: Connection, data: unknown): void {
+  let frame: unknown;
+  try {
+    frame = typeof data === "string" ? JSON.parse(data) : undefined;
+  } catch {
+    return;
+  }
+  for (const answer of Array.isArray(frame) ? frame : [frame]) {
+    if (answer === null || typeof answer !== "object" || "method" in answer) continue;
+    const id = (answer as { id?: unknown }).id;
+    const flight = connection.flights.get(id);
+    if (flight) {
+      connection.flights.delete(id);
+      flight.answers.push(answer);
+      if (--flight.waiting === 0) flight.done(flight.batch ? flight.answers : flight.answers[0]);
+    } else if (id === null) {
+      // An error for a whole request (too large, unparsable): whose is known only if one waits.
+      const waiting = new Set(connection.flights.values());
+      if (waiting.size === 1) for (const only of waiting) only.done(answer);
+    }
+  }
+}
+
+function detail(event: Event): string {
+  const message = (event as { message?: unknown }).message;
+  return typeof message === "string" && message ? `: ${message}` : "";
+}
+
+function failAll(connection: Connection, error: Error): void {
+  for (const flight of new Set(connection.flights.values())) flight.fail(error);
+}
+
+function abortable<T>(promise: Promise<T>, signal: AbortSignal | undefined): Promise<T> {
+  if (!signal) return promise;
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => reject(signal.reason);
+    if (signal.aborted) return onAbort();
+    signal.addEventListener("abort", onAbort, { once: true });
+    promise.then(resolve, reject).finally(() => signal.removeEventListener("abort", onAbort));
+  });
+}
