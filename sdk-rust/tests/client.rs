@@ -320,7 +320,10 @@ async fn session_refreshes_an_expired_token_once_for_concurrent_calls() {
 
     // Three concurrent calls meeting the expired token share one refresh (a
     // second refresh would reuse the refresh token and end the session).
-    let before = shared.tokens().expect("tokens").refresh_token;
+    // `shared` signed in a little after `single`: wait for its own token too.
+    let before_tokens = shared.tokens().expect("tokens");
+    wait_until_expired(&server.url, &before_tokens.access_token).await;
+    let before = before_tokens.refresh_token;
     let (a, b, c) = tokio::join!(shared.auth().me(), shared.auth().me(), shared.health().check());
     a.expect("first call");
     b.expect("second call");

@@ -87,7 +87,10 @@ async fn deep_nesting_is_refused() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_slow_client_does_not_hold_up_others_and_is_cut_off() {
-    let app = try_spawn(Backend::Sqlite, |c| c.header_read_timeout_ms = 300).await.expect("SQLite");
+    let mut app = try_spawn(Backend::Sqlite, |c| c.header_read_timeout_ms = 300).await.expect("SQLite");
+    // The header timeout also closes idle keep-alive connections after 300 ms;
+    // a pooled connection could be reused just as the server closes it.
+    app.http = reqwest::Client::builder().pool_max_idle_per_host(0).build().expect("client");
     let mut slow = TcpStream::connect(app.addr).await.expect("connect");
     slow.write_all(b"POST /rpc HTTP/1.1\r\nhost: x\r\n").await.expect("partial headers");
     still_serving(&app).await;
