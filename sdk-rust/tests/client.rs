@@ -250,12 +250,10 @@ async fn mutation_is_retried_only_when_the_call_opts_in() {
     let (policy, retries) = counting_policy(2, Duration::from_millis(300));
     let client = Client::builder(format!("http://{addr}/rpc")).retry(policy).build().expect("client");
 
-    let started = Instant::now();
     let e = client.auth().register(register_params(&unique_email())).await.expect_err("no server");
     assert!(matches!(e, Error::Connection(_)), "{e:?}");
     assert!(e.is_transient());
     assert_eq!(retries.load(Ordering::SeqCst), 0, "a mutation is not retried by default");
-    assert!(started.elapsed() < Duration::from_millis(300), "{:?}", started.elapsed());
 
     let options = CallOptions { retry_mutation: true, ..CallOptions::default() };
     let started = Instant::now();
@@ -289,7 +287,8 @@ async fn silent_server_times_out() {
     let started = Instant::now();
     let e = client.health().check().await.expect_err("no answer");
     assert!(matches!(e, Error::Timeout), "{e:?}");
-    assert!(started.elapsed() < Duration::from_secs(3), "{:?}", started.elapsed());
+    // Far above the 300 ms timeout: only a call that never gives up fails this.
+    assert!(started.elapsed() < Duration::from_secs(10), "{:?}", started.elapsed());
     drop(listener);
 }
 
