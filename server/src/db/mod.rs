@@ -9,18 +9,18 @@ pub(crate) mod schema;
 pub use error::DbError;
 pub use pool::Db;
 
-/// Runs `$body` with `$conn` bound to a pooled connection of the configured
-/// backend. The body is compiled once per backend, so it must be portable.
-/// For anything that writes (or reads in order to write).
-macro_rules! db_run {
-    ($db:expr, |$conn:ident| $body:expr) => {
+/// Runs `$body` with `$conn` bound to a connection from `$db`: the PostgreSQL
+/// pool, or the SQLite pool named by `$sqlite` (`write` or `read`). The body is
+/// compiled once per backend, so it must be portable.
+macro_rules! db_with {
+    ($db:expr, $sqlite:ident, |$conn:ident| $body:expr) => {
         match $db.backend() {
             $crate::db::pool::Backend::Pg(pool) => {
                 let mut guard = pool.get().await.map_err($crate::db::DbError::from_pool)?;
                 let $conn = &mut *guard;
                 $body
             }
-            $crate::db::pool::Backend::Sqlite { write: pool, .. } => {
+            $crate::db::pool::Backend::Sqlite { $sqlite: pool, .. } => {
                 let mut guard = pool.get().await.map_err($crate::db::DbError::from_pool)?;
                 let $conn = &mut *guard;
                 $body
@@ -28,24 +28,21 @@ macro_rules! db_run {
         }
     };
 }
+pub(crate) use db_with;
+
+/// [`db_with!`] for anything that writes (or reads in order to write).
+macro_rules! db_run {
+    ($db:expr, |$conn:ident| $body:expr) => {
+        $crate::db::db_with!($db, write, |$conn| $body)
+    };
+}
 pub(crate) use db_run;
 
-/// Like [`db_run!`], for a body that only reads: on SQLite it runs on a
-/// read-only connection, in place (see [`pool::SqliteReadConn`]).
+/// [`db_with!`] for a body that only reads: on SQLite it runs on a read-only
+/// connection, in place (see [`pool::SqliteReadConn`]).
 macro_rules! db_read {
     ($db:expr, |$conn:ident| $body:expr) => {
-        match $db.backend() {
-            $crate::db::pool::Backend::Pg(pool) => {
-                let mut guard = pool.get().await.map_err($crate::db::DbError::from_pool)?;
-                let $conn = &mut *guard;
-                $body
-            }
-            $crate::db::pool::Backend::Sqlite { read: pool, .. } => {
-                let mut guard = pool.get().await.map_err($crate::db::DbError::from_pool)?;
-                let $conn = &mut *guard;
-                $body
-            }
-        }
+        $crate::db::db_with!($db, read, |$conn| $body)
     };
 }
 pub(crate) use db_read;

@@ -1,10 +1,11 @@
 use std::time::{Duration, Instant};
 
-use anyhow::Context;
 use diesel::sqlite::SqliteConnection;
 use diesel::{ConnectionError, ConnectionResult};
 use diesel_async::pooled_connection::bb8::Pool;
-use diesel_async::pooled_connection::{AsyncDieselConnectionManager, ManagerConfig, RecyclingMethod};
+use diesel_async::pooled_connection::{
+    AsyncDieselConnectionManager, ManagerConfig, PoolError, RecyclingMethod, SetupCallback,
+};
 use diesel_async::sync_connection_wrapper::{SpawnBlocking, SyncConnectionWrapper};
 use diesel_async::{AsyncConnection, AsyncPgConnection, SimpleAsyncConnection};
 use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
@@ -82,41 +83,17 @@ impl Db {
     /// Connects to `url`: `postgres://…` or a SQLite file path.
     pub async fn connect(url: &str, opts: &PoolOptions) -> anyhow::Result<Self> {
         let backend = if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-            let mut config = ManagerConfig::default();
-            config.recycling_method = RecyclingMethod::Fast;
-            let manager = AsyncDieselConnectionManager::<AsyncPgConnection>::new_with_config(url, config);
-            let pool = Pool::builder()
-                .max_size(opts.max_size)
-                .connection_timeout(opts.connect_timeout)
-                .build(manager)
-                .await
-                .context("failed to build the PostgreSQL pool")?;
-            Backend::Pg(pool)
+            Backend::Pg(build_pool::<AsyncPgConnection>(url, None, opts.max_size, opts).await?)
         } else {
             let path = url.strip_prefix("sqlite://").unwrap_or(url);
-            let mut config = ManagerConfig::<SqliteConn>::default();
-            config.recycling_method = RecyclingMethod::Fast;
-            config.custom_setup = Box::new(|url| establish_sqlite(url, SQLITE_PRAGMAS));
-            let manager = AsyncDieselConnectionManager::<SqliteConn>::new_with_config(path, config);
-            let write = Pool::builder()
-                .max_size(opts.max_size.min(SQLITE_MAX_WRITERS))
-                .connection_timeout(opts.connect_timeout)
-                .build(manager)
-                .await
-                .context("failed to build the SQLite pool")?;
+            let writers = opts.max_size.min(SQLITE_MAX_WRITERS);
+            let setup: SetupCallback<SqliteConn> = Box::new(|url| establish_sqlite(url, SQLITE_PRAGMAS));
+            let write = build_pool(path, Some(setup), writers, opts).await?;
             // The write pool's first connection has switched the file to WAL
             // before any read connection opens it.
             drop(write.get().await.map_err(|e| anyhow::anyhow!("failed to open the SQLite database: {e}"))?);
-            let mut config = ManagerConfig::<SqliteReadConn>::default();
-            config.recycling_method = RecyclingMethod::Fast;
-            config.custom_setup = Box::new(|url| establish_sqlite(url, SQLITE_READ_PRAGMAS));
-            let manager = AsyncDieselConnectionManager::<SqliteReadConn>::new_with_config(path, config);
-            let read = Pool::builder()
-                .max_size(opts.max_size)
-                .connection_timeout(opts.connect_timeout)
-                .build(manager)
-                .await
-                .context("failed to build the SQLite read pool")?;
+            let setup: SetupCallback<SqliteReadConn> = Box::new(|url| establish_sqlite(url, SQLITE_READ_PRAGMAS));
+            let read = build_pool(path, Some(setup), opts.max_size, opts).await?;
             Backend::Sqlite { write, read }
         };
         Ok(Self { backend })
@@ -177,6 +154,32 @@ impl Db {
             ),
         }
     }
+}
+
+/// A pool of `max_size` connections to `url`, made by `setup` (or the
+/// default connect), checked out without a test query.
+async fn build_pool<C>(
+    url: &str,
+    setup: Option<SetupCallback<C>>,
+    max_size: u32,
+    opts: &PoolOptions,
+) -> anyhow::Result<Pool<C>>
+where
+    C: AsyncConnection + 'static,
+    AsyncDieselConnectionManager<C>: bb8::ManageConnection<Error = PoolError>,
+{
+    let mut config = ManagerConfig::<C>::default();
+    config.recycling_method = RecyclingMethod::Fast;
+    if let Some(setup) = setup {
+        config.custom_setup = setup;
+    }
+    let manager = AsyncDieselConnectionManager::<C>::new_with_config(url, config);
+    Pool::builder()
+        .max_size(max_size)
+        .connection_timeout(opts.connect_timeout)
+        .build(manager)
+        .await
+        .map_err(|e| anyhow::anyhow!("failed to build the database pool: {e}"))
 }
 
 fn establish_sqlite<'a, S>(
