@@ -134,7 +134,9 @@ async fn rpc_over_http(
     }
     let too_large = || {
         let err = ApiError::new(Reason::BodyTooLarge).with("limit", config.max_body_bytes);
-        single_error(StatusCode::PAYLOAD_TOO_LARGE, &err, &request_id)
+        // The rest of the body is never read, so this connection cannot carry
+        // another request: say so, or a client may reuse it and fail.
+        closing(single_error(StatusCode::PAYLOAD_TOO_LARGE, &err, &request_id))
     };
     let declared = req.headers().get(CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
     if declared.is_some_and(|n| n > config.max_body_bytes as u64) {
@@ -390,6 +392,12 @@ pub(crate) fn json_response(status: StatusCode, body: impl Into<Bytes>) -> Respo
     let mut r = Response::new(full(body));
     *r.status_mut() = status;
     r.headers_mut().insert(CONTENT_TYPE, JSON);
+    r
+}
+
+/// Marks a response as the connection's last.
+fn closing(mut r: Response<HttpBody>) -> Response<HttpBody> {
+    r.headers_mut().insert(http::header::CONNECTION, HeaderValue::from_static("close"));
     r
 }
 
