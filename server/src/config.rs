@@ -97,7 +97,9 @@ pub struct Config {
 }
 
 impl Config {
-    /// The settings with every default and no environment, for tests and tools.
+    /// The settings with no flags given: the defaults, as overridden by
+    /// `TRELLIS_*` variables, but never a database, cache or secret taken from
+    /// the environment (so tools and tests cannot touch a real deployment's).
     pub fn defaults() -> Self {
         #[derive(clap::Parser)]
         struct Bare {
@@ -105,8 +107,8 @@ impl Config {
             config: Config,
         }
         let mut c = <Bare as clap::Parser>::parse_from(["trellis"]).config;
-        // `parse_from` still reads the environment; start from the documented
-        // defaults for what the environment decides.
+        // `parse_from` reads the environment too; these three must come from
+        // the caller.
         c.database_url = None;
         c.redis_url = None;
         c.jwt_secret = None;
