@@ -99,10 +99,6 @@ impl Email {
     pub fn normalized(&self) -> String {
         self.0.to_lowercase()
     }
-
-    pub fn local_part(&self) -> &str {
-        self.0.rsplit_once('@').map_or("", |(l, _)| l)
-    }
 }
 
 impl TryFrom<String> for Email {

@@ -143,17 +143,6 @@ impl Db {
         super::db_read!(self, |conn| conn.batch_execute("SELECT 1").await.map_err(DbError::from)?);
         Ok(start.elapsed())
     }
-
-    /// Connections open and idle, for reports.
-    pub fn pool_state(&self) -> (u32, u32) {
-        match &self.backend {
-            Backend::Pg(p) => (p.state().connections, p.state().idle_connections),
-            Backend::Sqlite { write, read } => (
-                write.state().connections + read.state().connections,
-                write.state().idle_connections + read.state().idle_connections,
-            ),
-        }
-    }
 }
 
 /// A pool of `max_size` connections to `url`, made by `setup` (or the
