@@ -13,7 +13,7 @@ use futures::future::BoxFuture;
 use http::header::{ALLOW, AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE, USER_AGENT};
 use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode};
 use http_body_util::combinators::UnsyncBoxBody;
-use http_body_util::{BodyExt, Full, Limited};
+use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use serde_json::value::RawValue;
 use tracing::Instrument;
@@ -134,31 +134,32 @@ async fn rpc_over_http(
     }
     let too_large = || {
         let err = ApiError::new(Reason::BodyTooLarge).with("limit", config.max_body_bytes);
-        // The rest of the body is never read, so this connection cannot carry
-        // another request: say so, or a client may reuse it and fail.
+        // The connection cannot carry another request after a refused body:
+        // say so, or a client may reuse it and fail.
         closing(single_error(StatusCode::PAYLOAD_TOO_LARGE, &err, &request_id))
     };
     let declared = req.headers().get(CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > config.max_body_bytes as u64) {
+    if declared.is_some_and(|n| n > (config.max_body_bytes + DRAIN_LIMIT_BYTES) as u64) {
         return too_large();
     }
     let meta = Arc::new(request_meta(front, peer, request_id.clone(), req.headers()));
-    let body = Limited::new(req.into_body(), config.max_body_bytes);
-    let bytes = match tokio::time::timeout(config.body_read_timeout(), body.collect()).await {
-        Ok(Ok(collected)) => collected.to_bytes(),
-        Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => return too_large(),
-        Ok(Err(e)) => {
+    let capacity = declared.map_or(0, |n| usize::try_from(n).unwrap_or(0)).min(config.max_body_bytes);
+    let read = read_body(req.into_body(), config.max_body_bytes, capacity);
+    let bytes = match tokio::time::timeout(config.body_read_timeout(), read).await {
+        Ok(Ok(bytes)) => bytes,
+        Ok(Err(BodyRead::TooLarge)) => return too_large(),
+        Ok(Err(BodyRead::Failed(e))) => {
             tracing::debug!(error = %e, "request body read failed");
-            return json_response(
+            return closing(json_response(
                 StatusCode::BAD_REQUEST,
                 Bytes::from_static(br#"{"error":"request body could not be read"}"#),
-            );
+            ));
         }
         Err(_) => {
-            return json_response(
+            return closing(json_response(
                 StatusCode::REQUEST_TIMEOUT,
                 Bytes::from_static(br#"{"error":"request body not received in time"}"#),
-            );
+            ));
         }
     };
 
@@ -215,6 +216,47 @@ async fn rpc_over_http(
         return single_error(StatusCode::OK, &err, &request_id);
     }
     json_response(StatusCode::OK, out)
+}
+
+/// How much of a refused body is still read, and thrown away, before the
+/// answer: closing a connection with unread data resets it, and the client
+/// would lose the 413 under the reset.
+const DRAIN_LIMIT_BYTES: usize = 16 << 20;
+
+enum BodyRead {
+    TooLarge,
+    Failed(hyper::Error),
+}
+
+/// Reads a body of at most `max` bytes. A single-frame body is kept without a
+/// copy. Past `max`, the rest is drained (up to [`DRAIN_LIMIT_BYTES`]).
+async fn read_body(mut body: Incoming, max: usize, capacity: usize) -> Result<Bytes, BodyRead> {
+    let mut first: Option<Bytes> = None;
+    let mut joined: Vec<u8> = Vec::new();
+    let mut len = 0;
+    while let Some(frame) = body.frame().await {
+        let Ok(data) = frame.map_err(BodyRead::Failed)?.into_data() else { continue };
+        len += data.len();
+        if len > max {
+            while len < max + DRAIN_LIMIT_BYTES {
+                match body.frame().await {
+                    Some(Ok(frame)) => len += frame.data_ref().map_or(0, Bytes::len),
+                    _ => break,
+                }
+            }
+            return Err(BodyRead::TooLarge);
+        }
+        match first.take() {
+            None if joined.is_empty() => first = Some(data),
+            None => joined.extend_from_slice(&data),
+            Some(earlier) => {
+                joined.reserve(capacity.max(earlier.len() + data.len()));
+                joined.extend_from_slice(&earlier);
+                joined.extend_from_slice(&data);
+            }
+        }
+    }
+    Ok(first.unwrap_or_else(|| joined.into()))
 }
 
 type CallResult = Result<Box<RawValue>, ApiError>;
