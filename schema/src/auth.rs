@@ -9,7 +9,7 @@ use uuid::Uuid;
 use crate::access::OrgRole;
 use crate::error::NoReason;
 use crate::health::Empty;
-use crate::values::{DisplayName, Email, NewPassword, Password, Token};
+use crate::values::{DisplayName, Email, NewPassword, OneTimeCode, Password, Token};
 use crate::{procedure, reasons};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS, JsonSchema)]
@@ -76,14 +76,68 @@ pub struct RegisterResult {
     pub verification_required: bool,
 }
 
+reasons! {
+    /// Why `auth.register` can refuse.
+    pub enum RegisterReason { PasswordPolicy }
+}
+
 procedure! {
-    /// Creates an account. Answers the same whether or not the address is already registered.
+    /// Creates an account and e-mails a verification link. Answers the same whether or not the address is already registered.
     Register {
         method: "auth.register",
         kind: Mutation,
         access: crate::Access::Public,
         params: RegisterParams,
         output: RegisterResult,
+        reasons: RegisterReason,
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, TS, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct VerifyEmailParams {
+    /// The token from the verification e-mail.
+    pub token: Token,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct VerifyEmailResult {
+    pub verified: bool,
+}
+
+reasons! {
+    /// Why `auth.verifyEmail` can refuse.
+    pub enum TokenReason { TokenInvalid, TokenExpired, TokenUsed }
+}
+
+procedure! {
+    /// Marks the address verified, with the token from the verification e-mail.
+    VerifyEmail {
+        method: "auth.verifyEmail",
+        kind: Mutation,
+        access: crate::Access::Public,
+        params: VerifyEmailParams,
+        output: VerifyEmailResult,
+        reasons: TokenReason,
+    }
+}
+
+/// Params that name only an address.
+#[derive(Debug, Clone, Serialize, Deserialize, TS, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct EmailParams {
+    pub email: Email,
+}
+
+procedure! {
+    /// Sends a new verification e-mail (superseding the last). Answers the same whether or not the account exists.
+    ResendVerification {
+        method: "auth.resendVerification",
+        kind: Mutation,
+        access: crate::Access::Public,
+        params: EmailParams,
+        output: Empty,
         reasons: NoReason,
     }
 }
@@ -93,18 +147,27 @@ procedure! {
 pub struct LoginParams {
     pub email: Email,
     pub password: Password,
+    /// With MFA on: a code from the authenticator app, or a recovery code.
     #[serde(default)]
     #[ts(optional)]
-    pub otp: Option<String>,
+    pub otp: Option<OneTimeCode>,
 }
 
 reasons! {
     /// Why `auth.login` can refuse.
-    pub enum LoginReason { InvalidCredentials, AccountDisabled }
+    pub enum LoginReason {
+        InvalidCredentials,
+        AccountDisabled,
+        AccountLocked,
+        MfaRequired,
+        OtpInvalid,
+        EmailNotVerified,
+        PasswordExpired,
+    }
 }
 
 procedure! {
-    /// Signs in with e-mail and password; starts a session.
+    /// Signs in with e-mail and password (and a one-time code when MFA is on); starts a session.
     Login {
         method: "auth.login",
         kind: Mutation,
@@ -175,5 +238,107 @@ procedure! {
         params: Empty,
         output: MeResult,
         reasons: NoReason,
+    }
+}
+
+procedure! {
+    /// E-mails a 6-digit sign-in code (10 minutes, 3 attempts). Answers the same whether or not the account exists.
+    RequestLoginCode {
+        method: "auth.requestLoginCode",
+        kind: Mutation,
+        access: crate::Access::Public,
+        params: EmailParams,
+        output: Empty,
+        reasons: NoReason,
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, TS, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct LoginWithCodeParams {
+    pub email: Email,
+    /// The 6-digit code from the e-mail.
+    pub code: OneTimeCode,
+    /// With MFA on: a code from the authenticator app, or a recovery code.
+    #[serde(default)]
+    #[ts(optional)]
+    pub otp: Option<OneTimeCode>,
+}
+
+reasons! {
+    /// Why `auth.loginWithCode` can refuse.
+    pub enum LoginWithCodeReason { OtpInvalid, OtpExhausted, AccountDisabled, AccountLocked, MfaRequired }
+}
+
+procedure! {
+    /// Signs in with the code from `auth.requestLoginCode`; starts a session and marks the address verified.
+    LoginWithCode {
+        method: "auth.loginWithCode",
+        kind: Mutation,
+        access: crate::Access::Public,
+        params: LoginWithCodeParams,
+        output: Tokens,
+        reasons: LoginWithCodeReason,
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, TS, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ChangePasswordParams {
+    pub current_password: Password,
+    pub new_password: NewPassword,
+}
+
+reasons! {
+    /// Why `auth.changePassword` can refuse.
+    pub enum ChangePasswordReason { InvalidCredentials, PasswordPolicy, PasswordReused }
+}
+
+procedure! {
+    /// Changes the password; the user's other sessions end.
+    ChangePassword {
+        method: "auth.changePassword",
+        kind: Mutation,
+        access: crate::Access::User,
+        params: ChangePasswordParams,
+        output: Empty,
+        reasons: ChangePasswordReason,
+    }
+}
+
+procedure! {
+    /// E-mails a password reset link (30 minutes, single use). Answers the same whether or not the account exists.
+    RequestPasswordReset {
+        method: "auth.requestPasswordReset",
+        kind: Mutation,
+        access: crate::Access::Public,
+        params: EmailParams,
+        output: Empty,
+        reasons: NoReason,
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, TS, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ResetPasswordParams {
+    /// The token from the reset e-mail.
+    pub token: Token,
+    pub new_password: NewPassword,
+}
+
+reasons! {
+    /// Why `auth.resetPassword` can refuse.
+    pub enum ResetPasswordReason { TokenInvalid, TokenExpired, TokenUsed, PasswordPolicy, PasswordReused }
+}
+
+procedure! {
+    /// Sets a new password with the token from the reset e-mail; every session of the account ends.
+    ResetPassword {
+        method: "auth.resetPassword",
+        kind: Mutation,
+        access: crate::Access::Public,
+        params: ResetPasswordParams,
+        output: Empty,
+        reasons: ResetPasswordReason,
     }
 }

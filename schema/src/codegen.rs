@@ -87,6 +87,9 @@ impl TypeVisitor for Declarations<'_> {
         if T::output_path().is_some() {
             let name = T::ident(self.cfg);
             if self.decls.contains_key(&name) {
+                // A generic type seen before may come with new arguments
+                // (`Page<AuditEvent>`, then `Page<AdminUser>`).
+                T::visit_generics(self);
                 return;
             }
             let mut decl = T::docs().unwrap_or_default();
@@ -148,8 +151,33 @@ pub fn typescript_types() -> String {
 }
 
 /// The TypeScript type of a procedure's params or result, from procedures.ts.
+/// Declared names, generic arguments included, are qualified with `T.`
+/// (`T.Page<T.AuditEvent>`).
 fn type_ref<T: TS + 'static>(cfg: &Config) -> String {
-    if T::output_path().is_some() { format!("T.{}", T::name(cfg)) } else { T::inline(cfg) }
+    if T::output_path().is_none() {
+        return T::inline(cfg);
+    }
+    let name = T::name(cfg);
+    let mut out = String::with_capacity(name.len() + 8);
+    let mut ident = String::new();
+    let flush = |ident: &mut String, out: &mut String| {
+        let builtin = matches!(ident.as_str(), "Array" | "Record" | "Partial");
+        if ident.starts_with(|c: char| c.is_ascii_uppercase()) && !builtin {
+            out.push_str("T.");
+        }
+        out.push_str(ident);
+        ident.clear();
+    };
+    for c in name.chars() {
+        if c.is_alphanumeric() || c == '_' {
+            ident.push(c);
+        } else {
+            flush(&mut ident, &mut out);
+            out.push(c);
+        }
+    }
+    flush(&mut ident, &mut out);
+    out
 }
 
 struct ProcedureEntries<'a> {
@@ -308,7 +336,11 @@ mod tests {
         // Every `T.Name` procedures.ts uses is declared in types.ts.
         for part in procedures.split("T.").skip(1) {
             let name: String = part.chars().take_while(|c| c.is_alphanumeric() || *c == '_').collect();
-            assert!(types.contains(&format!("export type {name} ")), "T.{name} is not declared");
+            let generic = format!("export type {name}<");
+            assert!(
+                types.contains(&format!("export type {name} ")) || types.contains(&generic),
+                "T.{name} is not declared"
+            );
         }
         for p in crate::procedure::procedures() {
             assert!(procedures.contains(&format!("  \"{}\": {{\n", p.method)), "{}", p.method);

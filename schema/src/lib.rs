@@ -11,7 +11,9 @@
 //! - [`error`]: error categories (codes), reasons and the wire error shape.
 //! - [`access`]: organization roles, permissions and API key scopes.
 //! - [`values`]: validated value types (e-mail, password, display name).
-//! - [`health`], [`rpc`], [`auth`]: one module per namespace.
+//! - [`list`]: pages of a list.
+//! - [`health`], [`rpc`], [`auth`], [`sessions`], [`mfa`], [`users`],
+//!   [`admin`], [`audit`]: one module per namespace.
 //! - [`openrpc`]: the OpenRPC document; [`codegen`]: the generated files
 //!   (TypeScript bindings, `openrpc.json`) that `just gen` writes.
 //!
@@ -19,13 +21,19 @@
 //! kind can depend on it.
 
 pub mod access;
+pub mod admin;
+pub mod audit;
 pub mod auth;
 pub mod codegen;
 pub mod error;
 pub mod health;
+pub mod list;
+pub mod mfa;
 pub mod openrpc;
 pub mod procedure;
 pub mod rpc;
+pub mod sessions;
+pub mod users;
 pub mod values;
 
 pub use error::{ApiError, ErrorCode, ErrorReason, Reason};

@@ -166,6 +166,23 @@ macro_rules! all_procedures {
             $crate::auth::Refresh,
             $crate::auth::Logout,
             $crate::auth::Me,
+            $crate::auth::VerifyEmail,
+            $crate::auth::ResendVerification,
+            $crate::auth::RequestLoginCode,
+            $crate::auth::LoginWithCode,
+            $crate::auth::ChangePassword,
+            $crate::auth::RequestPasswordReset,
+            $crate::auth::ResetPassword,
+            $crate::sessions::List,
+            $crate::sessions::Revoke,
+            $crate::mfa::EnrollTotp,
+            $crate::mfa::ConfirmTotp,
+            $crate::mfa::Disable,
+            $crate::users::UpdateProfile,
+            $crate::users::Activity,
+            $crate::admin::ListUsers,
+            $crate::admin::SetUserDisabled,
+            $crate::admin::UnlockUser,
         }
     };
 }

@@ -25,7 +25,7 @@ macro_rules! string_serde {
         }
     )*};
 }
-string_serde!(Email, NewPassword, Password, DisplayName, Token);
+string_serde!(Email, NewPassword, Password, DisplayName, Token, OneTimeCode, Cursor, SearchQuery);
 
 /// JSON Schema for a string newtype: a named string schema with its bounds,
 /// matching what its `TryFrom<String>` accepts as far as JSON Schema can say.
@@ -50,6 +50,9 @@ string_schema! {
     Password => { "type": "string", "minLength": 1, "maxLength": 1024 };
     DisplayName => { "type": "string", "minLength": 1, "maxLength": 100 };
     Token => { "type": "string", "minLength": 1, "maxLength": 512 };
+    OneTimeCode => { "type": "string", "minLength": 6, "maxLength": 32 };
+    Cursor => { "type": "string", "minLength": 1, "maxLength": 200 };
+    SearchQuery => { "type": "string", "minLength": 1, "maxLength": 100 };
 }
 
 /// An e-mail address, trimmed, with its domain lower-cased.
@@ -288,6 +291,163 @@ impl std::fmt::Debug for Token {
     }
 }
 
+/// A one-time code as a person types it: a 6-digit code from an
+/// authenticator app or an e-mail, or a recovery code. Spaces and dashes are
+/// dropped and letters lower-cased, so `123 456` and `ABCD-EFGH` compare as
+/// typed. Never printed by `Debug`.
+#[derive(Clone, PartialEq, Eq, TS)]
+#[ts(type = "string")]
+pub struct OneTimeCode(String);
+
+impl OneTimeCode {
+    pub fn parse(raw: &str) -> Result<Self, String> {
+        if raw.len() > 32 {
+            return Err("must be at most 32 characters".into());
+        }
+        let s: String =
+            raw.chars().filter(|c| !c.is_whitespace() && *c != '-').map(|c| c.to_ascii_lowercase()).collect();
+        if s.len() < 6 {
+            return Err("must be at least 6 characters".into());
+        }
+        if !s.chars().all(|c| c.is_ascii_alphanumeric()) {
+            return Err("must contain only letters and digits".into());
+        }
+        Ok(Self(s))
+    }
+
+    /// The code without separators, lower-cased.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    /// Whether it has the shape of a 6-digit code.
+    pub fn is_six_digits(&self) -> bool {
+        self.0.len() == 6 && self.0.bytes().all(|b| b.is_ascii_digit())
+    }
+}
+
+impl TryFrom<String> for OneTimeCode {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        Self::parse(&s)
+    }
+}
+
+impl From<OneTimeCode> for String {
+    fn from(c: OneTimeCode) -> String {
+        c.0
+    }
+}
+
+impl std::fmt::Debug for OneTimeCode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("OneTimeCode(***)")
+    }
+}
+
+/// Where a list continues: the `nextCursor` of the previous page, opaque to
+/// clients.
+#[derive(Debug, Clone, PartialEq, Eq, TS)]
+#[ts(type = "string")]
+pub struct Cursor(String);
+
+impl Cursor {
+    pub const MAX_BYTES: usize = 200;
+
+    pub fn new(s: String) -> Self {
+        Self(s)
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl TryFrom<String> for Cursor {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        if s.is_empty() || s.len() > Self::MAX_BYTES {
+            return Err(format!("must be 1 to {} bytes", Self::MAX_BYTES));
+        }
+        Ok(Self(s))
+    }
+}
+
+impl From<Cursor> for String {
+    fn from(c: Cursor) -> String {
+        c.0
+    }
+}
+
+/// Text to search for: trimmed, 1 to 100 characters.
+#[derive(Debug, Clone, PartialEq, Eq, TS)]
+#[ts(type = "string")]
+pub struct SearchQuery(String);
+
+impl SearchQuery {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl TryFrom<String> for SearchQuery {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        let t = s.trim();
+        if t.is_empty() || t.chars().count() > 100 || t.chars().any(char::is_control) {
+            return Err("must be 1 to 100 characters without control characters".into());
+        }
+        Ok(Self(t.to_owned()))
+    }
+}
+
+impl From<SearchQuery> for String {
+    fn from(q: SearchQuery) -> String {
+        q.0
+    }
+}
+
+/// How many items a page holds: 1 to 200 (default 50).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, TS)]
+#[ts(type = "number")]
+pub struct PageLimit(u32);
+
+impl PageLimit {
+    pub const MAX: u32 = 200;
+    pub const DEFAULT: u32 = 50;
+
+    pub fn get(self) -> u32 {
+        self.0
+    }
+
+    /// The limit asked for, or the default.
+    pub fn or_default(limit: Option<Self>) -> u32 {
+        limit.map_or(Self::DEFAULT, Self::get)
+    }
+}
+
+impl<'de> Deserialize<'de> for PageLimit {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let n = u32::deserialize(d)?;
+        if n == 0 || n > Self::MAX {
+            return Err(serde::de::Error::custom(format!("must be 1 to {}", Self::MAX)));
+        }
+        Ok(Self(n))
+    }
+}
+
+impl JsonSchema for PageLimit {
+    fn schema_name() -> Cow<'static, str> {
+        Cow::Borrowed("PageLimit")
+    }
+    fn schema_id() -> Cow<'static, str> {
+        Cow::Borrowed(concat!(module_path!(), "::PageLimit"))
+    }
+    fn json_schema(_: &mut SchemaGenerator) -> Schema {
+        json_schema!({ "type": "integer", "minimum": 1, "maximum": 200 })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -305,5 +465,14 @@ mod tests {
         assert!(NewPassword::parse("ééééééé".into()).is_err());
         assert!(NewPassword::parse("éééééééé".into()).is_ok());
         assert!(NewPassword::parse("x".repeat(129)).is_err());
+    }
+
+    #[test]
+    fn one_time_code_drops_separators() {
+        assert_eq!(OneTimeCode::parse("123 456").expect("valid").expose(), "123456");
+        assert!(OneTimeCode::parse("123 456").expect("valid").is_six_digits());
+        assert_eq!(OneTimeCode::parse("ABCD-EFGH-JK").expect("valid").expose(), "abcdefghjk");
+        assert!(OneTimeCode::parse("12345").is_err());
+        assert!(OneTimeCode::parse("12345!").is_err());
     }
 }

@@ -7,7 +7,7 @@
 
 use std::future::Future;
 
-use trellis_schema::{Procedure, auth, health, rpc};
+use trellis_schema::{Procedure, admin, auth, health, mfa, rpc, sessions, users};
 
 use crate::error::Error;
 use crate::{Client, Session};
@@ -117,6 +117,35 @@ namespaces! {
         refresh(params) => auth::Refresh;
         logout(params) => auth::Logout;
         me() => auth::Me;
+        verify_email(params) => auth::VerifyEmail;
+        resend_verification(params) => auth::ResendVerification;
+        request_login_code(params) => auth::RequestLoginCode;
+        login_with_code(params) => auth::LoginWithCode;
+        change_password(params) => auth::ChangePassword;
+        request_password_reset(params) => auth::RequestPasswordReset;
+        reset_password(params) => auth::ResetPassword;
+    }
+    /// `sessions.*`: the signed-in user's sessions.
+    sessions => Sessions {
+        list() => sessions::List;
+        revoke(params) => sessions::Revoke;
+    }
+    /// `mfa.*`: TOTP second factor and recovery codes.
+    mfa => Mfa {
+        enroll_totp() => mfa::EnrollTotp;
+        confirm_totp(params) => mfa::ConfirmTotp;
+        disable(params) => mfa::Disable;
+    }
+    /// `users.*`: the signed-in user's profile and activity.
+    users => Users {
+        update_profile(params) => users::UpdateProfile;
+        activity(params) => users::Activity;
+    }
+    /// `admin.*`: system administration of accounts.
+    admin => Admin {
+        list_users(params) => admin::ListUsers;
+        set_user_disabled(params) => admin::SetUserDisabled;
+        unlock_user(params) => admin::UnlockUser;
     }
 }
 

@@ -35,7 +35,18 @@ export async function startServer(options: { port?: number; env?: Record<string,
   const dataDir = await mkdtemp(join(tmpdir(), "trellis-sdk-test-"));
   const url = `http://127.0.0.1:${port}/rpc`;
   const child = spawn(serverBin, [], {
-    env: { ...process.env, TRELLIS_LISTEN: `127.0.0.1:${port}`, TRELLIS_DATA_DIR: dataDir, RUST_LOG: "warn", ...options.env },
+    env: {
+      ...process.env,
+      TRELLIS_LISTEN: `127.0.0.1:${port}`,
+      TRELLIS_DATA_DIR: dataDir,
+      RUST_LOG: "warn",
+      // Every test signs in from 127.0.0.1: lift the per-IP and per-account
+      // sign-in limits far above what the suite does.
+      TRELLIS_AUTH_RATE_PER_IP: "100000",
+      TRELLIS_AUTH_RATE_PER_ACCOUNT: "10000",
+      TRELLIS_MAIL_RATE_PER_ACCOUNT: "10000",
+      ...options.env,
+    },
     stdio: ["ignore", "ignore", "pipe"],
   });
   // Kept for the failure message if the server never comes up.

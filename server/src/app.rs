@@ -10,13 +10,17 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use tokio::net::TcpListener;
 
+use crate::auth::codes::CodeHasher;
 use crate::auth::password::PasswordHasherPool;
+use crate::auth::policy::PasswordPolicy;
 use crate::auth::revocation::RevokedSessions;
+use crate::auth::throttle::AuthThrottle;
 use crate::auth::tokens::TokenKeys;
 use crate::config::Config;
 use crate::db::Db;
 use crate::db::pool::PoolOptions;
 use crate::health::HealthMonitor;
+use crate::mail::{MailWorker, Sender, Wakeup};
 use crate::rpc::http::Front;
 use crate::rpc::limits::NoLimit;
 use crate::rpc::registry::Registry;
@@ -30,6 +34,8 @@ pub struct Application {
     front: Arc<Front>,
     ws_stop: jsonrpsee::server::ServerHandle,
     opts: ServeOptions,
+    /// Background work (mail sender, housekeeping), stopped with the server.
+    background: Vec<tokio::task::JoinHandle<()>>,
 }
 
 impl Application {
@@ -46,6 +52,7 @@ impl Application {
         {
             revoked.revoke(sid);
         }
+        let sender = Sender::from_config(config.smtp_url.as_deref(), &config.mail_from)?;
         let hasher = tokio::task::spawn_blocking({
             let n = config.hash_concurrency();
             move || PasswordHasherPool::new(n)
@@ -57,12 +64,27 @@ impl Application {
             revoked,
             hasher,
             limiter: Box::new(NoLimit),
+            throttle: AuthThrottle::new(&config),
+            policy: PasswordPolicy::new(&config),
+            codes: CodeHasher::new(&secret),
+            mail: Wakeup::default(),
             health: HealthMonitor::start(db.clone()).await,
             db,
             started_at: Instant::now(),
             openrpc: crate::rpc::discover::document(),
             config: config.clone(),
         });
+        let background = vec![
+            MailWorker {
+                db: state.db.clone(),
+                sender,
+                wakeup: state.mail.clone(),
+                poll: Duration::from_millis(config.mail_poll_ms.max(10)),
+            }
+            .spawn(),
+            AuthThrottle::spawn_housekeeping(state.clone()),
+            RevokedSessions::spawn_sync(state.clone()),
+        ];
         let registry = Arc::new(Registry::build());
         let (stop, ws_stop) = jsonrpsee::server::stop_channel();
         let ws = WsEndpoint::new(&config, state.clone(), registry.clone(), stop)?;
@@ -73,7 +95,7 @@ impl Application {
             header_read_timeout: config.header_read_timeout(),
             shutdown_grace: Duration::from_millis(config.shutdown_grace_ms),
         };
-        Ok(Self { listener, front: Arc::new(Front { state, registry, ws }), ws_stop, opts })
+        Ok(Self { listener, front: Arc::new(Front { state, registry, ws }), ws_stop, opts, background })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
@@ -94,6 +116,9 @@ impl Application {
             let _ = ws_stop.stop();
         })
         .await;
+        for task in self.background {
+            task.abort();
+        }
         tracing::info!("stopped");
         Ok(())
     }

@@ -15,6 +15,15 @@ pub enum LogFormat {
     Json,
 }
 
+/// A character class a legacy composition rule can require.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum CharClass {
+    Upper,
+    Lower,
+    Digit,
+    Special,
+}
+
 #[derive(Debug, Clone, Args)]
 pub struct Config {
     /// Address the HTTP and WebSocket listener binds.
@@ -94,6 +103,75 @@ pub struct Config {
     /// Time in-flight calls get to finish on shutdown, in milliseconds.
     #[arg(long, env = "TRELLIS_SHUTDOWN_GRACE_MS", default_value_t = 30_000)]
     pub shutdown_grace_ms: u64,
+
+    /// Base URL of the web app that handles the links in e-mails
+    /// (`/verify-email`, `/reset-password`). Links never use the request's
+    /// Host header.
+    #[arg(long, env = "TRELLIS_PUBLIC_URL", default_value = "http://localhost:8080")]
+    pub public_url: String,
+
+    /// SMTP server for outgoing mail: `smtp://host:port` (plain),
+    /// `smtp://host:587?tls=required` (STARTTLS) or `smtps://user:pass@host`.
+    /// Unset: mail is written to the log.
+    #[arg(long, env = "TRELLIS_SMTP_URL", hide_env_values = true)]
+    pub smtp_url: Option<String>,
+
+    /// Sender of outgoing mail.
+    #[arg(long, env = "TRELLIS_MAIL_FROM", default_value = "Trellis <no-reply@localhost>")]
+    pub mail_from: String,
+
+    /// How often the outbox is checked for mail due, in milliseconds (new
+    /// mail also wakes the sender at once).
+    #[arg(long, env = "TRELLIS_MAIL_POLL_MS", default_value_t = 1_000)]
+    pub mail_poll_ms: u64,
+
+    /// Whether sign-in needs a verified e-mail address. Default: on when
+    /// `TRELLIS_SMTP_URL` is set, off otherwise.
+    #[arg(long, env = "TRELLIS_REQUIRE_VERIFIED_EMAIL")]
+    pub require_verified_email: Option<bool>,
+
+    /// Failed sign-ins in a row that lock an account (0: never lock).
+    #[arg(long, env = "TRELLIS_LOCKOUT_THRESHOLD", default_value_t = 5)]
+    pub lockout_threshold: u32,
+
+    /// How long a locked account stays locked, in minutes.
+    #[arg(long, env = "TRELLIS_LOCKOUT_MINUTES", default_value_t = 30)]
+    pub lockout_minutes: u32,
+
+    /// Shortest password, in Unicode characters (8 to 128).
+    #[arg(long, env = "TRELLIS_PASSWORD_MIN_CHARS", default_value_t = 8,
+          value_parser = clap::value_parser!(u32).range(8..=128))]
+    pub password_min_chars: u32,
+
+    /// How many previous passwords of an account a new one may not repeat.
+    #[arg(long, env = "TRELLIS_PASSWORD_HISTORY", default_value_t = 5)]
+    pub password_history: u32,
+
+    /// Legacy: character classes every new password must contain
+    /// (comma-separated: upper,lower,digit,special). Off by default: NIST SP
+    /// 800-63B advises against composition rules.
+    #[arg(long, env = "TRELLIS_PASSWORD_COMPOSITION", value_enum, value_delimiter = ',')]
+    pub password_composition: Vec<CharClass>,
+
+    /// Legacy: days after which a password expires and sign-in answers
+    /// PASSWORD_EXPIRED until it is reset (0: never). Off by default: NIST SP
+    /// 800-63B advises against periodic changes.
+    #[arg(long, env = "TRELLIS_PASSWORD_MAX_AGE_DAYS", default_value_t = 0)]
+    pub password_max_age_days: u32,
+
+    /// Sign-in, code and verification attempts allowed per client IP per minute.
+    #[arg(long, env = "TRELLIS_AUTH_RATE_PER_IP", default_value_t = 30)]
+    pub auth_rate_per_ip: u32,
+
+    /// Sign-in, code and verification attempts allowed per account (e-mail
+    /// address) per minute, whatever the IP.
+    #[arg(long, env = "TRELLIS_AUTH_RATE_PER_ACCOUNT", default_value_t = 10)]
+    pub auth_rate_per_account: u32,
+
+    /// Mails (verification, reset, sign-in code) that may be requested per
+    /// address per hour.
+    #[arg(long, env = "TRELLIS_MAIL_RATE_PER_ACCOUNT", default_value_t = 10)]
+    pub mail_rate_per_account: u32,
 }
 
 impl Config {
@@ -107,23 +185,35 @@ impl Config {
             config: Config,
         }
         let mut c = <Bare as clap::Parser>::parse_from(["trellis"]).config;
-        // `parse_from` reads the environment too; these three must come from
+        // `parse_from` reads the environment too; these four must come from
         // the caller.
         c.database_url = None;
         c.redis_url = None;
         c.jwt_secret = None;
+        c.smtp_url = None;
         c
     }
 
     /// Settings for a throwaway server (tests, tools): loopback on a port the
-    /// system picks, `data_dir` for its files, small pools.
+    /// system picks, `data_dir` for its files, small pools, high account
+    /// rate limits.
     pub fn ephemeral(data_dir: &std::path::Path) -> Self {
         let mut c = Self::defaults();
         c.listen = SocketAddr::from(([127, 0, 0, 1], 0));
         c.data_dir = data_dir.to_path_buf();
         c.db_pool_size = 4;
         c.hash_concurrency = Some(2);
+        // One client makes every call from one IP: the account limits are
+        // raised far above what a test suite does (tests of the limits set
+        // their own).
+        c.auth_rate_per_ip = 100_000;
+        c.auth_rate_per_account = 10_000;
+        c.mail_rate_per_account = 10_000;
         c
+    }
+
+    pub fn require_verified_email(&self) -> bool {
+        self.require_verified_email.unwrap_or(self.smtp_url.is_some())
     }
 
     pub fn database_url(&self) -> String {

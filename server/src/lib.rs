@@ -6,19 +6,30 @@
 //! - [`config`]: every setting, as flag, environment variable and default.
 //! - `rpc`: the transport: framing, HTTP front, WebSocket, the registry that
 //!   binds each procedure to its handler, errors, limits, the accept loop.
-//! - `auth`: accounts, sign-in, sessions, tokens, password hashing.
+//! - `auth`: accounts, sign-in, sessions, tokens, password hashing and
+//!   policy, recovery, lockout, one-time codes, MFA secrets.
+//! - `sessions`, `mfa`, `users`, [`admin`]: the other account namespaces
+//!   (and `trellis create-admin`).
+//! - `audit`: the audit trail of security events.
+//! - `mail`: the outbox and its senders (SMTP, log).
 //! - `health`: `health.check` and the dependency monitor behind it.
 //! - [`db`]: the pool over PostgreSQL or SQLite, tables, rows, migrations.
 //! - [`telemetry`]: logging setup.
 
+pub mod admin;
 pub mod app;
+mod audit;
 mod auth;
 pub mod config;
 pub mod db;
 mod health;
+mod mail;
+mod mfa;
 mod rpc;
+mod sessions;
 mod state;
 pub mod telemetry;
+mod users;
 
 pub use app::Application;
 pub use config::Config;

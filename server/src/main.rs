@@ -1,6 +1,7 @@
-//! `trellis`: serve (the default) or migrate.
+//! `trellis`: serve (the default), migrate, or create-admin.
 
 use clap::{Parser, Subcommand};
+use trellis_server::admin::create::Created;
 use trellis_server::{Application, Config, app, telemetry};
 
 #[derive(Parser)]
@@ -18,6 +19,16 @@ enum Command {
     Serve,
     /// Apply pending database migrations and exit.
     Migrate,
+    /// Make an account a system administrator, creating it if needed.
+    CreateAdmin {
+        /// The administrator's e-mail address.
+        #[arg(long)]
+        email: String,
+        /// Read the new account's password from the first line of stdin
+        /// (needed only when no account has this address).
+        #[arg(long)]
+        password_stdin: bool,
+    },
 }
 
 #[tokio::main]
@@ -29,6 +40,20 @@ async fn main() -> anyhow::Result<()> {
         Command::Migrate => {
             std::fs::create_dir_all(&cli.config.data_dir)?;
             app::connect_and_migrate(&cli.config).await.map(drop)
+        }
+        Command::CreateAdmin { email, password_stdin } => {
+            let password = if password_stdin {
+                let mut line = String::new();
+                std::io::stdin().read_line(&mut line)?;
+                Some(line.trim_end_matches(['\r', '\n']).to_owned())
+            } else {
+                None
+            };
+            match trellis_server::admin::create::create_admin(&cli.config, &email, password).await? {
+                Created::NewAccount { user_id } => println!("created administrator {email} ({user_id})"),
+                Created::Promoted { user_id } => println!("{email} ({user_id}) is now an administrator"),
+            }
+            Ok(())
         }
     }
 }

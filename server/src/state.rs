@@ -3,12 +3,16 @@
 use std::sync::Arc;
 use std::time::Instant;
 
+use crate::auth::codes::CodeHasher;
 use crate::auth::password::PasswordHasherPool;
+use crate::auth::policy::PasswordPolicy;
 use crate::auth::revocation::RevokedSessions;
+use crate::auth::throttle::AuthThrottle;
 use crate::auth::tokens::TokenKeys;
 use crate::config::Config;
 use crate::db::Db;
 use crate::health::HealthMonitor;
+use crate::mail::Wakeup;
 use crate::rpc::limits::CallLimiter;
 
 pub(crate) struct State {
@@ -18,6 +22,11 @@ pub(crate) struct State {
     pub tokens: TokenKeys,
     pub revoked: RevokedSessions,
     pub limiter: Box<dyn CallLimiter>,
+    pub throttle: AuthThrottle,
+    pub policy: PasswordPolicy,
+    pub codes: CodeHasher,
+    /// Wakes the mail sender after a change that queued mail.
+    pub mail: Wakeup,
     pub health: Arc<HealthMonitor>,
     pub started_at: Instant,
     pub openrpc: serde_json::Value,

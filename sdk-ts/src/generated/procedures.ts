@@ -26,7 +26,7 @@ export interface Procedures {
     kind: "mutation";
     access: "public";
     /** Every reason a call can fail with: the procedure's own, its access rule's, and the common ones. */
-    reason: "VALIDATION" | "RATE_LIMITED" | "DATABASE_UNAVAILABLE" | "CACHE_UNAVAILABLE" | "SHUTTING_DOWN" | "INTERNAL";
+    reason: "PASSWORD_POLICY" | "VALIDATION" | "RATE_LIMITED" | "DATABASE_UNAVAILABLE" | "CACHE_UNAVAILABLE" | "SHUTTING_DOWN" | "INTERNAL";
   };
   "auth.login": {
     params: T.LoginParams;
@@ -34,7 +34,7 @@ export interface Procedures {
     kind: "mutation";
     access: "public";
     /** Every reason a call can fail with: the procedure's own, its access rule's, and the common ones. */
-    reason: "INVALID_CREDENTIALS" | "ACCOUNT_DISABLED" | "VALIDATION" | "RATE_LIMITED" | "DATABASE_UNAVAILABLE" | "CACHE_UNAVAILABLE" | "SHUTTING_DOWN" | "INTERNAL";
+    reason: "INVALID_CREDENTIALS" | "ACCOUNT_DISABLED" | "ACCOUNT_LOCKED" | "MFA_REQUIRED" | "OTP_INVALID" | "EMAIL_NOT_VERIFIED" | "PASSWORD_EXPIRED" | "VALIDATION" | "RATE_LIMITED" | "DATABASE_UNAVAILABLE" | "CACHE_UNAVAILABLE" | "SHUTTING_DOWN" | "INTERNAL";
   };
   "auth.refresh": {
     params: T.RefreshParams;
@@ -60,16 +60,169 @@ export interface Procedures {
     /** Every reason a call can fail with: the procedure's own, its access rule's, and the common ones. */
     reason: "CREDENTIALS_MISSING" | "TOKEN_EXPIRED" | "TOKEN_INVALID" | "API_KEY_INVALID" | "API_KEY_EXPIRED" | "API_KEY_REVOKED" | "ACCOUNT_DISABLED" | "VALIDATION" | "RATE_LIMITED" | "DATABASE_UNAVAILABLE" | "CACHE_UNAVAILABLE" | "SHUTTING_DOWN" | "INTERNAL";
   };
+  "auth.verifyEmail": {
+    params: T.VerifyEmailParams;
+    result: T.VerifyEmailResult;
+    kind: "mutation";
+    access: "public";
+    /** Every reason a call can fail with: the procedure's own, its access rule's, and the common ones. */
+    reason: "TOKEN_INVALID" | "TOKEN_EXPIRED" | "TOKEN_USED" | "VALIDATION" | "RATE_LIMITED" | "DATABASE_UNAVAILABLE" | "CACHE_UNAVAILABLE" | "SHUTTING_DOWN" | "INTERNAL";
+  };
+  "auth.resendVerification": {
+    params: T.EmailParams;
+    result: T.Empty;
+    kind: "mutation";
+    access: "public";
+    /** Every reason a call can fail with: the procedure's own, its access rule's, and the common ones. */
+    reason: "VALIDATION" | "RATE_LIMITED" | "DATABASE_UNAVAILABLE" | "CACHE_UNAVAILABLE" | "SHUTTING_DOWN" | "INTERNAL";
+  };
+  "auth.requestLoginCode": {
+    params: T.EmailParams;
+    result: T.Empty;
+    kind: "mutation";
+    access: "public";
+    /** Every reason a call can fail with: the procedure's own, its access rule's, and the common ones. */
+    reason: "VALIDATION" | "RATE_LIMITED" | "DATABASE_UNAVAILABLE" | "CACHE_UNAVAILABLE" | "SHUTTING_DOWN" | "INTERNAL";
+  };
+  "auth.loginWithCode": {
+    params: T.LoginWithCodeParams;
+    result: T.Tokens;
+    kind: "mutation";
+    access: "public";
+    /** Every reason a call can fail with: the procedure's own, its access rule's, and the common ones. */
+    reason: "OTP_INVALID" | "OTP_EXHAUSTED" | "ACCOUNT_DISABLED" | "ACCOUNT_LOCKED" | "MFA_REQUIRED" | "VALIDATION" | "RATE_LIMITED" | "DATABASE_UNAVAILABLE" | "CACHE_UNAVAILABLE" | "SHUTTING_DOWN" | "INTERNAL";
+  };
+  "auth.changePassword": {
+    params: T.ChangePasswordParams;
+    result: T.Empty;
+    kind: "mutation";
+    access: "user";
+    /** Every reason a call can fail with: the procedure's own, its access rule's, and the common ones. */
+    reason: "INVALID_CREDENTIALS" | "PASSWORD_POLICY" | "PASSWORD_REUSED" | "CREDENTIALS_MISSING" | "TOKEN_EXPIRED" | "TOKEN_INVALID" | "API_KEY_INVALID" | "API_KEY_EXPIRED" | "API_KEY_REVOKED" | "ACCOUNT_DISABLED" | "VALIDATION" | "RATE_LIMITED" | "DATABASE_UNAVAILABLE" | "CACHE_UNAVAILABLE" | "SHUTTING_DOWN" | "INTERNAL";
+  };
+  "auth.requestPasswordReset": {
+    params: T.EmailParams;
+    result: T.Empty;
+    kind: "mutation";
+    access: "public";
+    /** Every reason a call can fail with: the procedure's own, its access rule's, and the common ones. */
+    reason: "VALIDATION" | "RATE_LIMITED" | "DATABASE_UNAVAILABLE" | "CACHE_UNAVAILABLE" | "SHUTTING_DOWN" | "INTERNAL";
+  };
+  "auth.resetPassword": {
+    params: T.ResetPasswordParams;
+    result: T.Empty;
+    kind: "mutation";
+    access: "public";
+    /** Every reason a call can fail with: the procedure's own, its access rule's, and the common ones. */
+    reason: "TOKEN_INVALID" | "TOKEN_EXPIRED" | "TOKEN_USED" | "PASSWORD_POLICY" | "PASSWORD_REUSED" | "VALIDATION" | "RATE_LIMITED" | "DATABASE_UNAVAILABLE" | "CACHE_UNAVAILABLE" | "SHUTTING_DOWN" | "INTERNAL";
+  };
+  "sessions.list": {
+    params: T.Empty;
+    result: T.SessionList;
+    kind: "query";
+    access: "user";
+    /** Every reason a call can fail with: the procedure's own, its access rule's, and the common ones. */
+    reason: "CREDENTIALS_MISSING" | "TOKEN_EXPIRED" | "TOKEN_INVALID" | "API_KEY_INVALID" | "API_KEY_EXPIRED" | "API_KEY_REVOKED" | "ACCOUNT_DISABLED" | "VALIDATION" | "RATE_LIMITED" | "DATABASE_UNAVAILABLE" | "CACHE_UNAVAILABLE" | "SHUTTING_DOWN" | "INTERNAL";
+  };
+  "sessions.revoke": {
+    params: T.RevokeParams;
+    result: T.Empty;
+    kind: "mutation";
+    access: "user";
+    /** Every reason a call can fail with: the procedure's own, its access rule's, and the common ones. */
+    reason: "NOT_FOUND" | "CREDENTIALS_MISSING" | "TOKEN_EXPIRED" | "TOKEN_INVALID" | "API_KEY_INVALID" | "API_KEY_EXPIRED" | "API_KEY_REVOKED" | "ACCOUNT_DISABLED" | "VALIDATION" | "RATE_LIMITED" | "DATABASE_UNAVAILABLE" | "CACHE_UNAVAILABLE" | "SHUTTING_DOWN" | "INTERNAL";
+  };
+  "mfa.enrollTotp": {
+    params: T.Empty;
+    result: T.EnrollTotpResult;
+    kind: "mutation";
+    access: "user";
+    /** Every reason a call can fail with: the procedure's own, its access rule's, and the common ones. */
+    reason: "ALREADY_EXISTS" | "CREDENTIALS_MISSING" | "TOKEN_EXPIRED" | "TOKEN_INVALID" | "API_KEY_INVALID" | "API_KEY_EXPIRED" | "API_KEY_REVOKED" | "ACCOUNT_DISABLED" | "VALIDATION" | "RATE_LIMITED" | "DATABASE_UNAVAILABLE" | "CACHE_UNAVAILABLE" | "SHUTTING_DOWN" | "INTERNAL";
+  };
+  "mfa.confirmTotp": {
+    params: T.CodeParams;
+    result: T.ConfirmTotpResult;
+    kind: "mutation";
+    access: "user";
+    /** Every reason a call can fail with: the procedure's own, its access rule's, and the common ones. */
+    reason: "OTP_INVALID" | "INVALID_TRANSITION" | "CREDENTIALS_MISSING" | "TOKEN_EXPIRED" | "TOKEN_INVALID" | "API_KEY_INVALID" | "API_KEY_EXPIRED" | "API_KEY_REVOKED" | "ACCOUNT_DISABLED" | "VALIDATION" | "RATE_LIMITED" | "DATABASE_UNAVAILABLE" | "CACHE_UNAVAILABLE" | "SHUTTING_DOWN" | "INTERNAL";
+  };
+  "mfa.disable": {
+    params: T.CodeParams;
+    result: T.Empty;
+    kind: "mutation";
+    access: "user";
+    /** Every reason a call can fail with: the procedure's own, its access rule's, and the common ones. */
+    reason: "OTP_INVALID" | "INVALID_TRANSITION" | "CREDENTIALS_MISSING" | "TOKEN_EXPIRED" | "TOKEN_INVALID" | "API_KEY_INVALID" | "API_KEY_EXPIRED" | "API_KEY_REVOKED" | "ACCOUNT_DISABLED" | "VALIDATION" | "RATE_LIMITED" | "DATABASE_UNAVAILABLE" | "CACHE_UNAVAILABLE" | "SHUTTING_DOWN" | "INTERNAL";
+  };
+  "users.updateProfile": {
+    params: T.UpdateProfileParams;
+    result: T.User;
+    kind: "mutation";
+    access: "user";
+    /** Every reason a call can fail with: the procedure's own, its access rule's, and the common ones. */
+    reason: "CREDENTIALS_MISSING" | "TOKEN_EXPIRED" | "TOKEN_INVALID" | "API_KEY_INVALID" | "API_KEY_EXPIRED" | "API_KEY_REVOKED" | "ACCOUNT_DISABLED" | "VALIDATION" | "RATE_LIMITED" | "DATABASE_UNAVAILABLE" | "CACHE_UNAVAILABLE" | "SHUTTING_DOWN" | "INTERNAL";
+  };
+  "users.activity": {
+    params: T.PageParams;
+    result: T.Page<T.AuditEvent>;
+    kind: "query";
+    access: "user";
+    /** Every reason a call can fail with: the procedure's own, its access rule's, and the common ones. */
+    reason: "CREDENTIALS_MISSING" | "TOKEN_EXPIRED" | "TOKEN_INVALID" | "API_KEY_INVALID" | "API_KEY_EXPIRED" | "API_KEY_REVOKED" | "ACCOUNT_DISABLED" | "VALIDATION" | "RATE_LIMITED" | "DATABASE_UNAVAILABLE" | "CACHE_UNAVAILABLE" | "SHUTTING_DOWN" | "INTERNAL";
+  };
+  "admin.listUsers": {
+    params: T.ListUsersParams;
+    result: T.Page<T.AdminUser>;
+    kind: "query";
+    access: "admin";
+    /** Every reason a call can fail with: the procedure's own, its access rule's, and the common ones. */
+    reason: "CREDENTIALS_MISSING" | "TOKEN_EXPIRED" | "TOKEN_INVALID" | "ACCOUNT_DISABLED" | "ADMIN_REQUIRED" | "VALIDATION" | "RATE_LIMITED" | "DATABASE_UNAVAILABLE" | "CACHE_UNAVAILABLE" | "SHUTTING_DOWN" | "INTERNAL";
+  };
+  "admin.setUserDisabled": {
+    params: T.SetUserDisabledParams;
+    result: T.User;
+    kind: "mutation";
+    access: "admin";
+    /** Every reason a call can fail with: the procedure's own, its access rule's, and the common ones. */
+    reason: "NOT_FOUND" | "INVALID_TRANSITION" | "CREDENTIALS_MISSING" | "TOKEN_EXPIRED" | "TOKEN_INVALID" | "ACCOUNT_DISABLED" | "ADMIN_REQUIRED" | "VALIDATION" | "RATE_LIMITED" | "DATABASE_UNAVAILABLE" | "CACHE_UNAVAILABLE" | "SHUTTING_DOWN" | "INTERNAL";
+  };
+  "admin.unlockUser": {
+    params: T.UnlockUserParams;
+    result: T.Empty;
+    kind: "mutation";
+    access: "admin";
+    /** Every reason a call can fail with: the procedure's own, its access rule's, and the common ones. */
+    reason: "NOT_FOUND" | "CREDENTIALS_MISSING" | "TOKEN_EXPIRED" | "TOKEN_INVALID" | "ACCOUNT_DISABLED" | "ADMIN_REQUIRED" | "VALIDATION" | "RATE_LIMITED" | "DATABASE_UNAVAILABLE" | "CACHE_UNAVAILABLE" | "SHUTTING_DOWN" | "INTERNAL";
+  };
 }
 
 export const procedures = {
   "health.check": { kind: "query", access: "public", summary: "The server's status and that of its database and cache.", reasons: ["VALIDATION", "RATE_LIMITED", "DATABASE_UNAVAILABLE", "CACHE_UNAVAILABLE", "SHUTTING_DOWN", "INTERNAL"] },
   "rpc.discover": { kind: "query", access: "public", summary: "The OpenRPC document describing every procedure.", reasons: ["VALIDATION", "RATE_LIMITED", "DATABASE_UNAVAILABLE", "CACHE_UNAVAILABLE", "SHUTTING_DOWN", "INTERNAL"] },
-  "auth.register": { kind: "mutation", access: "public", summary: "Creates an account. Answers the same whether or not the address is already registered.", reasons: ["VALIDATION", "RATE_LIMITED", "DATABASE_UNAVAILABLE", "CACHE_UNAVAILABLE", "SHUTTING_DOWN", "INTERNAL"] },
-  "auth.login": { kind: "mutation", access: "public", summary: "Signs in with e-mail and password; starts a session.", reasons: ["INVALID_CREDENTIALS", "ACCOUNT_DISABLED", "VALIDATION", "RATE_LIMITED", "DATABASE_UNAVAILABLE", "CACHE_UNAVAILABLE", "SHUTTING_DOWN", "INTERNAL"] },
+  "auth.register": { kind: "mutation", access: "public", summary: "Creates an account and e-mails a verification link. Answers the same whether or not the address is already registered.", reasons: ["PASSWORD_POLICY", "VALIDATION", "RATE_LIMITED", "DATABASE_UNAVAILABLE", "CACHE_UNAVAILABLE", "SHUTTING_DOWN", "INTERNAL"] },
+  "auth.login": { kind: "mutation", access: "public", summary: "Signs in with e-mail and password (and a one-time code when MFA is on); starts a session.", reasons: ["INVALID_CREDENTIALS", "ACCOUNT_DISABLED", "ACCOUNT_LOCKED", "MFA_REQUIRED", "OTP_INVALID", "EMAIL_NOT_VERIFIED", "PASSWORD_EXPIRED", "VALIDATION", "RATE_LIMITED", "DATABASE_UNAVAILABLE", "CACHE_UNAVAILABLE", "SHUTTING_DOWN", "INTERNAL"] },
   "auth.refresh": { kind: "mutation", access: "public", summary: "Trades a refresh token for new tokens. A reused refresh token ends its whole session.", reasons: ["TOKEN_INVALID", "TOKEN_EXPIRED", "TOKEN_REUSED", "ACCOUNT_DISABLED", "VALIDATION", "RATE_LIMITED", "DATABASE_UNAVAILABLE", "CACHE_UNAVAILABLE", "SHUTTING_DOWN", "INTERNAL"] },
   "auth.logout": { kind: "mutation", access: "user", summary: "Ends the caller's session (or all of them).", reasons: ["CREDENTIALS_MISSING", "TOKEN_EXPIRED", "TOKEN_INVALID", "API_KEY_INVALID", "API_KEY_EXPIRED", "API_KEY_REVOKED", "ACCOUNT_DISABLED", "VALIDATION", "RATE_LIMITED", "DATABASE_UNAVAILABLE", "CACHE_UNAVAILABLE", "SHUTTING_DOWN", "INTERNAL"] },
   "auth.me": { kind: "query", access: "user", summary: "The signed-in user and the organizations they belong to.", reasons: ["CREDENTIALS_MISSING", "TOKEN_EXPIRED", "TOKEN_INVALID", "API_KEY_INVALID", "API_KEY_EXPIRED", "API_KEY_REVOKED", "ACCOUNT_DISABLED", "VALIDATION", "RATE_LIMITED", "DATABASE_UNAVAILABLE", "CACHE_UNAVAILABLE", "SHUTTING_DOWN", "INTERNAL"] },
+  "auth.verifyEmail": { kind: "mutation", access: "public", summary: "Marks the address verified, with the token from the verification e-mail.", reasons: ["TOKEN_INVALID", "TOKEN_EXPIRED", "TOKEN_USED", "VALIDATION", "RATE_LIMITED", "DATABASE_UNAVAILABLE", "CACHE_UNAVAILABLE", "SHUTTING_DOWN", "INTERNAL"] },
+  "auth.resendVerification": { kind: "mutation", access: "public", summary: "Sends a new verification e-mail (superseding the last). Answers the same whether or not the account exists.", reasons: ["VALIDATION", "RATE_LIMITED", "DATABASE_UNAVAILABLE", "CACHE_UNAVAILABLE", "SHUTTING_DOWN", "INTERNAL"] },
+  "auth.requestLoginCode": { kind: "mutation", access: "public", summary: "E-mails a 6-digit sign-in code (10 minutes, 3 attempts). Answers the same whether or not the account exists.", reasons: ["VALIDATION", "RATE_LIMITED", "DATABASE_UNAVAILABLE", "CACHE_UNAVAILABLE", "SHUTTING_DOWN", "INTERNAL"] },
+  "auth.loginWithCode": { kind: "mutation", access: "public", summary: "Signs in with the code from `auth.requestLoginCode`; starts a session and marks the address verified.", reasons: ["OTP_INVALID", "OTP_EXHAUSTED", "ACCOUNT_DISABLED", "ACCOUNT_LOCKED", "MFA_REQUIRED", "VALIDATION", "RATE_LIMITED", "DATABASE_UNAVAILABLE", "CACHE_UNAVAILABLE", "SHUTTING_DOWN", "INTERNAL"] },
+  "auth.changePassword": { kind: "mutation", access: "user", summary: "Changes the password; the user's other sessions end.", reasons: ["INVALID_CREDENTIALS", "PASSWORD_POLICY", "PASSWORD_REUSED", "CREDENTIALS_MISSING", "TOKEN_EXPIRED", "TOKEN_INVALID", "API_KEY_INVALID", "API_KEY_EXPIRED", "API_KEY_REVOKED", "ACCOUNT_DISABLED", "VALIDATION", "RATE_LIMITED", "DATABASE_UNAVAILABLE", "CACHE_UNAVAILABLE", "SHUTTING_DOWN", "INTERNAL"] },
+  "auth.requestPasswordReset": { kind: "mutation", access: "public", summary: "E-mails a password reset link (30 minutes, single use). Answers the same whether or not the account exists.", reasons: ["VALIDATION", "RATE_LIMITED", "DATABASE_UNAVAILABLE", "CACHE_UNAVAILABLE", "SHUTTING_DOWN", "INTERNAL"] },
+  "auth.resetPassword": { kind: "mutation", access: "public", summary: "Sets a new password with the token from the reset e-mail; every session of the account ends.", reasons: ["TOKEN_INVALID", "TOKEN_EXPIRED", "TOKEN_USED", "PASSWORD_POLICY", "PASSWORD_REUSED", "VALIDATION", "RATE_LIMITED", "DATABASE_UNAVAILABLE", "CACHE_UNAVAILABLE", "SHUTTING_DOWN", "INTERNAL"] },
+  "sessions.list": { kind: "query", access: "user", summary: "The caller's live sessions, newest first.", reasons: ["CREDENTIALS_MISSING", "TOKEN_EXPIRED", "TOKEN_INVALID", "API_KEY_INVALID", "API_KEY_EXPIRED", "API_KEY_REVOKED", "ACCOUNT_DISABLED", "VALIDATION", "RATE_LIMITED", "DATABASE_UNAVAILABLE", "CACHE_UNAVAILABLE", "SHUTTING_DOWN", "INTERNAL"] },
+  "sessions.revoke": { kind: "mutation", access: "user", summary: "Ends one of the caller's sessions; its tokens stop working at once.", reasons: ["NOT_FOUND", "CREDENTIALS_MISSING", "TOKEN_EXPIRED", "TOKEN_INVALID", "API_KEY_INVALID", "API_KEY_EXPIRED", "API_KEY_REVOKED", "ACCOUNT_DISABLED", "VALIDATION", "RATE_LIMITED", "DATABASE_UNAVAILABLE", "CACHE_UNAVAILABLE", "SHUTTING_DOWN", "INTERNAL"] },
+  "mfa.enrollTotp": { kind: "mutation", access: "user", summary: "Starts TOTP enrolment: a new secret, not in force until `mfa.confirmTotp`.", reasons: ["ALREADY_EXISTS", "CREDENTIALS_MISSING", "TOKEN_EXPIRED", "TOKEN_INVALID", "API_KEY_INVALID", "API_KEY_EXPIRED", "API_KEY_REVOKED", "ACCOUNT_DISABLED", "VALIDATION", "RATE_LIMITED", "DATABASE_UNAVAILABLE", "CACHE_UNAVAILABLE", "SHUTTING_DOWN", "INTERNAL"] },
+  "mfa.confirmTotp": { kind: "mutation", access: "user", summary: "Turns MFA on with a first code from the app; returns the recovery codes.", reasons: ["OTP_INVALID", "INVALID_TRANSITION", "CREDENTIALS_MISSING", "TOKEN_EXPIRED", "TOKEN_INVALID", "API_KEY_INVALID", "API_KEY_EXPIRED", "API_KEY_REVOKED", "ACCOUNT_DISABLED", "VALIDATION", "RATE_LIMITED", "DATABASE_UNAVAILABLE", "CACHE_UNAVAILABLE", "SHUTTING_DOWN", "INTERNAL"] },
+  "mfa.disable": { kind: "mutation", access: "user", summary: "Turns MFA off, with a current code or a recovery code.", reasons: ["OTP_INVALID", "INVALID_TRANSITION", "CREDENTIALS_MISSING", "TOKEN_EXPIRED", "TOKEN_INVALID", "API_KEY_INVALID", "API_KEY_EXPIRED", "API_KEY_REVOKED", "ACCOUNT_DISABLED", "VALIDATION", "RATE_LIMITED", "DATABASE_UNAVAILABLE", "CACHE_UNAVAILABLE", "SHUTTING_DOWN", "INTERNAL"] },
+  "users.updateProfile": { kind: "mutation", access: "user", summary: "Changes the caller's display name.", reasons: ["CREDENTIALS_MISSING", "TOKEN_EXPIRED", "TOKEN_INVALID", "API_KEY_INVALID", "API_KEY_EXPIRED", "API_KEY_REVOKED", "ACCOUNT_DISABLED", "VALIDATION", "RATE_LIMITED", "DATABASE_UNAVAILABLE", "CACHE_UNAVAILABLE", "SHUTTING_DOWN", "INTERNAL"] },
+  "users.activity": { kind: "query", access: "user", summary: "The caller's own security events (sign-ins, failures, lockouts, password and MFA changes, sessions ended), newest first.", reasons: ["CREDENTIALS_MISSING", "TOKEN_EXPIRED", "TOKEN_INVALID", "API_KEY_INVALID", "API_KEY_EXPIRED", "API_KEY_REVOKED", "ACCOUNT_DISABLED", "VALIDATION", "RATE_LIMITED", "DATABASE_UNAVAILABLE", "CACHE_UNAVAILABLE", "SHUTTING_DOWN", "INTERNAL"] },
+  "admin.listUsers": { kind: "query", access: "admin", summary: "Every account, oldest first, optionally filtered by e-mail or name.", reasons: ["CREDENTIALS_MISSING", "TOKEN_EXPIRED", "TOKEN_INVALID", "ACCOUNT_DISABLED", "ADMIN_REQUIRED", "VALIDATION", "RATE_LIMITED", "DATABASE_UNAVAILABLE", "CACHE_UNAVAILABLE", "SHUTTING_DOWN", "INTERNAL"] },
+  "admin.setUserDisabled": { kind: "mutation", access: "admin", summary: "Disables (ending every session) or re-enables an account. Administrators cannot disable themselves.", reasons: ["NOT_FOUND", "INVALID_TRANSITION", "CREDENTIALS_MISSING", "TOKEN_EXPIRED", "TOKEN_INVALID", "ACCOUNT_DISABLED", "ADMIN_REQUIRED", "VALIDATION", "RATE_LIMITED", "DATABASE_UNAVAILABLE", "CACHE_UNAVAILABLE", "SHUTTING_DOWN", "INTERNAL"] },
+  "admin.unlockUser": { kind: "mutation", access: "admin", summary: "Lifts a lockout after failed sign-ins and clears the failure count.", reasons: ["NOT_FOUND", "CREDENTIALS_MISSING", "TOKEN_EXPIRED", "TOKEN_INVALID", "ACCOUNT_DISABLED", "ADMIN_REQUIRED", "VALIDATION", "RATE_LIMITED", "DATABASE_UNAVAILABLE", "CACHE_UNAVAILABLE", "SHUTTING_DOWN", "INTERNAL"] },
 } as const;
 
 /** JSON-RPC error code of each category. */

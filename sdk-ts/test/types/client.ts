@@ -71,6 +71,16 @@ export function reasons(err: unknown): string {
     case "INVALID_CREDENTIALS":
     case "ACCOUNT_DISABLED":
       return "refused";
+    case "ACCOUNT_LOCKED":
+      return `locked for ${err.data.retryAfterMs ?? "?"} ms`;
+    case "MFA_REQUIRED":
+      return "ask for a one-time code";
+    case "OTP_INVALID":
+      return "wrong one-time code";
+    case "EMAIL_NOT_VERIFIED":
+      return "verify the address first";
+    case "PASSWORD_EXPIRED":
+      return "reset the password";
     case "VALIDATION":
       return "bad params";
     case "RATE_LIMITED":
@@ -96,3 +106,6 @@ export function reasons(err: unknown): string {
 export const refreshReason: ReasonOf<"auth.refresh"> = "TOKEN_REUSED";
 // @ts-expect-error auth.me has no INVALID_CREDENTIALS
 export const meReason: ReasonOf<"auth.me"> = "INVALID_CREDENTIALS";
+export const resetReason: ReasonOf<"auth.resetPassword"> = "PASSWORD_POLICY";
+// @ts-expect-error auth.register answers the same for a taken address: no ALREADY_EXISTS
+export const registerReason: ReasonOf<"auth.register"> = "ALREADY_EXISTS";

@@ -1,28 +1,47 @@
 use trellis_schema::auth::{Login, LoginParams, LoginReason, Tokens};
 
+use super::accounts;
+use super::signin::{Refusal, count_failure, second_stage};
 use super::{session, store};
+use crate::audit::{Event, actions};
+use crate::db::models::now;
 use crate::rpc::context::Ctx;
 use crate::rpc::error::HandlerError;
 use crate::rpc::registry::Handler;
 
 impl Handler for Login {
-    /// An unknown e-mail costs one password verification, like a wrong
-    /// password, and gets the same answer.
+    /// An unknown e-mail costs one password verification and one write, like
+    /// a wrong password, and gets the same answer. A locked account is
+    /// refused whatever the password.
     async fn handle(ctx: Ctx, p: LoginParams) -> Result<Tokens, HandlerError<LoginReason>> {
-        let user = store::find_user_by_email(&ctx.state.db, &p.email.normalized()).await?;
+        let key = p.email.normalized();
+        ctx.state.throttle.attempt(ctx.ip_addr(), &key).map_err(HandlerError::Common)?;
+        let user = store::find_user_by_email(&ctx.state.db, &key).await?;
         let valid =
             ctx.state.hasher.verify(p.password.expose(), user.as_ref().map(|u| u.password_hash.as_str())).await?;
-        let user = match user {
-            Some(u) if valid => u,
-            _ => {
-                tracing::info!("sign-in refused: invalid credentials");
-                return Err(HandlerError::reason(LoginReason::InvalidCredentials));
-            }
+        let Some(user) = user else {
+            // The same transaction a wrong password on a real account makes
+            // (its updates match no row), so the time taken tells nothing.
+            let event = Event::new(&ctx.meta, actions::LOGIN).failed("INVALID_CREDENTIALS").row();
+            let config = &ctx.state.config;
+            accounts::record_failure(&ctx.state.db, "", config.lockout_threshold, now(), &event, None).await?;
+            tracing::info!("sign-in refused: invalid credentials");
+            return Err(Refusal::InvalidCredentials.into_error());
         };
-        if user.disabled {
-            return Err(HandlerError::reason(LoginReason::AccountDisabled));
+        if let Some(until) = user.locked_at(now()) {
+            let event = Event::new(&ctx.meta, actions::LOGIN).about(&user.id).failed("ACCOUNT_LOCKED").row();
+            crate::audit::store::record(&ctx.state.db, event).await?;
+            return Err(Refusal::Locked(until).into_error());
         }
-        let tokens = session::start(&ctx, &user).await?;
+        if !valid {
+            tracing::info!("sign-in refused: invalid credentials");
+            return Err(count_failure(&ctx, &user, actions::LOGIN, Refusal::InvalidCredentials).await?.into_error());
+        }
+        if let Err(refusal) = second_stage(&ctx, &user, p.otp.as_ref(), true, actions::LOGIN).await? {
+            return Err(refusal.into_error());
+        }
+        let event = Event::new(&ctx.meta, actions::LOGIN).by_user(&user.id).row();
+        let tokens = session::start(&ctx, &user, &event, false).await?;
         tracing::info!(user_id = %user.id, "signed in");
         Ok(tokens)
     }

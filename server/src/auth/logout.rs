@@ -21,6 +21,11 @@ impl Handler for Logout {
         }
         // The calling session ends even if it was already gone from the store.
         ctx.state.revoked.revoke(me.session_id);
+        let event = crate::audit::Event::new(&ctx.meta, crate::audit::actions::LOGOUT)
+            .by_user(&me.user_id.to_string())
+            .detail(format!("{} session(s) ended", ended.len()))
+            .row();
+        crate::audit::store::record(&ctx.state.db, event).await?;
         tracing::info!(user_id = %me.user_id, sessions = ended.len(), "signed out");
         Ok(Empty {})
     }

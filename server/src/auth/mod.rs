@@ -1,12 +1,26 @@
-//! `auth.*`: accounts, sign-in, sessions and their tokens.
+//! `auth.*`: accounts, sign-in, sessions and their tokens, recovery,
+//! password policy, lockout, one-time codes and MFA.
 
+pub(crate) mod accounts;
+mod change_password;
+pub(crate) mod codes;
 mod login;
+mod login_with_code;
 mod logout;
 mod me;
 pub(crate) mod password;
+pub(crate) mod policy;
 mod refresh;
 mod register;
+mod request_login_code;
+mod request_password_reset;
+mod resend_verification;
+mod reset_password;
 pub(crate) mod revocation;
 mod session;
+pub(crate) mod signin;
 pub(crate) mod store;
+pub(crate) mod throttle;
 pub(crate) mod tokens;
+pub(crate) mod totp;
+mod verify_email;

@@ -17,10 +17,16 @@ impl Handler for Refresh {
                 }
                 Ok(session::tokens(&ctx.state, &user, session_id, new_token)?)
             }
-            Rotation::Reused { session_id } => {
+            Rotation::Reused { session_id, user_id } => {
                 // Someone holds a copy of a spent token: end the session so
                 // neither copy, nor any access token of it, works again.
                 ctx.state.revoked.revoke(session_id);
+                let event = crate::audit::Event::new(&ctx.meta, crate::audit::actions::REFRESH_REUSED)
+                    .about(&user_id)
+                    .target(format!("session:{session_id}"))
+                    .failed("TOKEN_REUSED")
+                    .row();
+                crate::audit::store::record(&ctx.state.db, event).await?;
                 tracing::warn!(%session_id, "refresh token reused; session ended");
                 Err(HandlerError::reason(RefreshReason::TokenReused))
             }

@@ -1,40 +1,78 @@
-use trellis_schema::auth::{Register, RegisterParams, RegisterResult};
-use trellis_schema::error::NoReason;
+use trellis_schema::auth::{Register, RegisterParams, RegisterReason, RegisterResult};
 use uuid::Uuid;
 
-use super::store;
-use crate::db::models::{UserRow, now};
+use super::accounts::{self, Purpose, VERIFY_EMAIL_HOURS};
+use super::signin::{answer_no_sooner, mail_row, policy_error};
+use super::{codes, store};
+use crate::audit::{Event, actions};
+use crate::db::models::UserRow;
+use crate::mail::Mail;
 use crate::rpc::context::Ctx;
 use crate::rpc::error::HandlerError;
 use crate::rpc::registry::Handler;
 
 impl Handler for Register {
     /// Whether or not the address is taken, the caller gets the same answer
-    /// after the same work (one hash, one insert attempt): registering tells
-    /// nobody which addresses have accounts.
-    async fn handle(ctx: Ctx, p: RegisterParams) -> Result<RegisterResult, HandlerError<NoReason>> {
+    /// after the same work (one hash, one read, one write, and no sooner than
+    /// the floor of requests that send mail): registering tells nobody
+    /// which addresses have accounts. The owner of a taken address is told
+    /// by mail instead.
+    async fn handle(ctx: Ctx, p: RegisterParams) -> Result<RegisterResult, HandlerError<RegisterReason>> {
+        let started = tokio::time::Instant::now();
+        let key = p.email.normalized();
+        ctx.state.throttle.mail(ctx.ip_addr(), &key).map_err(HandlerError::Common)?;
+        let name = p.display_name.map(String::from).unwrap_or_default();
+        let violations = ctx.state.policy.violations(p.password.expose(), p.email.as_str(), &name);
+        if !violations.is_empty() {
+            return Err(policy_error(RegisterReason::PasswordPolicy, &violations));
+        }
         let hash = ctx.state.hasher.hash(p.password.expose()).await?;
-        let t = now();
-        let id = Uuid::now_v7();
-        let row = UserRow {
-            id: id.to_string(),
-            email: p.email.as_str().to_owned(),
-            email_key: p.email.normalized(),
-            password_hash: hash,
-            display_name: p.display_name.map(String::from).unwrap_or_default(),
-            email_verified: false,
-            mfa_enabled: false,
-            is_admin: false,
-            disabled: false,
-            created_at: t,
-            updated_at: t,
-        };
-        let created = store::insert_user(&ctx.state.db, &row).await?;
-        if created {
-            tracing::info!(user_id = %id, "account registered");
+        let user = UserRow::new(&p.email, hash, name);
+        let token = codes::new_link_token();
+        let token_row = accounts::token_row(
+            &user.id,
+            Purpose::VerifyEmail,
+            ctx.state.codes.hash(Purpose::VerifyEmail.as_str(), "", &token),
+        );
+        let mail = mail_row(
+            &ctx,
+            &user.email,
+            &format!("verify:{}", token_row.id),
+            &Mail::VerifyEmail { name: &user.display_name, token: &token, hours: VERIFY_EMAIL_HOURS },
+        )?;
+        let event = Event::new(&ctx.meta, actions::REGISTER).by_user(&user.id).row();
+        // One read and one write transaction either way.
+        let existing = store::find_user_by_email(&ctx.state.db, &key).await?;
+        let created =
+            existing.is_none() && accounts::insert_account(&ctx.state.db, &user, &token_row, &mail, &event).await?;
+        let user_id = if created {
+            tracing::info!(user_id = %user.id, "account registered");
+            user.uuid()
         } else {
             tracing::info!("registration for an address that already has an account");
-        }
-        Ok(RegisterResult { user_id: id, verification_required: false })
+            let existing = match existing {
+                Some(u) => Some(u),
+                // Registered between the read and the insert.
+                None => store::find_user_by_email(&ctx.state.db, &key).await?,
+            };
+            let mut event = Event::new(&ctx.meta, actions::REGISTER).failed("ALREADY_EXISTS");
+            let mail = match &existing {
+                Some(u) => {
+                    event = event.about(&u.id);
+                    Some(mail_row(
+                        &ctx,
+                        &u.email,
+                        &format!("exists:{}", Uuid::now_v7()),
+                        &Mail::AccountExists { name: &u.display_name },
+                    )?)
+                }
+                None => None,
+            };
+            accounts::issue(&ctx.state.db, None, mail.as_ref(), &event.row()).await?;
+            Uuid::now_v7()
+        };
+        ctx.state.mail.wake();
+        answer_no_sooner(started).await;
+        Ok(RegisterResult { user_id, verification_required: ctx.state.config.require_verified_email() })
     }
 }

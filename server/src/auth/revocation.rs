@@ -1,7 +1,8 @@
 //! Sessions ended before their access tokens expire. Checked on every
 //! authenticated call, so it lives in memory: a lookup, no database query.
 //! An entry is kept as long as an access token of that session could still
-//! be valid, then dropped.
+//! be valid, then dropped. Sessions ended by another replica reach this one
+//! through a once-a-second query for recently ended sessions.
 
 use std::collections::HashMap;
 use std::sync::RwLock;
@@ -29,5 +30,32 @@ impl RevokedSessions {
     pub(crate) fn is_revoked(&self, session_id: &Uuid) -> bool {
         let map = self.entries.read().unwrap_or_else(std::sync::PoisonError::into_inner);
         map.get(session_id).is_some_and(|until| *until > Instant::now())
+    }
+}
+
+/// How often sessions ended elsewhere (another replica) are picked up.
+const SYNC_EVERY: Duration = Duration::from_secs(1);
+
+impl RevokedSessions {
+    /// Every second, adds the sessions ended since the last look (with a
+    /// margin for clock skew between replicas) to this process's set.
+    pub(crate) fn spawn_sync(state: std::sync::Arc<crate::state::State>) -> tokio::task::JoinHandle<()> {
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(SYNC_EVERY);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                match super::store::recently_ended_sessions(&state.db, Duration::from_secs(10)).await {
+                    Ok(ids) => {
+                        for id in ids {
+                            if !state.revoked.is_revoked(&id) {
+                                state.revoked.revoke(id);
+                            }
+                        }
+                    }
+                    Err(e) => tracing::debug!(error = %e, "ended sessions not synced this round"),
+                }
+            }
+        })
     }
 }

@@ -6,7 +6,7 @@ use uuid::Uuid;
 
 use super::store;
 use super::tokens::{new_refresh_token, token_hash};
-use crate::db::models::{RefreshTokenRow, SessionRow, UserRow, now};
+use crate::db::models::{AuditEventRow, RefreshTokenRow, SessionRow, UserRow, now};
 use crate::rpc::context::Ctx;
 use crate::rpc::error::HandlerError;
 use crate::state::State;
@@ -26,8 +26,16 @@ pub(super) fn refresh_row(state: &State, session_id: &str) -> (String, RefreshTo
     (token, row)
 }
 
-/// Starts a session for `user` and returns its first tokens.
-pub(super) async fn start<R>(ctx: &Ctx, user: &UserRow) -> Result<Tokens, HandlerError<R>> {
+/// Starts a session for `user` and returns its first tokens. In the same
+/// transaction the sign-in `event` is recorded, the failure count cleared
+/// and, when `verified` (the user proved control of the address), the
+/// address marked verified.
+pub(super) async fn start<R>(
+    ctx: &Ctx,
+    user: &UserRow,
+    event: &AuditEventRow,
+    verified: bool,
+) -> Result<Tokens, HandlerError<R>> {
     let session_id = Uuid::now_v7();
     let t = now();
     let session = SessionRow {
@@ -41,8 +49,10 @@ pub(super) async fn start<R>(ctx: &Ctx, user: &UserRow) -> Result<Tokens, Handle
         revoked_reason: None,
     };
     let (refresh, row) = refresh_row(&ctx.state, &session.id);
-    store::create_session(&ctx.state.db, &session, &row).await?;
-    Ok(tokens(&ctx.state, user, session_id, refresh)?)
+    store::create_session(&ctx.state.db, &session, &row, event, verified).await?;
+    let mut user = user.clone();
+    user.email_verified |= verified;
+    Ok(tokens(&ctx.state, &user, session_id, refresh)?)
 }
 
 pub(super) fn tokens(state: &State, user: &UserRow, session_id: Uuid, refresh_token: String) -> anyhow::Result<Tokens> {

@@ -5,8 +5,8 @@ use diesel::prelude::*;
 use diesel_async::{AsyncConnection, RunQueryDsl};
 use uuid::Uuid;
 
-use crate::db::models::{OrgRow, RefreshTokenRow, SessionRow, UserRow, now};
-use crate::db::schema::{org_members, orgs, refresh_tokens, sessions, users};
+use crate::db::models::{AuditEventRow, OrgRow, RefreshTokenRow, SessionRow, UserRow, now};
+use crate::db::schema::{audit_events, org_members, orgs, refresh_tokens, sessions, users};
 use crate::db::{Db, DbError, db_read, db_run};
 
 pub(crate) async fn find_user(db: &Db, id: Uuid) -> Result<Option<UserRow>, DbError> {
@@ -34,27 +34,62 @@ pub(crate) async fn insert_user(db: &Db, row: &UserRow) -> Result<bool, DbError>
     }
 }
 
-/// Starts a session and stores its first refresh token, in one transaction.
-pub(crate) async fn create_session(db: &Db, session: &SessionRow, refresh: &RefreshTokenRow) -> Result<(), DbError> {
+/// Starts a session and stores its first refresh token, with the sign-in's
+/// audit event, in one transaction. A sign-in clears the failure count, and
+/// with `verified` marks the address verified.
+pub(crate) async fn create_session(
+    db: &Db,
+    session: &SessionRow,
+    refresh: &RefreshTokenRow,
+    event: &AuditEventRow,
+    verified: bool,
+) -> Result<(), DbError> {
     db_run!(db, |conn| conn
         .transaction(async |conn| {
             diesel::insert_into(sessions::table).values(session).execute(conn).await?;
             diesel::insert_into(refresh_tokens::table).values(refresh).execute(conn).await?;
+            diesel::insert_into(audit_events::table).values(event).execute(conn).await?;
+            diesel::update(users::table.filter(users::id.eq(&session.user_id)).filter(users::failed_logins.ne(0)))
+                .set(users::failed_logins.eq(0))
+                .execute(conn)
+                .await?;
+            if verified {
+                diesel::update(
+                    users::table.filter(users::id.eq(&session.user_id)).filter(users::email_verified.eq(false)),
+                )
+                .set(users::email_verified.eq(true))
+                .execute(conn)
+                .await?;
+            }
             Ok::<_, DbError>(())
         })
         .await)
+}
+
+/// The user's live sessions, newest first.
+pub(crate) async fn live_sessions(db: &Db, user_id: Uuid) -> Result<Vec<SessionRow>, DbError> {
+    let uid = user_id.to_string();
+    db_read!(db, |conn| sessions::table
+        .filter(sessions::user_id.eq(&uid))
+        .filter(sessions::revoked_at.is_null())
+        .order(sessions::created_at.desc())
+        .select(SessionRow::as_select())
+        .load(conn)
+        .await
+        .map_err(DbError::from))
 }
 
 /// What presenting a refresh token led to.
 pub(crate) enum Rotation {
     /// The token was current: it is now used, and `new` replaces it.
     Rotated {
-        user: UserRow,
+        user: Box<UserRow>,
         session_id: Uuid,
     },
     /// The token had been used before: its session is now ended.
     Reused {
         session_id: Uuid,
+        user_id: String,
     },
     Expired,
     /// Unknown token, or its session has ended.
@@ -96,7 +131,7 @@ pub(crate) async fn rotate_refresh_token(
                         .execute(conn)
                         .await?;
                 }
-                return Ok(Rotation::Reused { session_id });
+                return Ok(Rotation::Reused { session_id, user_id: session.user_id });
             }
             if session.revoked_at.is_some() {
                 return Ok(Rotation::Invalid);
@@ -109,7 +144,7 @@ pub(crate) async fn rotate_refresh_token(
             diesel::insert_into(refresh_tokens::table).values(&new).execute(conn).await?;
             diesel::update(sessions::table.find(&session.id)).set(sessions::last_used_at.eq(t)).execute(conn).await?;
             let user = users::table.find(&session.user_id).select(UserRow::as_select()).first(conn).await?;
-            Ok(Rotation::Rotated { user, session_id })
+            Ok(Rotation::Rotated { user: Box::new(user), session_id })
         })
         .await)
 }

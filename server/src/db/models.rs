@@ -6,7 +6,7 @@ use diesel::prelude::*;
 use trellis_schema::auth::{Org, User};
 use uuid::Uuid;
 
-use super::schema::{org_members, orgs, refresh_tokens, sessions, users};
+use super::schema::{audit_events, one_time_tokens, org_members, orgs, outbox, refresh_tokens, sessions, users};
 
 /// The current time at microsecond precision, the finest both backends keep.
 pub(crate) fn now() -> NaiveDateTime {
@@ -36,9 +36,53 @@ pub(crate) struct UserRow {
     pub disabled: bool,
     pub created_at: NaiveDateTime,
     pub updated_at: NaiveDateTime,
+    /// Failed sign-ins since the last success or lockout.
+    pub failed_logins: i32,
+    pub locked_until: Option<NaiveDateTime>,
+    /// `None`: unchanged since the account was made.
+    pub password_changed_at: Option<NaiveDateTime>,
+    /// Base64 of the TOTP secret in force.
+    pub totp_secret: Option<String>,
+    /// Base64 of a TOTP secret enrolled but not yet confirmed.
+    pub totp_pending_secret: Option<String>,
+    /// The last TOTP time step accepted: a code is never accepted twice.
+    pub totp_last_step: i64,
 }
 
 impl UserRow {
+    /// A new account with nothing set but its identity and password.
+    pub(crate) fn new(email: &trellis_schema::values::Email, password_hash: String, display_name: String) -> Self {
+        let t = now();
+        Self {
+            id: Uuid::now_v7().to_string(),
+            email: email.as_str().to_owned(),
+            email_key: email.normalized(),
+            password_hash,
+            display_name,
+            email_verified: false,
+            mfa_enabled: false,
+            is_admin: false,
+            disabled: false,
+            created_at: t,
+            updated_at: t,
+            failed_logins: 0,
+            locked_until: None,
+            password_changed_at: None,
+            totp_secret: None,
+            totp_pending_secret: None,
+            totp_last_step: 0,
+        }
+    }
+
+    pub(crate) fn uuid(&self) -> Uuid {
+        parse_id(&self.id)
+    }
+
+    /// Until when the account is locked, if it is now.
+    pub(crate) fn locked_at(&self, t: NaiveDateTime) -> Option<NaiveDateTime> {
+        self.locked_until.filter(|until| *until > t)
+    }
+
     pub(crate) fn to_api(&self) -> User {
         User {
             id: parse_id(&self.id),
@@ -102,4 +146,53 @@ pub(crate) struct OrgMemberRow {
     pub user_id: String,
     pub role: String,
     pub joined_at: NaiveDateTime,
+}
+
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = one_time_tokens)]
+pub(crate) struct OneTimeTokenRow {
+    pub id: String,
+    pub user_id: String,
+    pub purpose: String,
+    pub token_hash: String,
+    pub created_at: NaiveDateTime,
+    pub expires_at: NaiveDateTime,
+    pub used_at: Option<NaiveDateTime>,
+    pub attempts: i32,
+}
+
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = outbox)]
+pub(crate) struct OutboxRow {
+    pub id: String,
+    pub dedupe_key: String,
+    pub recipient: String,
+    pub subject: String,
+    pub text_body: String,
+    pub html_body: String,
+    pub created_at: NaiveDateTime,
+    pub attempts: i32,
+    pub next_attempt_at: NaiveDateTime,
+    pub claimed_until: Option<NaiveDateTime>,
+    pub sent_at: Option<NaiveDateTime>,
+    pub failed_at: Option<NaiveDateTime>,
+    pub last_error: Option<String>,
+}
+
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = audit_events)]
+pub(crate) struct AuditEventRow {
+    pub id: String,
+    pub at: NaiveDateTime,
+    pub org_id: Option<String>,
+    pub actor_kind: String,
+    pub actor_id: Option<String>,
+    pub subject_user_id: Option<String>,
+    pub action: String,
+    pub target: Option<String>,
+    pub outcome: String,
+    pub detail: Option<String>,
+    pub ip: Option<String>,
+    pub user_agent: Option<String>,
+    pub request_id: Option<String>,
 }

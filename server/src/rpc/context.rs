@@ -40,6 +40,11 @@ impl Ctx {
         self.meta.peer.map(|p| p.ip().to_string())
     }
 
+    /// The connection's address (never a client-chosen header).
+    pub(crate) fn ip_addr(&self) -> Option<std::net::IpAddr> {
+        self.meta.peer.map(|p| p.ip())
+    }
+
     /// The principal of a procedure whose access rule requires one.
     pub(crate) fn caller(&self) -> anyhow::Result<Principal> {
         self.principal.ok_or_else(|| anyhow::anyhow!("access check let an anonymous call through"))

@@ -6,6 +6,7 @@ pub(crate) mod error;
 pub(crate) mod framing;
 pub(crate) mod http;
 pub(crate) mod limits;
+pub(crate) mod paging;
 pub(crate) mod registry;
 pub(crate) mod server;
 pub(crate) mod ws;

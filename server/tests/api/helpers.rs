@@ -14,6 +14,8 @@ pub enum Backend {
 
 pub struct TestApp {
     pub addr: std::net::SocketAddr,
+    /// The settings it runs with (its database, for tools run beside it).
+    pub config: Config,
     pub url: String,
     pub http: reqwest::Client,
     shutdown: Option<oneshot::Sender<()>>,
@@ -57,7 +59,7 @@ pub async fn try_spawn(backend: Backend, tweak: impl FnOnce(&mut Config)) -> Opt
         }
     };
     tweak(&mut config);
-    let app = Application::build(config).await.expect("server builds");
+    let app = Application::build(config.clone()).await.expect("server builds");
     let addr = app.local_addr();
     let (tx, rx) = oneshot::channel::<()>();
     let task = tokio::spawn(app.run_until_stopped(async {
@@ -65,6 +67,7 @@ pub async fn try_spawn(backend: Backend, tweak: impl FnOnce(&mut Config)) -> Opt
     }));
     Some(TestApp {
         addr,
+        config,
         url: format!("http://{addr}/rpc"),
         http: http_client(),
         shutdown: Some(tx),
@@ -72,6 +75,23 @@ pub async fn try_spawn(backend: Backend, tweak: impl FnOnce(&mut Config)) -> Opt
         pg_database,
         _data_dir: data_dir,
     })
+}
+
+/// A server whose mail goes to `sink` (so sign-in needs a verified address,
+/// unless `tweak` says otherwise).
+pub async fn try_spawn_with_mail(
+    backend: Backend,
+    sink: &crate::mail_sink::MailSink,
+    tweak: impl FnOnce(&mut Config),
+) -> Option<TestApp> {
+    let url = sink.url();
+    try_spawn(backend, move |c| {
+        c.smtp_url = Some(url);
+        c.mail_poll_ms = 100;
+        c.public_url = "https://app.example.test".into();
+        tweak(c);
+    })
+    .await
 }
 
 pub async fn spawn(backend: Backend) -> Option<TestApp> {
@@ -162,6 +182,15 @@ impl TestApp {
         self.call("auth.login", json!({"email": email, "password": password}), None).await.expect("signed in")
     }
 
+    /// Registers, verifies the address with the token from the mail, and
+    /// signs in; returns the tokens.
+    pub async fn verified_in(&self, mail: &crate::mail_sink::MailSink, email: &str) -> Value {
+        self.register(email, PASSWORD).await;
+        let token = mail.wait_for(email, "Confirm your e-mail").await.link_token();
+        self.call("auth.verifyEmail", json!({"token": token}), None).await.expect("verified");
+        self.login(email, PASSWORD).await
+    }
+
     /// Registers and signs in; returns the tokens.
     pub async fn signed_in(&self, email: &str) -> Value {
         self.register(email, PASSWORD).await;
@@ -177,6 +206,47 @@ pub fn assert_error(err: &Value, code: i64, reason: &str) {
     assert_eq!(err["code"], code, "{err}");
     assert_eq!(err["data"]["reason"], reason, "{err}");
     assert!(err["data"]["requestId"].as_str().is_some_and(|s| !s.is_empty()), "no requestId: {err}");
+}
+
+/// Defines a test of a server whose mail goes to an SMTP sink, on SQLite and
+/// again on PostgreSQL when `TEST_DATABASE_URL` is set. An optional
+/// `where |config| { ... }` changes the settings.
+#[macro_export]
+macro_rules! mail_test {
+    ($(#[$meta:meta])* async fn $name:ident($app:ident, $mail:ident) $(where |$c:ident| $tweak:block)? $body:block) => {
+        mod $name {
+            #[allow(unused_imports)]
+            use super::*;
+
+            async fn run($app: &$crate::helpers::TestApp, $mail: &$crate::mail_sink::MailSink) $body
+
+            #[allow(unused_variables)]
+            fn tweak(config: &mut trellis_server::Config) {
+                $( let $c = config; $tweak )?
+            }
+
+            async fn on(backend: $crate::helpers::Backend) {
+                let sink = $crate::mail_sink::MailSink::start().await;
+                let Some(app) = $crate::helpers::try_spawn_with_mail(backend, &sink, tweak).await else {
+                    eprintln!("TEST_DATABASE_URL not set: PostgreSQL run skipped");
+                    return;
+                };
+                run(&app, &sink).await;
+                app.stop().await;
+                sink.stop();
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                on($crate::helpers::Backend::Sqlite).await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                on($crate::helpers::Backend::Postgres).await;
+            }
+        }
+    };
 }
 
 /// Defines a test that runs on SQLite, and again on PostgreSQL when

@@ -6,11 +6,16 @@
 //! creates and drops a database of its own). `TEST_LOG=1` shows server logs.
 
 mod helpers;
+mod mail_sink;
 
+mod accounts;
+mod admin;
 mod auth;
 mod conformance;
+mod enumeration;
 mod faults;
 mod limits;
+mod mail;
 mod process;
 mod sdk_ts;
 mod tokens;

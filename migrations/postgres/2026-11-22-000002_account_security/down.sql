@@ -1,0 +1,11 @@
+DROP TABLE audit_events;
+DROP TABLE outbox;
+DROP TABLE recovery_codes;
+DROP TABLE one_time_tokens;
+DROP TABLE password_history;
+ALTER TABLE users DROP COLUMN totp_last_step;
+ALTER TABLE users DROP COLUMN totp_pending_secret;
+ALTER TABLE users DROP COLUMN totp_secret;
+ALTER TABLE users DROP COLUMN password_changed_at;
+ALTER TABLE users DROP COLUMN locked_until;
+ALTER TABLE users DROP COLUMN failed_logins;

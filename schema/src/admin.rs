@@ -1,0 +1,98 @@
+//! `admin.*`: what system administrators do to accounts.
+
+use chrono::{DateTime, Utc};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use ts_rs::TS;
+use uuid::Uuid;
+
+use crate::auth::User;
+use crate::health::Empty;
+use crate::list::Page;
+use crate::values::{Cursor, PageLimit, SearchQuery};
+use crate::{procedure, reasons};
+
+/// A user as administrators see them.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AdminUser {
+    #[serde(flatten)]
+    pub user: User,
+    pub disabled: bool,
+    /// Set while the account is locked after failed sign-ins.
+    pub locked_until: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, TS, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ListUsersParams {
+    /// Part of the e-mail or display name.
+    #[serde(default)]
+    #[ts(optional)]
+    pub query: Option<SearchQuery>,
+    #[serde(default)]
+    #[ts(optional)]
+    pub cursor: Option<Cursor>,
+    #[serde(default)]
+    #[ts(optional)]
+    pub limit: Option<PageLimit>,
+}
+
+procedure! {
+    /// Every account, oldest first, optionally filtered by e-mail or name.
+    ListUsers {
+        method: "admin.listUsers",
+        kind: Query,
+        access: crate::Access::Admin,
+        params: ListUsersParams,
+        output: Page<AdminUser>,
+        reasons: crate::error::NoReason,
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, TS, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SetUserDisabledParams {
+    pub user_id: Uuid,
+    pub disabled: bool,
+}
+
+reasons! {
+    /// Why `admin.setUserDisabled` can refuse.
+    pub enum SetUserDisabledReason { NotFound, InvalidTransition }
+}
+
+procedure! {
+    /// Disables (ending every session) or re-enables an account. Administrators cannot disable themselves.
+    SetUserDisabled {
+        method: "admin.setUserDisabled",
+        kind: Mutation,
+        access: crate::Access::Admin,
+        params: SetUserDisabledParams,
+        output: User,
+        reasons: SetUserDisabledReason,
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, TS, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct UnlockUserParams {
+    pub user_id: Uuid,
+}
+
+reasons! {
+    /// Why `admin.unlockUser` can refuse.
+    pub enum UnlockUserReason { NotFound }
+}
+
+procedure! {
+    /// Lifts a lockout after failed sign-ins and clears the failure count.
+    UnlockUser {
+        method: "admin.unlockUser",
+        kind: Mutation,
+        access: crate::Access::Admin,
+        params: UnlockUserParams,
+        output: Empty,
+        reasons: UnlockUserReason,
+    }
+}

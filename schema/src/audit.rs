@@ -1,0 +1,52 @@
+//! `audit.*`: who did what, when, from where, and how it ended.
+
+use chrono::{DateTime, Utc};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use ts_rs::TS;
+use uuid::Uuid;
+
+/// Who acted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, TS, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub enum ActorKind {
+    User,
+    ApiKey,
+    System,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Actor {
+    pub kind: ActorKind,
+    /// The user's or key's id; absent for the system and for an anonymous
+    /// caller (a failed sign-in names no one).
+    pub id: Option<Uuid>,
+}
+
+/// How the action ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, TS, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub enum Outcome {
+    Success,
+    Failure,
+}
+
+/// One recorded action. Never holds a secret.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AuditEvent {
+    pub id: Uuid,
+    pub at: DateTime<Utc>,
+    pub actor: Actor,
+    /// What was done, e.g. `auth.login`, `account.locked`, `mfa.enabled`.
+    pub action: String,
+    /// What it was done to (`user:<id>`, `session:<id>`), when not the actor.
+    pub target: Option<String>,
+    pub outcome: Outcome,
+    /// Why it failed (an error reason), or a detail of the action.
+    pub detail: Option<String>,
+    pub ip: Option<String>,
+    pub user_agent: Option<String>,
+    pub request_id: Option<String>,
+}

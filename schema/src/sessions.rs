@@ -1,0 +1,64 @@
+//! `sessions.*`: the signed-in user's sessions, and ending them.
+
+use chrono::{DateTime, Utc};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use ts_rs::TS;
+use uuid::Uuid;
+
+use crate::error::NoReason;
+use crate::health::Empty;
+use crate::{procedure, reasons};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SessionInfo {
+    pub id: Uuid,
+    pub created_at: DateTime<Utc>,
+    pub last_used_at: DateTime<Utc>,
+    pub user_agent: Option<String>,
+    pub ip: Option<String>,
+    /// The session this call was made with.
+    pub current: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SessionList {
+    pub items: Vec<SessionInfo>,
+}
+
+procedure! {
+    /// The caller's live sessions, newest first.
+    List {
+        method: "sessions.list",
+        kind: Query,
+        access: crate::Access::User,
+        params: Empty,
+        output: SessionList,
+        reasons: NoReason,
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, TS, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RevokeParams {
+    pub session_id: Uuid,
+}
+
+reasons! {
+    /// Why `sessions.revoke` can refuse.
+    pub enum RevokeReason { NotFound }
+}
+
+procedure! {
+    /// Ends one of the caller's sessions; its tokens stop working at once.
+    Revoke {
+        method: "sessions.revoke",
+        kind: Mutation,
+        access: crate::Access::User,
+        params: RevokeParams,
+        output: Empty,
+        reasons: RevokeReason,
+    }
+}

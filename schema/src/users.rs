@@ -1,0 +1,54 @@
+//! `users.*`: the signed-in user's own profile and security activity.
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use ts_rs::TS;
+
+use crate::audit::AuditEvent;
+use crate::auth::User;
+use crate::error::NoReason;
+use crate::list::Page;
+use crate::procedure;
+use crate::values::{Cursor, DisplayName, PageLimit};
+
+#[derive(Debug, Clone, Serialize, Deserialize, TS, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct UpdateProfileParams {
+    pub display_name: DisplayName,
+}
+
+procedure! {
+    /// Changes the caller's display name.
+    UpdateProfile {
+        method: "users.updateProfile",
+        kind: Mutation,
+        access: crate::Access::User,
+        params: UpdateProfileParams,
+        output: User,
+        reasons: NoReason,
+    }
+}
+
+/// Params of a list that pages.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, TS, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PageParams {
+    #[serde(default)]
+    #[ts(optional)]
+    pub cursor: Option<Cursor>,
+    #[serde(default)]
+    #[ts(optional)]
+    pub limit: Option<PageLimit>,
+}
+
+procedure! {
+    /// The caller's own security events (sign-ins, failures, lockouts, password and MFA changes, sessions ended), newest first.
+    Activity {
+        method: "users.activity",
+        kind: Query,
+        access: crate::Access::User,
+        params: PageParams,
+        output: Page<AuditEvent>,
+        reasons: NoReason,
+    }
+}

@@ -1,0 +1,7 @@
+//! The audit trail: every security-relevant action, with who, from where and
+//! how it ended, written in the transaction of the change it records.
+
+mod event;
+pub(crate) mod store;
+
+pub(crate) use event::{Event, actions};

@@ -1,0 +1,62 @@
+//! Writing and reading audit events.
+
+use diesel::prelude::*;
+use diesel_async::RunQueryDsl;
+use trellis_schema::audit::{Actor, ActorKind, AuditEvent, Outcome};
+
+use crate::db::models::{AuditEventRow, parse_id, utc};
+use crate::db::schema::audit_events;
+use crate::db::{Db, DbError, db_read, db_run};
+
+/// Records an event on its own (when no other change goes with it).
+pub(crate) async fn record(db: &Db, event: AuditEventRow) -> Result<(), DbError> {
+    db_run!(db, |conn| diesel::insert_into(audit_events::table)
+        .values(&event)
+        .execute(conn)
+        .await
+        .map_err(DbError::from)?);
+    Ok(())
+}
+
+/// Events about `user_id`'s account, newest first, after the cursor (an id).
+pub(crate) async fn for_user(
+    db: &Db,
+    user_id: &str,
+    before: Option<&str>,
+    limit: i64,
+) -> Result<Vec<AuditEventRow>, DbError> {
+    db_read!(db, |conn| {
+        let mut q = audit_events::table
+            .filter(audit_events::subject_user_id.eq(user_id))
+            .order(audit_events::id.desc())
+            .limit(limit)
+            .select(AuditEventRow::as_select())
+            .into_boxed();
+        if let Some(b) = before {
+            q = q.filter(audit_events::id.lt(b.to_owned()));
+        }
+        q.load(conn).await.map_err(DbError::from)
+    })
+}
+
+impl AuditEventRow {
+    pub(crate) fn to_api(&self) -> AuditEvent {
+        let kind = match self.actor_kind.as_str() {
+            "apiKey" => ActorKind::ApiKey,
+            "system" => ActorKind::System,
+            _ => ActorKind::User,
+        };
+        AuditEvent {
+            id: parse_id(&self.id),
+            at: utc(self.at),
+            actor: Actor { kind, id: self.actor_id.as_deref().map(parse_id) },
+            action: self.action.clone(),
+            target: self.target.clone(),
+            outcome: if self.outcome == "success" { Outcome::Success } else { Outcome::Failure },
+            detail: self.detail.clone(),
+            ip: self.ip.clone(),
+            user_agent: self.user_agent.clone(),
+            request_id: self.request_id.clone(),
+        }
+    }
+}

@@ -1,0 +1,489 @@
+//! Account queries beyond sign-in: one-time tokens and codes, lockout,
+//! password changes, MFA. Each change is one transaction with the audit
+//! event (and mail) it causes.
+
+use chrono::{Duration, NaiveDateTime};
+use diesel::prelude::*;
+use diesel_async::{AsyncConnection, RunQueryDsl};
+use uuid::Uuid;
+
+use super::codes;
+use crate::db::models::{AuditEventRow, OneTimeTokenRow, OutboxRow, UserRow, now};
+use crate::db::schema::{audit_events, one_time_tokens, outbox, password_history, recovery_codes, sessions, users};
+use crate::db::{Db, DbError, db_read, db_run};
+
+/// What a one-time token is for, with its lifetime.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Purpose {
+    VerifyEmail,
+    ResetPassword,
+    LoginCode,
+}
+
+impl Purpose {
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            Self::VerifyEmail => "verify_email",
+            Self::ResetPassword => "reset_password",
+            Self::LoginCode => "login_code",
+        }
+    }
+
+    pub(crate) fn ttl(self) -> Duration {
+        match self {
+            Self::VerifyEmail => Duration::hours(VERIFY_EMAIL_HOURS),
+            Self::ResetPassword => Duration::minutes(RESET_MINUTES),
+            Self::LoginCode => Duration::minutes(LOGIN_CODE_MINUTES),
+        }
+    }
+}
+
+pub(crate) const VERIFY_EMAIL_HOURS: i64 = 24;
+pub(crate) const RESET_MINUTES: i64 = 30;
+pub(crate) const LOGIN_CODE_MINUTES: i64 = 10;
+pub(crate) const LOGIN_CODE_ATTEMPTS: i32 = 3;
+
+/// Marks a token used, if it still is live (in `db_run!` bodies, which
+/// compile once per backend); two concurrent uses cannot both win.
+macro_rules! claim_token {
+    ($conn:expr, $id:expr, $t:expr) => {
+        diesel::update(
+            one_time_tokens::table
+                .filter(one_time_tokens::id.eq($id))
+                .filter(one_time_tokens::used_at.is_null())
+                .filter(one_time_tokens::expires_at.gt($t)),
+        )
+        .set(one_time_tokens::used_at.eq($t))
+        .execute($conn)
+        .await
+        .map(|n| n == 1)
+    };
+}
+
+/// A new token row of `purpose` for `user_id`, stored as `hash`.
+pub(crate) fn token_row(user_id: &str, purpose: Purpose, hash: String) -> OneTimeTokenRow {
+    let t = now();
+    OneTimeTokenRow {
+        id: Uuid::now_v7().to_string(),
+        user_id: user_id.to_owned(),
+        purpose: purpose.as_str().to_owned(),
+        token_hash: hash,
+        created_at: t,
+        expires_at: t + purpose.ttl(),
+        used_at: None,
+        attempts: 0,
+    }
+}
+
+/// Inserts a new account with its first token, mail and event; `false` (and
+/// nothing written) when the address is taken.
+pub(crate) async fn insert_account(
+    db: &Db,
+    user: &UserRow,
+    token: &OneTimeTokenRow,
+    mail: &OutboxRow,
+    event: &AuditEventRow,
+) -> Result<bool, DbError> {
+    let result: Result<(), DbError> = db_run!(db, |conn| conn
+        .transaction(async |conn| {
+            diesel::insert_into(users::table).values(user).execute(conn).await?;
+            diesel::insert_into(one_time_tokens::table).values(token).execute(conn).await?;
+            diesel::insert_into(outbox::table).values(mail).on_conflict_do_nothing().execute(conn).await?;
+            diesel::insert_into(audit_events::table).values(event).execute(conn).await?;
+            Ok::<_, DbError>(())
+        })
+        .await);
+    match result {
+        Ok(()) => Ok(true),
+        Err(DbError::UniqueViolation(_)) => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+/// Records `event`, and with it issues `token` (expiring the user's earlier
+/// live tokens of its purpose: a newer one supersedes them) and queues `mail`.
+pub(crate) async fn issue(
+    db: &Db,
+    token: Option<&OneTimeTokenRow>,
+    mail: Option<&OutboxRow>,
+    event: &AuditEventRow,
+) -> Result<(), DbError> {
+    let t = now();
+    db_run!(db, |conn| conn
+        .transaction(async |conn| {
+            if let Some(token) = token {
+                diesel::update(
+                    one_time_tokens::table
+                        .filter(one_time_tokens::user_id.eq(&token.user_id))
+                        .filter(one_time_tokens::purpose.eq(&token.purpose))
+                        .filter(one_time_tokens::used_at.is_null())
+                        .filter(one_time_tokens::expires_at.gt(t)),
+                )
+                .set(one_time_tokens::expires_at.eq(t))
+                .execute(conn)
+                .await?;
+                diesel::insert_into(one_time_tokens::table).values(token).execute(conn).await?;
+            }
+            if let Some(mail) = mail {
+                diesel::insert_into(outbox::table).values(mail).on_conflict_do_nothing().execute(conn).await?;
+            }
+            diesel::insert_into(audit_events::table).values(event).execute(conn).await?;
+            Ok::<_, DbError>(())
+        })
+        .await)
+}
+
+/// What presenting a link token found.
+pub(crate) enum TokenLookup {
+    Live { token: OneTimeTokenRow, user: Box<UserRow> },
+    Used,
+    Expired,
+    Invalid,
+}
+
+/// Looks up a link token by its hash (without using it).
+pub(crate) async fn find_token(db: &Db, purpose: Purpose, hash: &str) -> Result<TokenLookup, DbError> {
+    let found: Option<(OneTimeTokenRow, UserRow)> = db_read!(db, |conn| one_time_tokens::table
+        .inner_join(users::table)
+        .filter(one_time_tokens::token_hash.eq(hash))
+        .filter(one_time_tokens::purpose.eq(purpose.as_str()))
+        .select((OneTimeTokenRow::as_select(), UserRow::as_select()))
+        .first(conn)
+        .await
+        .optional()
+        .map_err(DbError::from)?);
+    Ok(match found {
+        None => TokenLookup::Invalid,
+        Some((token, _)) if token.used_at.is_some() => TokenLookup::Used,
+        Some((token, _)) if token.expires_at <= now() => TokenLookup::Expired,
+        Some((token, user)) => TokenLookup::Live { token, user: Box::new(user) },
+    })
+}
+
+/// Uses a verification token and marks the address verified. `false` when
+/// the token was used meanwhile.
+pub(crate) async fn verify_email(
+    db: &Db,
+    token_id: &str,
+    user_id: &str,
+    event: &AuditEventRow,
+) -> Result<bool, DbError> {
+    let t = now();
+    db_run!(db, |conn| conn
+        .transaction(async |conn| {
+            if !claim_token!(conn, token_id, t)? {
+                return Ok::<_, DbError>(false);
+            }
+            diesel::update(users::table.find(user_id))
+                .set((users::email_verified.eq(true), users::updated_at.eq(t)))
+                .execute(conn)
+                .await?;
+            diesel::insert_into(audit_events::table).values(event).execute(conn).await?;
+            Ok(true)
+        })
+        .await)
+}
+
+/// A password change: the new hash, the old one kept in the history (the
+/// newest `keep` entries stay), and which sessions end.
+pub(crate) struct PasswordChange<'a> {
+    pub user_id: &'a str,
+    pub new_hash: &'a str,
+    pub old_hash: &'a str,
+    pub keep: usize,
+    /// A reset token to use in the same transaction.
+    pub token_id: Option<&'a str>,
+    /// Every session ends but this one (`None`: all of them).
+    pub keep_session: Option<&'a str>,
+    pub reason: &'a str,
+    pub mail: Option<&'a OutboxRow>,
+    pub event: &'a AuditEventRow,
+}
+
+/// Applies a password change; `None` when its token was used meanwhile, else
+/// the sessions it ended.
+pub(crate) async fn change_password(db: &Db, c: PasswordChange<'_>) -> Result<Option<Vec<Uuid>>, DbError> {
+    let t = now();
+    let ended: Option<Vec<String>> = db_run!(db, |conn| conn
+        .transaction(async |conn| {
+            if let Some(token_id) = c.token_id
+                && !claim_token!(conn, token_id, t)?
+            {
+                return Ok::<_, DbError>(None);
+            }
+            diesel::update(users::table.find(c.user_id))
+                .set((
+                    users::password_hash.eq(c.new_hash),
+                    users::password_changed_at.eq(Some(t)),
+                    users::updated_at.eq(t),
+                    // Proving control of the address (a reset link) or
+                    // knowing the password ends a lockout.
+                    users::failed_logins.eq(0),
+                    users::locked_until.eq(None::<NaiveDateTime>),
+                ))
+                .execute(conn)
+                .await?;
+            diesel::insert_into(password_history::table)
+                .values((
+                    password_history::id.eq(Uuid::now_v7().to_string()),
+                    password_history::user_id.eq(c.user_id),
+                    password_history::password_hash.eq(c.old_hash),
+                    password_history::created_at.eq(t),
+                ))
+                .execute(conn)
+                .await?;
+            let stale: Vec<String> = password_history::table
+                .filter(password_history::user_id.eq(c.user_id))
+                .order(password_history::created_at.desc())
+                .offset(i64::try_from(c.keep).unwrap_or(5))
+                .select(password_history::id)
+                .load(conn)
+                .await?;
+            if !stale.is_empty() {
+                diesel::delete(password_history::table.filter(password_history::id.eq_any(&stale)))
+                    .execute(conn)
+                    .await?;
+            }
+            let live = sessions::table
+                .filter(sessions::user_id.eq(c.user_id))
+                .filter(sessions::revoked_at.is_null())
+                .filter(sessions::id.ne(c.keep_session.unwrap_or("")))
+                .select(sessions::id);
+            let ids: Vec<String> = live.load(conn).await?;
+            diesel::update(sessions::table.filter(sessions::id.eq_any(&ids)))
+                .set((sessions::revoked_at.eq(t), sessions::revoked_reason.eq(c.reason)))
+                .execute(conn)
+                .await?;
+            if let Some(mail) = c.mail {
+                diesel::insert_into(outbox::table).values(mail).on_conflict_do_nothing().execute(conn).await?;
+            }
+            diesel::insert_into(audit_events::table).values(c.event).execute(conn).await?;
+            Ok(Some(ids))
+        })
+        .await?);
+    Ok(ended.map(|ids| ids.iter().filter_map(|s| Uuid::parse_str(s).ok()).collect()))
+}
+
+/// The hashes of the account's previous passwords, newest first.
+pub(crate) async fn previous_hashes(db: &Db, user_id: &str, n: usize) -> Result<Vec<String>, DbError> {
+    let n = i64::try_from(n).unwrap_or(5);
+    db_read!(db, |conn| password_history::table
+        .filter(password_history::user_id.eq(user_id))
+        .order(password_history::created_at.desc())
+        .limit(n)
+        .select(password_history::password_hash)
+        .load(conn)
+        .await
+        .map_err(DbError::from))
+}
+
+/// Counts a failed sign-in; at `threshold` failures in a row the account
+/// locks until `lock_until`, and `on_lock` (the lock's event and mail) is
+/// written too. Returns the lock's end when this failure locked it.
+pub(crate) async fn record_failure(
+    db: &Db,
+    user_id: &str,
+    threshold: u32,
+    lock_until: NaiveDateTime,
+    failure: &AuditEventRow,
+    on_lock: Option<(&AuditEventRow, &OutboxRow)>,
+) -> Result<Option<NaiveDateTime>, DbError> {
+    let threshold = i32::try_from(threshold).unwrap_or(i32::MAX);
+    db_run!(db, |conn| conn
+        .transaction(async |conn| {
+            diesel::insert_into(audit_events::table).values(failure).execute(conn).await?;
+            diesel::update(users::table.find(user_id))
+                .set(users::failed_logins.eq(users::failed_logins + 1))
+                .execute(conn)
+                .await?;
+            if threshold == 0 {
+                return Ok::<_, DbError>(None);
+            }
+            // Only the failure that reaches the threshold locks (and mails).
+            let locked =
+                diesel::update(users::table.filter(users::id.eq(user_id)).filter(users::failed_logins.ge(threshold)))
+                    .set((users::locked_until.eq(Some(lock_until)), users::failed_logins.eq(0)))
+                    .execute(conn)
+                    .await?;
+            let Some((event, mail)) = on_lock.filter(|_| locked > 0) else { return Ok(None) };
+            diesel::insert_into(audit_events::table).values(event).execute(conn).await?;
+            diesel::insert_into(outbox::table).values(mail).on_conflict_do_nothing().execute(conn).await?;
+            Ok(Some(lock_until))
+        })
+        .await)
+}
+
+/// How an e-mailed sign-in code compared.
+pub(crate) enum CodeCheck {
+    Accepted,
+    Invalid,
+    /// No attempts left (this one was the last, or there were none).
+    Exhausted,
+}
+
+/// Checks `hash` against the user's live sign-in code, spending an attempt
+/// when it does not match.
+pub(crate) async fn check_login_code(db: &Db, user_id: &str, hash: &str) -> Result<CodeCheck, DbError> {
+    let t = now();
+    db_run!(db, |conn| conn
+        .transaction(async |conn| {
+            let live: Option<OneTimeTokenRow> = one_time_tokens::table
+                .filter(one_time_tokens::user_id.eq(user_id))
+                .filter(one_time_tokens::purpose.eq(Purpose::LoginCode.as_str()))
+                .filter(one_time_tokens::used_at.is_null())
+                .filter(one_time_tokens::expires_at.gt(t))
+                .order(one_time_tokens::created_at.desc())
+                .select(OneTimeTokenRow::as_select())
+                .first(conn)
+                .await
+                .optional()?;
+            let Some(live) = live else { return Ok::<_, DbError>(CodeCheck::Invalid) };
+            if codes::same(&live.token_hash, hash) {
+                return Ok(if claim_token!(conn, &live.id, t)? { CodeCheck::Accepted } else { CodeCheck::Invalid });
+            }
+            let attempts = live.attempts + 1;
+            let spent = attempts >= LOGIN_CODE_ATTEMPTS;
+            diesel::update(one_time_tokens::table.find(&live.id))
+                .set((one_time_tokens::attempts.eq(attempts), one_time_tokens::used_at.eq(spent.then_some(t))))
+                .execute(conn)
+                .await?;
+            Ok(if spent { CodeCheck::Exhausted } else { CodeCheck::Invalid })
+        })
+        .await)
+}
+
+/// Stores a TOTP secret enrolled but not yet confirmed.
+pub(crate) async fn set_pending_totp(
+    db: &Db,
+    user_id: &str,
+    secret: &str,
+    event: &AuditEventRow,
+) -> Result<(), DbError> {
+    let t = now();
+    db_run!(db, |conn| conn
+        .transaction(async |conn| {
+            diesel::update(users::table.find(user_id))
+                .set((users::totp_pending_secret.eq(Some(secret)), users::updated_at.eq(t)))
+                .execute(conn)
+                .await?;
+            diesel::insert_into(audit_events::table).values(event).execute(conn).await?;
+            Ok::<_, DbError>(())
+        })
+        .await)
+}
+
+/// Accepts TOTP step `step` for the user, once: a step at or before the last
+/// one accepted is refused, so a code is never accepted twice.
+pub(crate) async fn accept_totp_step(db: &Db, user_id: &str, step: u64) -> Result<bool, DbError> {
+    let step = i64::try_from(step).unwrap_or(i64::MAX);
+    let n = db_run!(db, |conn| diesel::update(
+        users::table.filter(users::id.eq(user_id)).filter(users::totp_last_step.lt(step))
+    )
+    .set(users::totp_last_step.eq(step))
+    .execute(conn)
+    .await
+    .map_err(DbError::from)?);
+    Ok(n == 1)
+}
+
+/// Uses one of the user's recovery codes, once.
+pub(crate) async fn use_recovery_code(db: &Db, user_id: &str, hash: &str) -> Result<bool, DbError> {
+    let t = now();
+    let n = db_run!(db, |conn| diesel::update(
+        recovery_codes::table
+            .filter(recovery_codes::code_hash.eq(hash))
+            .filter(recovery_codes::user_id.eq(user_id))
+            .filter(recovery_codes::used_at.is_null())
+    )
+    .set(recovery_codes::used_at.eq(Some(t)))
+    .execute(conn)
+    .await
+    .map_err(DbError::from)?);
+    Ok(n == 1)
+}
+
+/// Turns MFA on with the pending secret `secret`, replacing any recovery
+/// codes; `false` when the pending secret changed meanwhile.
+pub(crate) async fn enable_mfa(
+    db: &Db,
+    user_id: &str,
+    secret: &str,
+    step: u64,
+    recovery_hashes: &[String],
+    event: &AuditEventRow,
+) -> Result<bool, DbError> {
+    let t = now();
+    let step = i64::try_from(step).unwrap_or(i64::MAX);
+    db_run!(db, |conn| conn
+        .transaction(async |conn| {
+            let n = diesel::update(
+                users::table
+                    .filter(users::id.eq(user_id))
+                    .filter(users::totp_pending_secret.eq(secret))
+                    .filter(users::mfa_enabled.eq(false)),
+            )
+            .set((
+                users::totp_secret.eq(Some(secret)),
+                users::totp_pending_secret.eq(None::<String>),
+                users::mfa_enabled.eq(true),
+                users::totp_last_step.eq(step),
+                users::updated_at.eq(t),
+            ))
+            .execute(conn)
+            .await?;
+            if n == 0 {
+                return Ok::<_, DbError>(false);
+            }
+            diesel::delete(recovery_codes::table.filter(recovery_codes::user_id.eq(user_id))).execute(conn).await?;
+            for h in recovery_hashes {
+                diesel::insert_into(recovery_codes::table)
+                    .values((recovery_codes::code_hash.eq(h), recovery_codes::user_id.eq(user_id)))
+                    .execute(conn)
+                    .await?;
+            }
+            diesel::insert_into(audit_events::table).values(event).execute(conn).await?;
+            Ok(true)
+        })
+        .await)
+}
+
+/// Turns MFA off and drops its secret and recovery codes.
+pub(crate) async fn disable_mfa(db: &Db, user_id: &str, event: &AuditEventRow) -> Result<(), DbError> {
+    let t = now();
+    db_run!(db, |conn| conn
+        .transaction(async |conn| {
+            diesel::update(users::table.find(user_id))
+                .set((
+                    users::totp_secret.eq(None::<String>),
+                    users::totp_pending_secret.eq(None::<String>),
+                    users::mfa_enabled.eq(false),
+                    users::updated_at.eq(t),
+                ))
+                .execute(conn)
+                .await?;
+            diesel::delete(recovery_codes::table.filter(recovery_codes::user_id.eq(user_id))).execute(conn).await?;
+            diesel::insert_into(audit_events::table).values(event).execute(conn).await?;
+            Ok::<_, DbError>(())
+        })
+        .await)
+}
+
+/// Sets the display name; returns the updated user.
+pub(crate) async fn update_display_name(
+    db: &Db,
+    user_id: &str,
+    name: &str,
+    event: &AuditEventRow,
+) -> Result<Option<UserRow>, DbError> {
+    let t = now();
+    db_run!(db, |conn| conn
+        .transaction(async |conn| {
+            diesel::update(users::table.find(user_id))
+                .set((users::display_name.eq(name), users::updated_at.eq(t)))
+                .execute(conn)
+                .await?;
+            diesel::insert_into(audit_events::table).values(event).execute(conn).await?;
+            Ok::<_, DbError>(users::table.find(user_id).select(UserRow::as_select()).first(conn).await.optional()?)
+        })
+        .await)
+}

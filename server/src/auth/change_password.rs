@@ -1,0 +1,56 @@
+use trellis_schema::auth::{ChangePassword, ChangePasswordParams, ChangePasswordReason};
+use trellis_schema::health::Empty;
+
+use super::accounts::{self, PasswordChange};
+use super::signin::{new_password_hash, password_changed_mail};
+use super::store;
+use crate::audit::{Event, actions};
+use crate::rpc::context::Ctx;
+use crate::rpc::error::HandlerError;
+use crate::rpc::registry::Handler;
+
+impl Handler for ChangePassword {
+    /// Needs the current password; every other session of the user ends.
+    async fn handle(ctx: Ctx, p: ChangePasswordParams) -> Result<Empty, HandlerError<ChangePasswordReason>> {
+        let me = ctx.caller()?;
+        let Some(user) = store::find_user(&ctx.state.db, me.user_id).await? else {
+            return Err(anyhow::anyhow!("a signed-in user has no account row").into());
+        };
+        ctx.state.throttle.attempt(ctx.ip_addr(), &user.email_key).map_err(HandlerError::Common)?;
+        if !ctx.state.hasher.verify(p.current_password.expose(), Some(&user.password_hash)).await? {
+            let event = Event::new(&ctx.meta, actions::CHANGE_PASSWORD).by_user(&user.id).failed("INVALID_CREDENTIALS");
+            crate::audit::store::record(&ctx.state.db, event.row()).await?;
+            return Err(HandlerError::reason(ChangePasswordReason::InvalidCredentials));
+        }
+        let password = p.new_password.expose();
+        let new_hash = new_password_hash(
+            &ctx,
+            &user,
+            password,
+            ChangePasswordReason::PasswordPolicy,
+            ChangePasswordReason::PasswordReused,
+        )
+        .await?;
+        let event = Event::new(&ctx.meta, actions::CHANGE_PASSWORD).by_user(&user.id).row();
+        let mail = password_changed_mail(&ctx, &user, &event.id)?;
+        let current = me.session_id.to_string();
+        let change = PasswordChange {
+            user_id: &user.id,
+            new_hash: &new_hash,
+            old_hash: &user.password_hash,
+            keep: ctx.state.policy.history,
+            token_id: None,
+            keep_session: Some(&current),
+            reason: "password changed",
+            mail: Some(&mail),
+            event: &event,
+        };
+        let ended = accounts::change_password(&ctx.state.db, change).await?.unwrap_or_default();
+        for sid in &ended {
+            ctx.state.revoked.revoke(*sid);
+        }
+        ctx.state.mail.wake();
+        tracing::info!(user_id = %user.id, sessions = ended.len(), "password changed");
+        Ok(Empty {})
+    }
+}

@@ -1,0 +1,95 @@
+//! Rate limits on the account procedures, per client IP and per account
+//! (e-mail address), in process. Keyed by the address whether or not it has
+//! an account, so the limits tell nobody which addresses are registered;
+//! keyed by the connection's IP, never by `X-Forwarded-For`, which the
+//! client chooses.
+
+use std::net::IpAddr;
+use std::num::NonZeroU32;
+use std::time::Duration;
+
+use governor::clock::{Clock, DefaultClock};
+use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+use trellis_schema::{ApiError, Reason};
+
+use crate::config::Config;
+
+pub(crate) struct AuthThrottle {
+    per_ip: Limit<IpAddr>,
+    per_account: Limit<String>,
+    mail_per_account: Limit<String>,
+}
+
+struct Limit<K: std::hash::Hash + Eq + Clone> {
+    limiter: Option<DefaultKeyedRateLimiter<K>>,
+    /// The limit as people read it: `n` per `per`.
+    n: u32,
+    per: &'static str,
+}
+
+impl<K: std::hash::Hash + Eq + Clone> Limit<K> {
+    fn new(n: u32, quota: fn(NonZeroU32) -> Quota, per: &'static str) -> Self {
+        Self { limiter: NonZeroU32::new(n).map(|n| RateLimiter::keyed(quota(n))), n, per }
+    }
+
+    fn check(&self, key: &K) -> Result<(), ApiError> {
+        let Some(limiter) = &self.limiter else { return Ok(()) };
+        limiter.check_key(key).map_err(|not_until| {
+            let wait = not_until.wait_time_from(DefaultClock::default().now());
+            ApiError::new(Reason::RateLimited)
+                .message(format!("too many attempts: at most {} per {}", self.n, self.per))
+                .with("retryAfterMs", u64::try_from(wait.as_millis()).unwrap_or(u64::MAX).max(1))
+                .with("limit", self.n)
+        })
+    }
+
+    fn housekeep(&self) {
+        if let Some(l) = &self.limiter {
+            l.retain_recent();
+            l.shrink_to_fit();
+        }
+    }
+}
+
+impl AuthThrottle {
+    pub(crate) fn new(config: &Config) -> Self {
+        Self {
+            per_ip: Limit::new(config.auth_rate_per_ip, Quota::per_minute, "minute from one IP"),
+            per_account: Limit::new(config.auth_rate_per_account, Quota::per_minute, "minute for one account"),
+            mail_per_account: Limit::new(config.mail_rate_per_account, Quota::per_hour, "hour for one address"),
+        }
+    }
+
+    /// An attempt to prove something (password, code, token) for an account.
+    pub(crate) fn attempt(&self, ip: Option<IpAddr>, account: &str) -> Result<(), ApiError> {
+        self.ip(ip)?;
+        self.per_account.check(&account.to_owned())
+    }
+
+    /// An attempt not tied to a known account (a token from a link).
+    pub(crate) fn ip(&self, ip: Option<IpAddr>) -> Result<(), ApiError> {
+        match ip {
+            Some(ip) => self.per_ip.check(&ip),
+            None => Ok(()),
+        }
+    }
+
+    /// A request that sends mail to `account`.
+    pub(crate) fn mail(&self, ip: Option<IpAddr>, account: &str) -> Result<(), ApiError> {
+        self.ip(ip)?;
+        self.mail_per_account.check(&account.to_owned())
+    }
+
+    /// Drops the state of keys not seen lately, every minute.
+    pub(crate) fn spawn_housekeeping(this: std::sync::Arc<crate::state::State>) -> tokio::task::JoinHandle<()> {
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(60));
+            loop {
+                tick.tick().await;
+                this.throttle.per_ip.housekeep();
+                this.throttle.per_account.housekeep();
+                this.throttle.mail_per_account.housekeep();
+            }
+        })
+    }
+}

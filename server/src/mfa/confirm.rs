@@ -1,0 +1,50 @@
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use trellis_schema::mfa::{CodeParams, ConfirmTotp, ConfirmTotpResult, MfaCodeReason};
+
+use crate::audit::{Event, actions};
+use crate::auth::{accounts, codes, store, totp};
+use crate::rpc::context::Ctx;
+use crate::rpc::error::HandlerError;
+use crate::rpc::registry::Handler;
+
+const RECOVERY_CODES: usize = 10;
+
+impl Handler for ConfirmTotp {
+    /// Turns MFA on once a code of the pending secret proves the app has it;
+    /// returns ten recovery codes, shown this once and stored hashed.
+    async fn handle(ctx: Ctx, p: CodeParams) -> Result<ConfirmTotpResult, HandlerError<MfaCodeReason>> {
+        let me = ctx.caller()?;
+        let Some(user) = store::find_user(&ctx.state.db, me.user_id).await? else {
+            return Err(anyhow::anyhow!("a signed-in user has no account row").into());
+        };
+        ctx.state.throttle.attempt(ctx.ip_addr(), &user.email_key).map_err(HandlerError::Common)?;
+        let pending = match (&user.totp_pending_secret, user.mfa_enabled) {
+            (Some(p), false) => p.clone(),
+            _ => {
+                return Err(HandlerError::Reason {
+                    reason: MfaCodeReason::InvalidTransition,
+                    message: Some("no TOTP enrolment is waiting for confirmation (call mfa.enrollTotp)".into()),
+                    data: serde_json::Map::new(),
+                });
+            }
+        };
+        let secret = STANDARD.decode(&pending).map_err(|e| anyhow::anyhow!("stored TOTP secret: {e}"))?;
+        let Some(step) = totp::matching_step(&secret, p.code.expose(), totp::current_step()) else {
+            let event = Event::new(&ctx.meta, actions::MFA_CONFIRM).by_user(&user.id).failed("OTP_INVALID");
+            crate::audit::store::record(&ctx.state.db, event.row()).await?;
+            return Err(HandlerError::reason(MfaCodeReason::OtpInvalid));
+        };
+        let shown: Vec<String> = (0..RECOVERY_CODES).map(|_| codes::new_recovery_code()).collect();
+        let hashes: Vec<String> = shown
+            .iter()
+            .map(|c| ctx.state.codes.hash("recovery", &user.id, &codes::normalize_recovery_code(c)))
+            .collect();
+        let event = Event::new(&ctx.meta, actions::MFA_CONFIRM).by_user(&user.id).row();
+        if !accounts::enable_mfa(&ctx.state.db, &user.id, &pending, step, &hashes, &event).await? {
+            return Err(HandlerError::reason(MfaCodeReason::InvalidTransition));
+        }
+        tracing::info!(user_id = %user.id, "MFA turned on");
+        Ok(ConfirmTotpResult { recovery_codes: shown })
+    }
+}

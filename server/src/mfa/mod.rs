@@ -1,0 +1,5 @@
+//! `mfa.*`: TOTP enrolment, confirmation with recovery codes, and turning it off.
+
+mod confirm;
+mod disable;
+mod enroll;

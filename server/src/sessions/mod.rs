@@ -1,0 +1,4 @@
+//! `sessions.*`: the signed-in user's sessions.
+
+mod list;
+mod revoke;

@@ -1,0 +1,26 @@
+use trellis_schema::audit::AuditEvent;
+use trellis_schema::error::NoReason;
+use trellis_schema::list::Page;
+use trellis_schema::users::{Activity, PageParams};
+use trellis_schema::values::PageLimit;
+
+use crate::rpc::context::Ctx;
+use crate::rpc::error::HandlerError;
+use crate::rpc::paging::after_id;
+use crate::rpc::registry::Handler;
+
+impl Handler for Activity {
+    /// The caller's own events only: what was done to or by their account.
+    async fn handle(ctx: Ctx, p: PageParams) -> Result<Page<AuditEvent>, HandlerError<NoReason>> {
+        let me = ctx.caller()?.user_id.to_string();
+        let before = after_id(p.cursor.as_ref())?;
+        let limit = PageLimit::or_default(p.limit);
+        let mut rows =
+            crate::audit::store::for_user(&ctx.state.db, &me, before.as_deref(), i64::from(limit) + 1).await?;
+        let next_cursor = (rows.len() > limit as usize).then(|| {
+            rows.truncate(limit as usize);
+            rows.last().map(|r| r.id.clone()).unwrap_or_default()
+        });
+        Ok(Page { items: rows.iter().map(|r| r.to_api()).collect(), next_cursor })
+    }
+}
