@@ -249,6 +249,38 @@ macro_rules! mail_test {
     };
 }
 
+/// [`db_test!`] with changed settings: `async fn name(app) where |config| { ... } { body }`.
+#[macro_export]
+macro_rules! db_test_with {
+    ($(#[$meta:meta])* async fn $name:ident($app:ident) where |$c:ident| $tweak:block $body:block) => {
+        mod $name {
+            #[allow(unused_imports)]
+            use super::*;
+
+            async fn run($app: &$crate::helpers::TestApp) $body
+
+            fn tweak($c: &mut trellis_server::Config) $tweak
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                let app = $crate::helpers::try_spawn($crate::helpers::Backend::Sqlite, tweak).await.expect("SQLite");
+                run(&app).await;
+                app.stop().await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                let Some(app) = $crate::helpers::try_spawn($crate::helpers::Backend::Postgres, tweak).await else {
+                    eprintln!("TEST_DATABASE_URL not set: PostgreSQL run skipped");
+                    return;
+                };
+                run(&app).await;
+                app.stop().await;
+            }
+        }
+    };
+}
+
 /// Defines a test that runs on SQLite, and again on PostgreSQL when
 /// `TEST_DATABASE_URL` is set.
 #[macro_export]

@@ -1,4 +1,4 @@
-//! The `trellis` binary itself: defaults, migrate, and SIGTERM.
+//! The `trellis` binary itself: defaults, migrate, create-admin and SIGTERM.
 
 use std::process::{Command, Stdio};
 use std::time::Duration;
@@ -31,6 +31,38 @@ fn trellis(data_dir: &std::path::Path) -> Command {
     }
     cmd.env("TRELLIS_DATA_DIR", data_dir).stdout(Stdio::null()).stderr(Stdio::null());
     cmd
+}
+
+#[test]
+fn create_admin_reads_the_password_from_stdin_and_promotes_on_a_second_run() {
+    use std::io::Write;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let run = |args: &[&str], stdin: Option<&str>| {
+        let mut child = trellis(dir.path())
+            .arg("create-admin")
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("runs");
+        if let Some(input) = stdin {
+            child.stdin.take().expect("stdin").write_all(input.as_bytes()).expect("write");
+        }
+        drop(child.stdin.take());
+        child.wait_with_output().expect("finishes")
+    };
+    let weak = run(&["--email", "root@example.com", "--password-stdin"], Some("password\n"));
+    assert!(!weak.status.success(), "a common password is refused");
+    assert!(String::from_utf8_lossy(&weak.stderr).contains("common"));
+    let made = run(&["--email", "root@example.com", "--password-stdin"], Some("a long admin secret\n"));
+    assert!(made.status.success(), "{}", String::from_utf8_lossy(&made.stderr));
+    assert!(String::from_utf8_lossy(&made.stdout).contains("created administrator root@example.com"));
+    let again = run(&["--email", "ROOT@example.com"], None);
+    assert!(again.status.success());
+    assert!(String::from_utf8_lossy(&again.stdout).contains("is now an administrator"));
+    let nobody = run(&["--email", "nobody@example.com"], None);
+    assert!(!nobody.status.success(), "a new account needs a password");
 }
 
 #[test]
