@@ -110,6 +110,17 @@ impl OrgRole {
         }
     }
 
+    /// Higher roles may do all that lower ones may: owner 3, admin 2,
+    /// member 1, viewer 0. Nobody grants a role above their own.
+    pub const fn rank(self) -> u8 {
+        match self {
+            Self::Owner => 3,
+            Self::Admin => 2,
+            Self::Member => 1,
+            Self::Viewer => 0,
+        }
+    }
+
     /// The role defaults of the contract: owner = all; admin = all but deleting
     /// the org; member = every read, `trades:write`, `notifications:*`;
     /// viewer = every read.
@@ -121,4 +132,16 @@ impl OrgRole {
             Self::Viewer => p.is_read(),
         }
     }
+}
+
+/// The organization an organization-scoped call is about, as its params
+/// name it: the organization itself, or one of its objects (resolved to its
+/// organization before the permission check).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OrgRef {
+    Org(uuid::Uuid),
+    ApiKey(uuid::Uuid),
+    /// The organization of the API key making the call (or the one named,
+    /// when given).
+    CallerKeyOr(Option<uuid::Uuid>),
 }

@@ -6,6 +6,12 @@ use serde::{Deserialize, Serialize};
 use ts_rs::TS;
 use uuid::Uuid;
 
+use crate::access::{OrgRef, Permission};
+use crate::error::NoReason;
+use crate::list::Page;
+use crate::values::{Cursor, PageLimit, SearchQuery};
+use crate::{Access, procedure};
+
 /// Who acted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, TS, JsonSchema)]
 #[serde(rename_all = "camelCase")]
@@ -49,4 +55,43 @@ pub struct AuditEvent {
     pub ip: Option<String>,
     pub user_agent: Option<String>,
     pub request_id: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, TS, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ListAuditParams {
+    pub org_id: Uuid,
+    /// Only what this user or key did.
+    #[serde(default)]
+    #[ts(optional)]
+    pub actor_id: Option<Uuid>,
+    /// Only this action (e.g. `apiKeys.revoke`).
+    #[serde(default)]
+    #[ts(optional)]
+    pub action: Option<SearchQuery>,
+    #[serde(default)]
+    #[ts(optional)]
+    pub from: Option<DateTime<Utc>>,
+    #[serde(default)]
+    #[ts(optional)]
+    pub to: Option<DateTime<Utc>>,
+    #[serde(default)]
+    #[ts(optional)]
+    pub cursor: Option<Cursor>,
+    #[serde(default)]
+    #[ts(optional)]
+    pub limit: Option<PageLimit>,
+}
+
+procedure! {
+    /// The organization's audit trail, newest first.
+    List {
+        method: "audit.list",
+        kind: Query,
+        access: Access::Org(Permission::AuditRead),
+        params: ListAuditParams,
+        output: Page<AuditEvent>,
+        org: |p| OrgRef::Org(p.org_id),
+        reasons: NoReason,
+    }
 }

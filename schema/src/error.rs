@@ -144,6 +144,7 @@ define_reasons! {
     NotAMember = "NOT_A_MEMBER" => Forbidden, "not a member of the organization";
     AccountDisabled = "ACCOUNT_DISABLED" => Forbidden, "the account is disabled";
     AdminRequired = "ADMIN_REQUIRED" => Forbidden, "this method is for system administrators";
+    InvitationMismatch = "INVITATION_MISMATCH" => Forbidden, "the invitation is for another e-mail address";
     NotFound = "NOT_FOUND" => NotFound, "not found";
     VersionConflict = "VERSION_CONFLICT" => Conflict, "the record was changed by someone else";
     AlreadyExists = "ALREADY_EXISTS" => Conflict, "it already exists";

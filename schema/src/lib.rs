@@ -13,7 +13,7 @@
 //! - [`values`]: validated value types (e-mail, password, display name).
 //! - [`list`]: pages of a list.
 //! - [`health`], [`rpc`], [`auth`], [`sessions`], [`mfa`], [`users`],
-//!   [`admin`], [`audit`]: one module per namespace.
+//!   [`admin`], [`audit`], [`orgs`], [`api_keys`]: one module per namespace.
 //! - [`openrpc`]: the OpenRPC document; [`codegen`]: the generated files
 //!   (TypeScript bindings, `openrpc.json`) that `just gen` writes.
 //!
@@ -22,6 +22,7 @@
 
 pub mod access;
 pub mod admin;
+pub mod api_keys;
 pub mod audit;
 pub mod auth;
 pub mod codegen;
@@ -30,6 +31,7 @@ pub mod health;
 pub mod list;
 pub mod mfa;
 pub mod openrpc;
+pub mod orgs;
 pub mod procedure;
 pub mod rpc;
 pub mod sessions;

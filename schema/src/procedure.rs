@@ -4,7 +4,7 @@ use schemars::JsonSchema;
 use serde::{Serialize, de::DeserializeOwned};
 use ts_rs::TS;
 
-use crate::access::Permission;
+use crate::access::{OrgRef, Permission};
 use crate::error::{ErrorReason, Reason};
 
 /// Whether a call reads, writes or streams. Queries are safe to retry.
@@ -60,6 +60,8 @@ impl Access {
             Reason::ApiKeyExpired,
             Reason::ApiKeyRevoked,
             Reason::AccountDisabled,
+            // An API key acts for its organization only.
+            Reason::MissingScope,
         ];
         const ORG: &[Reason] = &[
             Reason::CredentialsMissing,
@@ -71,7 +73,6 @@ impl Access {
             Reason::AccountDisabled,
             Reason::MissingPermission,
             Reason::MissingScope,
-            Reason::NotAMember,
             Reason::NotFound,
         ];
         const ADMIN: &[Reason] = &[
@@ -117,6 +118,14 @@ pub trait Procedure: Send + Sync + 'static {
     type Output: Serialize + DeserializeOwned + TS + JsonSchema + Send + 'static;
     /// This procedure's own error reasons.
     type Reason: ErrorReason + Serialize + TS;
+    /// Whether [`Procedure::org_of`] names the organization (every
+    /// `Access::Org` procedure does; a test checks).
+    const NAMES_ORG: bool = false;
+
+    /// For an `Access::Org` procedure: the organization its params are about.
+    fn org_of(_params: &Self::Params) -> Option<OrgRef> {
+        None
+    }
 
     /// Every reason a call of this procedure can answer with.
     fn all_reasons() -> Vec<Reason> {
@@ -183,6 +192,24 @@ macro_rules! all_procedures {
             $crate::admin::ListUsers,
             $crate::admin::SetUserDisabled,
             $crate::admin::UnlockUser,
+            $crate::orgs::Create,
+            $crate::orgs::List,
+            $crate::orgs::Get,
+            $crate::orgs::Update,
+            $crate::orgs::ListMembers,
+            $crate::orgs::Invite,
+            $crate::orgs::AcceptInvite,
+            $crate::orgs::UpdateMemberRole,
+            $crate::orgs::RemoveMember,
+            $crate::api_keys::Create,
+            $crate::api_keys::List,
+            $crate::api_keys::Get,
+            $crate::api_keys::Update,
+            $crate::api_keys::Rotate,
+            $crate::api_keys::Revoke,
+            $crate::api_keys::UsageReport,
+            $crate::api_keys::Verify,
+            $crate::audit::List,
         }
     };
 }
@@ -221,6 +248,7 @@ macro_rules! procedure {
             access: $access:expr,
             params: $params:ty,
             output: $output:ty,
+            $(org: $org:expr,)?
             reasons: $reason:ty $(,)?
         }
     ) => {
@@ -236,6 +264,13 @@ macro_rules! procedure {
             type Params = $params;
             type Output = $output;
             type Reason = $reason;
+            $(
+                const NAMES_ORG: bool = true;
+                fn org_of(p: &Self::Params) -> Option<$crate::access::OrgRef> {
+                    let f: fn(&Self::Params) -> $crate::access::OrgRef = $org;
+                    Some(f(p))
+                }
+            )?
         }
     };
 }
@@ -266,4 +301,22 @@ pub const fn first_doc_line(metas: &[&'static str]) -> &'static str {
         i += 1;
     }
     ""
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn every_org_procedure_names_its_org() {
+        struct Check(Vec<&'static str>);
+        impl super::ProcedureVisitor for Check {
+            fn visit<P: super::Procedure>(&mut self) {
+                if matches!(P::ACCESS, super::Access::Org(_)) != P::NAMES_ORG {
+                    self.0.push(P::METHOD);
+                }
+            }
+        }
+        let mut c = Check(Vec::new());
+        super::for_each_procedure(&mut c);
+        assert!(c.0.is_empty(), "org-scoped procedures must say which org they are about (and only they): {:?}", c.0);
+    }
 }

@@ -25,7 +25,7 @@ macro_rules! string_serde {
         }
     )*};
 }
-string_serde!(Email, NewPassword, Password, DisplayName, Token, OneTimeCode, Cursor, SearchQuery);
+string_serde!(Email, NewPassword, Password, DisplayName, Token, OneTimeCode, Cursor, SearchQuery, Slug);
 
 /// JSON Schema for a string newtype: a named string schema with its bounds,
 /// matching what its `TryFrom<String>` accepts as far as JSON Schema can say.
@@ -53,6 +53,7 @@ string_schema! {
     OneTimeCode => { "type": "string", "minLength": 6, "maxLength": 32 };
     Cursor => { "type": "string", "minLength": 1, "maxLength": 200 };
     SearchQuery => { "type": "string", "minLength": 1, "maxLength": 100 };
+    Slug => { "type": "string", "minLength": 3, "maxLength": 40, "pattern": "^[a-z0-9]([a-z0-9-]*[a-z0-9])?$" };
 }
 
 /// An e-mail address, trimmed, with its domain lower-cased.
@@ -404,6 +405,38 @@ impl TryFrom<String> for SearchQuery {
 impl From<SearchQuery> for String {
     fn from(q: SearchQuery) -> String {
         q.0
+    }
+}
+
+/// A short name for URLs: 3 to 40 of `a-z`, `0-9` and `-`, not starting or
+/// ending with `-`.
+#[derive(Debug, Clone, PartialEq, Eq, TS)]
+#[ts(type = "string")]
+pub struct Slug(String);
+
+impl Slug {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl TryFrom<String> for Slug {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        let ok = (3..=40).contains(&s.len())
+            && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+            && !s.starts_with('-')
+            && !s.ends_with('-');
+        if !ok {
+            return Err("must be 3 to 40 of a-z, 0-9 and -, not starting or ending with -".into());
+        }
+        Ok(Self(s))
+    }
+}
+
+impl From<Slug> for String {
+    fn from(s: Slug) -> String {
+        s.0
     }
 }
 

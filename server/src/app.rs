@@ -22,7 +22,6 @@ use crate::db::pool::PoolOptions;
 use crate::health::HealthMonitor;
 use crate::mail::{MailWorker, Sender, Wakeup};
 use crate::rpc::http::Front;
-use crate::rpc::limits::NoLimit;
 use crate::rpc::registry::Registry;
 use crate::rpc::server::{ServeOptions, serve};
 use crate::rpc::ws::WsEndpoint;
@@ -63,7 +62,9 @@ impl Application {
             tokens: TokenKeys::new(&secret, access_ttl),
             revoked,
             hasher,
-            limiter: Box::new(NoLimit),
+            keys: Default::default(),
+            key_limiter: Default::default(),
+            usage: Default::default(),
             throttle: AuthThrottle::new(&config),
             policy: PasswordPolicy::new(&config),
             codes: CodeHasher::new(&secret),
@@ -83,7 +84,13 @@ impl Application {
             }
             .spawn(),
             AuthThrottle::spawn_housekeeping(state.clone()),
-            RevokedSessions::spawn_sync(state.clone()),
+            RevokedSessions::spawn_sync(state.clone(), Duration::from_millis(config.session_sync_ms.max(10))),
+            crate::api_keys::usage::UsageRecorder::spawn(
+                state.usage.clone(),
+                state.db.clone(),
+                Duration::from_millis(config.usage_flush_ms.max(10)),
+                config.usage_retention_days,
+            ),
         ];
         let registry = Arc::new(Registry::build());
         let (stop, ws_stop) = jsonrpsee::server::stop_channel();
@@ -101,6 +108,12 @@ impl Application {
     pub fn local_addr(&self) -> SocketAddr {
         #[allow(clippy::unwrap_used)] // a bound listener has an address
         self.listener.local_addr().unwrap()
+    }
+
+    /// Counts the database checkouts of this server (for tests that prove a
+    /// path makes no query).
+    pub fn query_counter(&self) -> crate::db::pool::QueryCounter {
+        self.front.state.db.query_counter()
     }
 
     pub fn port(&self) -> u16 {

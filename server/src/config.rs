@@ -168,6 +168,19 @@ pub struct Config {
     #[arg(long, env = "TRELLIS_AUTH_RATE_PER_ACCOUNT", default_value_t = 10)]
     pub auth_rate_per_account: u32,
 
+    /// How often sessions ended on other replicas are picked up, in
+    /// milliseconds (their access tokens are refused here from then on).
+    #[arg(long, env = "TRELLIS_SESSION_SYNC_MS", default_value_t = 1_000)]
+    pub session_sync_ms: u64,
+
+    /// How often API key usage counted in memory is written, in milliseconds.
+    #[arg(long, env = "TRELLIS_USAGE_FLUSH_MS", default_value_t = 5_000)]
+    pub usage_flush_ms: u64,
+
+    /// Days API key usage is kept.
+    #[arg(long, env = "TRELLIS_USAGE_RETENTION_DAYS", default_value_t = 90)]
+    pub usage_retention_days: u32,
+
     /// Mails (verification, reset, sign-in code) that may be requested per
     /// address per hour.
     #[arg(long, env = "TRELLIS_MAIL_RATE_PER_ACCOUNT", default_value_t = 10)]

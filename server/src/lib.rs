@@ -10,6 +10,8 @@
 //!   policy, recovery, lockout, one-time codes, MFA secrets.
 //! - `sessions`, `mfa`, `users`, [`admin`]: the other account namespaces
 //!   (and `trellis create-admin`).
+//! - `orgs`, `api_keys`: organizations, members, invitations; API keys
+//!   (format, cache, per-key limits, usage).
 //! - `audit`: the audit trail of security events.
 //! - `mail`: the outbox and its senders (SMTP, log).
 //! - `health`: `health.check` and the dependency monitor behind it.
@@ -17,6 +19,7 @@
 //! - [`telemetry`]: logging setup.
 
 pub mod admin;
+mod api_keys;
 pub mod app;
 mod audit;
 mod auth;
@@ -25,6 +28,7 @@ pub mod db;
 mod health;
 mod mail;
 mod mfa;
+mod orgs;
 mod rpc;
 mod sessions;
 mod state;

@@ -3,6 +3,9 @@
 use std::sync::Arc;
 use std::time::Instant;
 
+use crate::api_keys::cache::KeyCache;
+use crate::api_keys::limiter::KeyLimiter;
+use crate::api_keys::usage::UsageRecorder;
 use crate::auth::codes::CodeHasher;
 use crate::auth::password::PasswordHasherPool;
 use crate::auth::policy::PasswordPolicy;
@@ -13,7 +16,6 @@ use crate::config::Config;
 use crate::db::Db;
 use crate::health::HealthMonitor;
 use crate::mail::Wakeup;
-use crate::rpc::limits::CallLimiter;
 
 pub(crate) struct State {
     pub config: Config,
@@ -21,7 +23,12 @@ pub(crate) struct State {
     pub hasher: PasswordHasherPool,
     pub tokens: TokenKeys,
     pub revoked: RevokedSessions,
-    pub limiter: Box<dyn CallLimiter>,
+    /// Recently verified API keys.
+    pub keys: KeyCache,
+    /// Each API key's own calls-per-minute limit.
+    pub key_limiter: KeyLimiter,
+    /// API key usage, counted here and written in batches.
+    pub usage: Arc<UsageRecorder>,
     pub throttle: AuthThrottle,
     pub policy: PasswordPolicy,
     pub codes: CodeHasher,

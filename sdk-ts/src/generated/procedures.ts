@@ -50,7 +50,7 @@ export interface Procedures {
     kind: "mutation";
     access: "user";
     /** Every reason a call can fail with: the procedure's own, its access rule's, and the common ones. */
-    reason: "CREDENTIALS_MISSING" | "TOKEN_EXPIRED" | "TOKEN_INVALID" | "API_KEY_INVALID" | "API_KEY_EXPIRED" | "API_KEY_REVOKED" | "ACCOUNT_DISABLED" | "VALIDATION" | "RATE_LIMITED" | "DATABASE_UNAVAILABLE" | "CACHE_UNAVAILABLE" | "SHUTTING_DOWN" | "INTERNAL";
+    reason: "CREDENTIALS_MISSING" | "TOKEN_EXPIRED" | "TOKEN_INVALID" | "API_KEY_INVALID" | "API_KEY_EXPIRED" | "API_KEY_REVOKED" | "ACCOUNT_DISABLED" | "MISSING_SCOPE" | "VALIDATION" | "RATE_LIMITED" | "DATABASE_UNAVAILABLE" | "CACHE_UNAVAILABLE" | "SHUTTING_DOWN" | "INTERNAL";
   };
   "auth.me": {
     params: T.Empty;
@@ -58,7 +58,7 @@ export interface Procedures {
     kind: "query";
     access: "user";
     /** Every reason a call can fail with: the procedure's own, its access rule's, and the common ones. */
-    reason: "CREDENTIALS_MISSING" | "TOKEN_EXPIRED" | "TOKEN_INVALID" | "API_KEY_INVALID" | "API_KEY_EXPIRED" | "API_KEY_REVOKED" | "ACCOUNT_DISABLED" | "VALIDATION" | "RATE_LIMITED" | "DATABASE_UNAVAILABLE" | "CACHE_UNAVAILABLE" | "SHUTTING_DOWN" | "INTERNAL";
+    reason: "CREDENTIALS_MISSING" | "TOKEN_EXPIRED" | "TOKEN_INVALID" | "API_KEY_INVALID" | "API_KEY_EXPIRED" | "API_KEY_REVOKED" | "ACCOUNT_DISABLED" | "MISSING_SCOPE" | "VALIDATION" | "RATE_LIMITED" | "DATABASE_UNAVAILABLE" | "CACHE_UNAVAILABLE" | "SHUTTING_DOWN" | "INTERNAL";
   };
   "auth.verifyEmail": {
     params: T.VerifyEmailParams;
@@ -98,7 +98,7 @@ export interface Procedures {
     kind: "mutation";
     access: "user";
     /** Every reason a call can fail with: the procedure's own, its access rule's, and the common ones. */
-    reason: "INVALID_CREDENTIALS" | "PASSWORD_POLICY" | "PASSWORD_REUSED" | "CREDENTIALS_MISSING" | "TOKEN_EXPIRED" | "TOKEN_INVALID" | "API_KEY_INVALID" | "API_KEY_EXPIRED" | "API_KEY_REVOKED" | "ACCOUNT_DISABLED" | "VALIDATION" | "RATE_LIMITED" | "DATABASE_UNAVAILABLE" | "CACHE_UNAVAILABLE" | "SHUTTING_DOWN" | "INTERNAL";
+    reason: "INVALID_CREDENTIALS" | "PASSWORD_POLICY" | "PASSWORD_REUSED" | "CREDENTIALS_MISSING" | "TOKEN_EXPIRED" | "TOKEN_INVALID" | "API_KEY_INVALID" | "API_KEY_EXPIRED" | "API_KEY_REVOKED" | "ACCOUNT_DISABLED" | "MISSING_SCOPE" | "VALIDATION" | "RATE_LIMITED" | "DATABASE_UNAVAILABLE" | "CACHE_UNAVAILABLE" | "SHUTTING_DOWN" | "INTERNAL";
   };
   "auth.requestPasswordReset": {
     params: T.EmailParams;
@@ -122,7 +122,7 @@ export interface Procedures {
     kind: "query";
     access: "user";
     /** Every reason a call can fail with: the procedure's own, its access rule's, and the common ones. */
-    reason: "CREDENTIALS_MISSING" | "TOKEN_EXPIRED" | "TOKEN_INVALID" | "API_KEY_INVALID" | "API_KEY_EXPIRED" | "API_KEY_REVOKED" | "ACCOUNT_DISABLED" | "VALIDATION" | "RATE_LIMITED" | "DATABASE_UNAVAILABLE" | "CACHE_UNAVAILABLE" | "SHUTTING_DOWN" | "INTERNAL";
+    reason: "CREDENTIALS_MISSING" | "TOKEN_EXPIRED" | "TOKEN_INVALID" | "API_KEY_INVALID" | "API_KEY_EXPIRED" | "API_KEY_REVOKED" | "ACCOUNT_DISABLED" | "MISSING_SCOPE" | "VALIDATION" | "RATE_LIMITED" | "DATABASE_UNAVAILABLE" | "CACHE_UNAVAILABLE" | "SHUTTING_DOWN" | "INTERNAL";
   };
   "sessions.revoke": {
     params: T.RevokeParams;
@@ -130,7 +130,7 @@ export interface Procedures {
     kind: "mutation";
     access: "user";
     /** Every reason a call can fail with: the procedure's own, its access rule's, and the common ones. */
-    reason: "NOT_FOUND" | "CREDENTIALS_MISSING" | "TOKEN_EXPIRED" | "TOKEN_INVALID" | "API_KEY_INVALID" | "API_KEY_EXPIRED" | "API_KEY_REVOKED" | "ACCOUNT_DISABLED" | "VALIDATION" | "RATE_LIMITED" | "DATABASE_UNAVAILABLE" | "CACHE_UNAVAILABLE" | "SHUTTING_DOWN" | "INTERNAL";
+    reason: "NOT_FOUND" | "CREDENTIALS_MISSING" | "TOKEN_EXPIRED" | "TOKEN_INVALID" | "API_KEY_INVALID" | "API_KEY_EXPIRED" | "API_KEY_REVOKED" | "ACCOUNT_DISABLED" | "MISSING_SCOPE" | "VALIDATION" | "RATE_LIMITED" | "DATABASE_UNAVAILABLE" | "CACHE_UNAVAILABLE" | "SHUTTING_DOWN" | "INTERNAL";
   };
   "mfa.enrollTotp": {
     params: T.Empty;
@@ -138,7 +138,7 @@ export interface Procedures {
     kind: "mutation";
     access: "user";
     /** Every reason a call can fail with: the procedure's own, its access rule's, and the common ones. */
-    reason: "ALREADY_EXISTS" | "CREDENTIALS_MISSING" | "TOKEN_EXPIRED" | "TOKEN_INVALID" | "API_KEY_INVALID" | "API_KEY_EXPIRED" | "API_KEY_REVOKED" | "ACCOUNT_DISABLED" | "VALIDATION" | "RATE_LIMITED" | "DATABASE_UNAVAILABLE" | "CACHE_UNAVAILABLE" | "SHUTTING_DOWN" | "INTERNAL";
+    reason: "ALREADY_EXISTS" | "CREDENTIALS_MISSING" | "TOKEN_EXPIRED" | "TOKEN_INVALID" | "API_KEY_INVALID" | "API_KEY_EXPIRED" | "API_KEY_REVOKED" | "ACCOUNT_DISABLED" | "MISSING_SCOPE" | "VALIDATION" | "RATE_LIMITED" | "DATABASE_UNAVAILABLE" | "CACHE_UNAVAILABLE" | "SHUTTING_DOWN" | "INTERNAL";
   };
   "mfa.confirmTotp": {
     params: T.CodeParams;
@@ -146,7 +146,7 @@ export interface Procedures {
     kind: "mutation";
     access: "user";
     /** Every reason a call can fail with: the procedure's own, its access rule's, and the common ones. */
-    reason: "OTP_INVALID" | "INVALID_TRANSITION" | "CREDENTIALS_MISSING" | "TOKEN_EXPIRED" | "TOKEN_INVALID" | "API_KEY_INVALID" | "API_KEY_EXPIRED" | "API_KEY_REVOKED" | "ACCOUNT_DISABLED" | "VALIDATION" | "RATE_LIMITED" | "DATABASE_UNAVAILABLE" | "CACHE_UNAVAILABLE" | "SHUTTING_DOWN" | "INTERNAL";
+    reason: "OTP_INVALID" | "INVALID_TRANSITION" | "CREDENTIALS_MISSING" | "TOKEN_EXPIRED" | "TOKEN_INVALID" | "API_KEY_INVALID" | "API_KEY_EXPIRED" | "API_KEY_REVOKED" | "ACCOUNT_DISABLED" | "MISSING_SCOPE" | "VALIDATION" | "RATE_LIMITED" | "DATABASE_UNAVAILABLE" | "CACHE_UNAVAILABLE" | "SHUTTING_DOWN" | "INTERNAL";
   };
   "mfa.disable": {
     params: T.CodeParams;
@@ -154,7 +154,7 @@ export interface Procedures {
     kind: "mutation";
     access: "user";
     /** Every reason a call can fail with: the procedure's own, its access rule's, and the common ones. */
-    reason: "OTP_INVALID" | "INVALID_TRANSITION" | "CREDENTIALS_MISSING" | "TOKEN_EXPIRED" | "TOKEN_INVALID" | "API_KEY_INVALID" | "API_KEY_EXPIRED" | "API_KEY_REVOKED" | "ACCOUNT_DISABLED" | "VALIDATION" | "RATE_LIMITED" | "DATABASE_UNAVAILABLE" | "CACHE_UNAVAILABLE" | "SHUTTING_DOWN" | "INTERNAL";
+    reason: "OTP_INVALID" | "INVALID_TRANSITION" | "CREDENTIALS_MISSING" | "TOKEN_EXPIRED" | "TOKEN_INVALID" | "API_KEY_INVALID" | "API_KEY_EXPIRED" | "API_KEY_REVOKED" | "ACCOUNT_DISABLED" | "MISSING_SCOPE" | "VALIDATION" | "RATE_LIMITED" | "DATABASE_UNAVAILABLE" | "CACHE_UNAVAILABLE" | "SHUTTING_DOWN" | "INTERNAL";
   };
   "users.updateProfile": {
     params: T.UpdateProfileParams;
@@ -162,7 +162,7 @@ export interface Procedures {
     kind: "mutation";
     access: "user";
     /** Every reason a call can fail with: the procedure's own, its access rule's, and the common ones. */
-    reason: "CREDENTIALS_MISSING" | "TOKEN_EXPIRED" | "TOKEN_INVALID" | "API_KEY_INVALID" | "API_KEY_EXPIRED" | "API_KEY_REVOKED" | "ACCOUNT_DISABLED" | "VALIDATION" | "RATE_LIMITED" | "DATABASE_UNAVAILABLE" | "CACHE_UNAVAILABLE" | "SHUTTING_DOWN" | "INTERNAL";
+    reason: "CREDENTIALS_MISSING" | "TOKEN_EXPIRED" | "TOKEN_INVALID" | "API_KEY_INVALID" | "API_KEY_EXPIRED" | "API_KEY_REVOKED" | "ACCOUNT_DISABLED" | "MISSING_SCOPE" | "VALIDATION" | "RATE_LIMITED" | "DATABASE_UNAVAILABLE" | "CACHE_UNAVAILABLE" | "SHUTTING_DOWN" | "INTERNAL";
   };
   "users.activity": {
     params: T.PageParams;
@@ -170,7 +170,7 @@ export interface Procedures {
     kind: "query";
     access: "user";
     /** Every reason a call can fail with: the procedure's own, its access rule's, and the common ones. */
-    reason: "CREDENTIALS_MISSING" | "TOKEN_EXPIRED" | "TOKEN_INVALID" | "API_KEY_INVALID" | "API_KEY_EXPIRED" | "API_KEY_REVOKED" | "ACCOUNT_DISABLED" | "VALIDATION" | "RATE_LIMITED" | "DATABASE_UNAVAILABLE" | "CACHE_UNAVAILABLE" | "SHUTTING_DOWN" | "INTERNAL";
+    reason: "CREDENTIALS_MISSING" | "TOKEN_EXPIRED" | "TOKEN_INVALID" | "API_KEY_INVALID" | "API_KEY_EXPIRED" | "API_KEY_REVOKED" | "ACCOUNT_DISABLED" | "MISSING_SCOPE" | "VALIDATION" | "RATE_LIMITED" | "DATABASE_UNAVAILABLE" | "CACHE_UNAVAILABLE" | "SHUTTING_DOWN" | "INTERNAL";
   };
   "admin.listUsers": {
     params: T.ListUsersParams;
@@ -196,6 +196,150 @@ export interface Procedures {
     /** Every reason a call can fail with: the procedure's own, its access rule's, and the common ones. */
     reason: "NOT_FOUND" | "CREDENTIALS_MISSING" | "TOKEN_EXPIRED" | "TOKEN_INVALID" | "ACCOUNT_DISABLED" | "ADMIN_REQUIRED" | "VALIDATION" | "RATE_LIMITED" | "DATABASE_UNAVAILABLE" | "CACHE_UNAVAILABLE" | "SHUTTING_DOWN" | "INTERNAL";
   };
+  "orgs.create": {
+    params: T.CreateOrgParams;
+    result: T.Org;
+    kind: "mutation";
+    access: "user";
+    /** Every reason a call can fail with: the procedure's own, its access rule's, and the common ones. */
+    reason: "ALREADY_EXISTS" | "CREDENTIALS_MISSING" | "TOKEN_EXPIRED" | "TOKEN_INVALID" | "API_KEY_INVALID" | "API_KEY_EXPIRED" | "API_KEY_REVOKED" | "ACCOUNT_DISABLED" | "MISSING_SCOPE" | "VALIDATION" | "RATE_LIMITED" | "DATABASE_UNAVAILABLE" | "CACHE_UNAVAILABLE" | "SHUTTING_DOWN" | "INTERNAL";
+  };
+  "orgs.list": {
+    params: T.Empty;
+    result: T.OrgList;
+    kind: "query";
+    access: "user";
+    /** Every reason a call can fail with: the procedure's own, its access rule's, and the common ones. */
+    reason: "CREDENTIALS_MISSING" | "TOKEN_EXPIRED" | "TOKEN_INVALID" | "API_KEY_INVALID" | "API_KEY_EXPIRED" | "API_KEY_REVOKED" | "ACCOUNT_DISABLED" | "MISSING_SCOPE" | "VALIDATION" | "RATE_LIMITED" | "DATABASE_UNAVAILABLE" | "CACHE_UNAVAILABLE" | "SHUTTING_DOWN" | "INTERNAL";
+  };
+  "orgs.get": {
+    params: T.OrgParams;
+    result: T.Org;
+    kind: "query";
+    access: "org:org:read";
+    /** Every reason a call can fail with: the procedure's own, its access rule's, and the common ones. */
+    reason: "CREDENTIALS_MISSING" | "TOKEN_EXPIRED" | "TOKEN_INVALID" | "API_KEY_INVALID" | "API_KEY_EXPIRED" | "API_KEY_REVOKED" | "ACCOUNT_DISABLED" | "MISSING_PERMISSION" | "MISSING_SCOPE" | "NOT_FOUND" | "VALIDATION" | "RATE_LIMITED" | "DATABASE_UNAVAILABLE" | "CACHE_UNAVAILABLE" | "SHUTTING_DOWN" | "INTERNAL";
+  };
+  "orgs.update": {
+    params: T.UpdateOrgParams;
+    result: T.Org;
+    kind: "mutation";
+    access: "org:org:manage";
+    /** Every reason a call can fail with: the procedure's own, its access rule's, and the common ones. */
+    reason: "CREDENTIALS_MISSING" | "TOKEN_EXPIRED" | "TOKEN_INVALID" | "API_KEY_INVALID" | "API_KEY_EXPIRED" | "API_KEY_REVOKED" | "ACCOUNT_DISABLED" | "MISSING_PERMISSION" | "MISSING_SCOPE" | "NOT_FOUND" | "VALIDATION" | "RATE_LIMITED" | "DATABASE_UNAVAILABLE" | "CACHE_UNAVAILABLE" | "SHUTTING_DOWN" | "INTERNAL";
+  };
+  "orgs.listMembers": {
+    params: T.ListMembersParams;
+    result: T.Page<T.Member>;
+    kind: "query";
+    access: "org:org:read";
+    /** Every reason a call can fail with: the procedure's own, its access rule's, and the common ones. */
+    reason: "CREDENTIALS_MISSING" | "TOKEN_EXPIRED" | "TOKEN_INVALID" | "API_KEY_INVALID" | "API_KEY_EXPIRED" | "API_KEY_REVOKED" | "ACCOUNT_DISABLED" | "MISSING_PERMISSION" | "MISSING_SCOPE" | "NOT_FOUND" | "VALIDATION" | "RATE_LIMITED" | "DATABASE_UNAVAILABLE" | "CACHE_UNAVAILABLE" | "SHUTTING_DOWN" | "INTERNAL";
+  };
+  "orgs.invite": {
+    params: T.InviteParams;
+    result: T.Invitation;
+    kind: "mutation";
+    access: "org:org:manage";
+    /** Every reason a call can fail with: the procedure's own, its access rule's, and the common ones. */
+    reason: "MISSING_PERMISSION" | "ALREADY_EXISTS" | "CREDENTIALS_MISSING" | "TOKEN_EXPIRED" | "TOKEN_INVALID" | "API_KEY_INVALID" | "API_KEY_EXPIRED" | "API_KEY_REVOKED" | "ACCOUNT_DISABLED" | "MISSING_SCOPE" | "NOT_FOUND" | "VALIDATION" | "RATE_LIMITED" | "DATABASE_UNAVAILABLE" | "CACHE_UNAVAILABLE" | "SHUTTING_DOWN" | "INTERNAL";
+  };
+  "orgs.acceptInvite": {
+    params: T.AcceptInviteParams;
+    result: T.Membership;
+    kind: "mutation";
+    access: "user";
+    /** Every reason a call can fail with: the procedure's own, its access rule's, and the common ones. */
+    reason: "TOKEN_INVALID" | "TOKEN_EXPIRED" | "TOKEN_USED" | "INVITATION_MISMATCH" | "ALREADY_EXISTS" | "CREDENTIALS_MISSING" | "API_KEY_INVALID" | "API_KEY_EXPIRED" | "API_KEY_REVOKED" | "ACCOUNT_DISABLED" | "MISSING_SCOPE" | "VALIDATION" | "RATE_LIMITED" | "DATABASE_UNAVAILABLE" | "CACHE_UNAVAILABLE" | "SHUTTING_DOWN" | "INTERNAL";
+  };
+  "orgs.updateMemberRole": {
+    params: T.UpdateMemberRoleParams;
+    result: T.Empty;
+    kind: "mutation";
+    access: "org:org:manage";
+    /** Every reason a call can fail with: the procedure's own, its access rule's, and the common ones. */
+    reason: "NOT_FOUND" | "MISSING_PERMISSION" | "INVALID_TRANSITION" | "CREDENTIALS_MISSING" | "TOKEN_EXPIRED" | "TOKEN_INVALID" | "API_KEY_INVALID" | "API_KEY_EXPIRED" | "API_KEY_REVOKED" | "ACCOUNT_DISABLED" | "MISSING_SCOPE" | "VALIDATION" | "RATE_LIMITED" | "DATABASE_UNAVAILABLE" | "CACHE_UNAVAILABLE" | "SHUTTING_DOWN" | "INTERNAL";
+  };
+  "orgs.removeMember": {
+    params: T.RemoveMemberParams;
+    result: T.Empty;
+    kind: "mutation";
+    access: "org:org:manage";
+    /** Every reason a call can fail with: the procedure's own, its access rule's, and the common ones. */
+    reason: "NOT_FOUND" | "MISSING_PERMISSION" | "INVALID_TRANSITION" | "CREDENTIALS_MISSING" | "TOKEN_EXPIRED" | "TOKEN_INVALID" | "API_KEY_INVALID" | "API_KEY_EXPIRED" | "API_KEY_REVOKED" | "ACCOUNT_DISABLED" | "MISSING_SCOPE" | "VALIDATION" | "RATE_LIMITED" | "DATABASE_UNAVAILABLE" | "CACHE_UNAVAILABLE" | "SHUTTING_DOWN" | "INTERNAL";
+  };
+  "apiKeys.create": {
+    params: T.CreateApiKeyParams;
+    result: T.CreatedApiKey;
+    kind: "mutation";
+    access: "org:apiKeys:manage";
+    /** Every reason a call can fail with: the procedure's own, its access rule's, and the common ones. */
+    reason: "MISSING_PERMISSION" | "CREDENTIALS_MISSING" | "TOKEN_EXPIRED" | "TOKEN_INVALID" | "API_KEY_INVALID" | "API_KEY_EXPIRED" | "API_KEY_REVOKED" | "ACCOUNT_DISABLED" | "MISSING_SCOPE" | "NOT_FOUND" | "VALIDATION" | "RATE_LIMITED" | "DATABASE_UNAVAILABLE" | "CACHE_UNAVAILABLE" | "SHUTTING_DOWN" | "INTERNAL";
+  };
+  "apiKeys.list": {
+    params: T.ListApiKeysParams;
+    result: T.Page<T.ApiKey>;
+    kind: "query";
+    access: "org:apiKeys:read";
+    /** Every reason a call can fail with: the procedure's own, its access rule's, and the common ones. */
+    reason: "CREDENTIALS_MISSING" | "TOKEN_EXPIRED" | "TOKEN_INVALID" | "API_KEY_INVALID" | "API_KEY_EXPIRED" | "API_KEY_REVOKED" | "ACCOUNT_DISABLED" | "MISSING_PERMISSION" | "MISSING_SCOPE" | "NOT_FOUND" | "VALIDATION" | "RATE_LIMITED" | "DATABASE_UNAVAILABLE" | "CACHE_UNAVAILABLE" | "SHUTTING_DOWN" | "INTERNAL";
+  };
+  "apiKeys.get": {
+    params: T.KeyParams;
+    result: T.ApiKey;
+    kind: "query";
+    access: "org:apiKeys:read";
+    /** Every reason a call can fail with: the procedure's own, its access rule's, and the common ones. */
+    reason: "CREDENTIALS_MISSING" | "TOKEN_EXPIRED" | "TOKEN_INVALID" | "API_KEY_INVALID" | "API_KEY_EXPIRED" | "API_KEY_REVOKED" | "ACCOUNT_DISABLED" | "MISSING_PERMISSION" | "MISSING_SCOPE" | "NOT_FOUND" | "VALIDATION" | "RATE_LIMITED" | "DATABASE_UNAVAILABLE" | "CACHE_UNAVAILABLE" | "SHUTTING_DOWN" | "INTERNAL";
+  };
+  "apiKeys.update": {
+    params: T.UpdateApiKeyParams;
+    result: T.ApiKey;
+    kind: "mutation";
+    access: "org:apiKeys:manage";
+    /** Every reason a call can fail with: the procedure's own, its access rule's, and the common ones. */
+    reason: "MISSING_PERMISSION" | "INVALID_TRANSITION" | "CREDENTIALS_MISSING" | "TOKEN_EXPIRED" | "TOKEN_INVALID" | "API_KEY_INVALID" | "API_KEY_EXPIRED" | "API_KEY_REVOKED" | "ACCOUNT_DISABLED" | "MISSING_SCOPE" | "NOT_FOUND" | "VALIDATION" | "RATE_LIMITED" | "DATABASE_UNAVAILABLE" | "CACHE_UNAVAILABLE" | "SHUTTING_DOWN" | "INTERNAL";
+  };
+  "apiKeys.rotate": {
+    params: T.RotateApiKeyParams;
+    result: T.CreatedApiKey;
+    kind: "mutation";
+    access: "org:apiKeys:manage";
+    /** Every reason a call can fail with: the procedure's own, its access rule's, and the common ones. */
+    reason: "MISSING_PERMISSION" | "INVALID_TRANSITION" | "CREDENTIALS_MISSING" | "TOKEN_EXPIRED" | "TOKEN_INVALID" | "API_KEY_INVALID" | "API_KEY_EXPIRED" | "API_KEY_REVOKED" | "ACCOUNT_DISABLED" | "MISSING_SCOPE" | "NOT_FOUND" | "VALIDATION" | "RATE_LIMITED" | "DATABASE_UNAVAILABLE" | "CACHE_UNAVAILABLE" | "SHUTTING_DOWN" | "INTERNAL";
+  };
+  "apiKeys.revoke": {
+    params: T.KeyParams;
+    result: T.ApiKey;
+    kind: "mutation";
+    access: "org:apiKeys:manage";
+    /** Every reason a call can fail with: the procedure's own, its access rule's, and the common ones. */
+    reason: "CREDENTIALS_MISSING" | "TOKEN_EXPIRED" | "TOKEN_INVALID" | "API_KEY_INVALID" | "API_KEY_EXPIRED" | "API_KEY_REVOKED" | "ACCOUNT_DISABLED" | "MISSING_PERMISSION" | "MISSING_SCOPE" | "NOT_FOUND" | "VALIDATION" | "RATE_LIMITED" | "DATABASE_UNAVAILABLE" | "CACHE_UNAVAILABLE" | "SHUTTING_DOWN" | "INTERNAL";
+  };
+  "apiKeys.usage": {
+    params: T.UsageParams;
+    result: T.Usage;
+    kind: "query";
+    access: "org:apiKeys:read";
+    /** Every reason a call can fail with: the procedure's own, its access rule's, and the common ones. */
+    reason: "CREDENTIALS_MISSING" | "TOKEN_EXPIRED" | "TOKEN_INVALID" | "API_KEY_INVALID" | "API_KEY_EXPIRED" | "API_KEY_REVOKED" | "ACCOUNT_DISABLED" | "MISSING_PERMISSION" | "MISSING_SCOPE" | "NOT_FOUND" | "VALIDATION" | "RATE_LIMITED" | "DATABASE_UNAVAILABLE" | "CACHE_UNAVAILABLE" | "SHUTTING_DOWN" | "INTERNAL";
+  };
+  "apiKeys.verify": {
+    params: T.VerifyParams;
+    result: T.VerifyResult;
+    kind: "query";
+    access: "org:apiKeys:read";
+    /** Every reason a call can fail with: the procedure's own, its access rule's, and the common ones. */
+    reason: "CREDENTIALS_MISSING" | "TOKEN_EXPIRED" | "TOKEN_INVALID" | "API_KEY_INVALID" | "API_KEY_EXPIRED" | "API_KEY_REVOKED" | "ACCOUNT_DISABLED" | "MISSING_PERMISSION" | "MISSING_SCOPE" | "NOT_FOUND" | "VALIDATION" | "RATE_LIMITED" | "DATABASE_UNAVAILABLE" | "CACHE_UNAVAILABLE" | "SHUTTING_DOWN" | "INTERNAL";
+  };
+  "audit.list": {
+    params: T.ListAuditParams;
+    result: T.Page<T.AuditEvent>;
+    kind: "query";
+    access: "org:audit:read";
+    /** Every reason a call can fail with: the procedure's own, its access rule's, and the common ones. */
+    reason: "CREDENTIALS_MISSING" | "TOKEN_EXPIRED" | "TOKEN_INVALID" | "API_KEY_INVALID" | "API_KEY_EXPIRED" | "API_KEY_REVOKED" | "ACCOUNT_DISABLED" | "MISSING_PERMISSION" | "MISSING_SCOPE" | "NOT_FOUND" | "VALIDATION" | "RATE_LIMITED" | "DATABASE_UNAVAILABLE" | "CACHE_UNAVAILABLE" | "SHUTTING_DOWN" | "INTERNAL";
+  };
 }
 
 export const procedures = {
@@ -204,25 +348,43 @@ export const procedures = {
   "auth.register": { kind: "mutation", access: "public", summary: "Creates an account and e-mails a verification link. Answers the same whether or not the address is already registered.", reasons: ["PASSWORD_POLICY", "VALIDATION", "RATE_LIMITED", "DATABASE_UNAVAILABLE", "CACHE_UNAVAILABLE", "SHUTTING_DOWN", "INTERNAL"] },
   "auth.login": { kind: "mutation", access: "public", summary: "Signs in with e-mail and password (and a one-time code when MFA is on); starts a session.", reasons: ["INVALID_CREDENTIALS", "ACCOUNT_DISABLED", "ACCOUNT_LOCKED", "MFA_REQUIRED", "OTP_INVALID", "EMAIL_NOT_VERIFIED", "PASSWORD_EXPIRED", "VALIDATION", "RATE_LIMITED", "DATABASE_UNAVAILABLE", "CACHE_UNAVAILABLE", "SHUTTING_DOWN", "INTERNAL"] },
   "auth.refresh": { kind: "mutation", access: "public", summary: "Trades a refresh token for new tokens. A reused refresh token ends its whole session.", reasons: ["TOKEN_INVALID", "TOKEN_EXPIRED", "TOKEN_REUSED", "ACCOUNT_DISABLED", "VALIDATION", "RATE_LIMITED", "DATABASE_UNAVAILABLE", "CACHE_UNAVAILABLE", "SHUTTING_DOWN", "INTERNAL"] },
-  "auth.logout": { kind: "mutation", access: "user", summary: "Ends the caller's session (or all of them).", reasons: ["CREDENTIALS_MISSING", "TOKEN_EXPIRED", "TOKEN_INVALID", "API_KEY_INVALID", "API_KEY_EXPIRED", "API_KEY_REVOKED", "ACCOUNT_DISABLED", "VALIDATION", "RATE_LIMITED", "DATABASE_UNAVAILABLE", "CACHE_UNAVAILABLE", "SHUTTING_DOWN", "INTERNAL"] },
-  "auth.me": { kind: "query", access: "user", summary: "The signed-in user and the organizations they belong to.", reasons: ["CREDENTIALS_MISSING", "TOKEN_EXPIRED", "TOKEN_INVALID", "API_KEY_INVALID", "API_KEY_EXPIRED", "API_KEY_REVOKED", "ACCOUNT_DISABLED", "VALIDATION", "RATE_LIMITED", "DATABASE_UNAVAILABLE", "CACHE_UNAVAILABLE", "SHUTTING_DOWN", "INTERNAL"] },
+  "auth.logout": { kind: "mutation", access: "user", summary: "Ends the caller's session (or all of them).", reasons: ["CREDENTIALS_MISSING", "TOKEN_EXPIRED", "TOKEN_INVALID", "API_KEY_INVALID", "API_KEY_EXPIRED", "API_KEY_REVOKED", "ACCOUNT_DISABLED", "MISSING_SCOPE", "VALIDATION", "RATE_LIMITED", "DATABASE_UNAVAILABLE", "CACHE_UNAVAILABLE", "SHUTTING_DOWN", "INTERNAL"] },
+  "auth.me": { kind: "query", access: "user", summary: "The signed-in user and the organizations they belong to.", reasons: ["CREDENTIALS_MISSING", "TOKEN_EXPIRED", "TOKEN_INVALID", "API_KEY_INVALID", "API_KEY_EXPIRED", "API_KEY_REVOKED", "ACCOUNT_DISABLED", "MISSING_SCOPE", "VALIDATION", "RATE_LIMITED", "DATABASE_UNAVAILABLE", "CACHE_UNAVAILABLE", "SHUTTING_DOWN", "INTERNAL"] },
   "auth.verifyEmail": { kind: "mutation", access: "public", summary: "Marks the address verified, with the token from the verification e-mail.", reasons: ["TOKEN_INVALID", "TOKEN_EXPIRED", "TOKEN_USED", "VALIDATION", "RATE_LIMITED", "DATABASE_UNAVAILABLE", "CACHE_UNAVAILABLE", "SHUTTING_DOWN", "INTERNAL"] },
   "auth.resendVerification": { kind: "mutation", access: "public", summary: "Sends a new verification e-mail (superseding the last). Answers the same whether or not the account exists.", reasons: ["VALIDATION", "RATE_LIMITED", "DATABASE_UNAVAILABLE", "CACHE_UNAVAILABLE", "SHUTTING_DOWN", "INTERNAL"] },
   "auth.requestLoginCode": { kind: "mutation", access: "public", summary: "E-mails a 6-digit sign-in code (10 minutes, 3 attempts). Answers the same whether or not the account exists.", reasons: ["VALIDATION", "RATE_LIMITED", "DATABASE_UNAVAILABLE", "CACHE_UNAVAILABLE", "SHUTTING_DOWN", "INTERNAL"] },
   "auth.loginWithCode": { kind: "mutation", access: "public", summary: "Signs in with the code from `auth.requestLoginCode`; starts a session and marks the address verified.", reasons: ["OTP_INVALID", "OTP_EXHAUSTED", "ACCOUNT_DISABLED", "ACCOUNT_LOCKED", "MFA_REQUIRED", "VALIDATION", "RATE_LIMITED", "DATABASE_UNAVAILABLE", "CACHE_UNAVAILABLE", "SHUTTING_DOWN", "INTERNAL"] },
-  "auth.changePassword": { kind: "mutation", access: "user", summary: "Changes the password; the user's other sessions end.", reasons: ["INVALID_CREDENTIALS", "PASSWORD_POLICY", "PASSWORD_REUSED", "CREDENTIALS_MISSING", "TOKEN_EXPIRED", "TOKEN_INVALID", "API_KEY_INVALID", "API_KEY_EXPIRED", "API_KEY_REVOKED", "ACCOUNT_DISABLED", "VALIDATION", "RATE_LIMITED", "DATABASE_UNAVAILABLE", "CACHE_UNAVAILABLE", "SHUTTING_DOWN", "INTERNAL"] },
+  "auth.changePassword": { kind: "mutation", access: "user", summary: "Changes the password; the user's other sessions end.", reasons: ["INVALID_CREDENTIALS", "PASSWORD_POLICY", "PASSWORD_REUSED", "CREDENTIALS_MISSING", "TOKEN_EXPIRED", "TOKEN_INVALID", "API_KEY_INVALID", "API_KEY_EXPIRED", "API_KEY_REVOKED", "ACCOUNT_DISABLED", "MISSING_SCOPE", "VALIDATION", "RATE_LIMITED", "DATABASE_UNAVAILABLE", "CACHE_UNAVAILABLE", "SHUTTING_DOWN", "INTERNAL"] },
   "auth.requestPasswordReset": { kind: "mutation", access: "public", summary: "E-mails a password reset link (30 minutes, single use). Answers the same whether or not the account exists.", reasons: ["VALIDATION", "RATE_LIMITED", "DATABASE_UNAVAILABLE", "CACHE_UNAVAILABLE", "SHUTTING_DOWN", "INTERNAL"] },
   "auth.resetPassword": { kind: "mutation", access: "public", summary: "Sets a new password with the token from the reset e-mail; every session of the account ends.", reasons: ["TOKEN_INVALID", "TOKEN_EXPIRED", "TOKEN_USED", "PASSWORD_POLICY", "PASSWORD_REUSED", "VALIDATION", "RATE_LIMITED", "DATABASE_UNAVAILABLE", "CACHE_UNAVAILABLE", "SHUTTING_DOWN", "INTERNAL"] },
-  "sessions.list": { kind: "query", access: "user", summary: "The caller's live sessions, newest first.", reasons: ["CREDENTIALS_MISSING", "TOKEN_EXPIRED", "TOKEN_INVALID", "API_KEY_INVALID", "API_KEY_EXPIRED", "API_KEY_REVOKED", "ACCOUNT_DISABLED", "VALIDATION", "RATE_LIMITED", "DATABASE_UNAVAILABLE", "CACHE_UNAVAILABLE", "SHUTTING_DOWN", "INTERNAL"] },
-  "sessions.revoke": { kind: "mutation", access: "user", summary: "Ends one of the caller's sessions; its tokens stop working at once.", reasons: ["NOT_FOUND", "CREDENTIALS_MISSING", "TOKEN_EXPIRED", "TOKEN_INVALID", "API_KEY_INVALID", "API_KEY_EXPIRED", "API_KEY_REVOKED", "ACCOUNT_DISABLED", "VALIDATION", "RATE_LIMITED", "DATABASE_UNAVAILABLE", "CACHE_UNAVAILABLE", "SHUTTING_DOWN", "INTERNAL"] },
-  "mfa.enrollTotp": { kind: "mutation", access: "user", summary: "Starts TOTP enrolment: a new secret, not in force until `mfa.confirmTotp`.", reasons: ["ALREADY_EXISTS", "CREDENTIALS_MISSING", "TOKEN_EXPIRED", "TOKEN_INVALID", "API_KEY_INVALID", "API_KEY_EXPIRED", "API_KEY_REVOKED", "ACCOUNT_DISABLED", "VALIDATION", "RATE_LIMITED", "DATABASE_UNAVAILABLE", "CACHE_UNAVAILABLE", "SHUTTING_DOWN", "INTERNAL"] },
-  "mfa.confirmTotp": { kind: "mutation", access: "user", summary: "Turns MFA on with a first code from the app; returns the recovery codes.", reasons: ["OTP_INVALID", "INVALID_TRANSITION", "CREDENTIALS_MISSING", "TOKEN_EXPIRED", "TOKEN_INVALID", "API_KEY_INVALID", "API_KEY_EXPIRED", "API_KEY_REVOKED", "ACCOUNT_DISABLED", "VALIDATION", "RATE_LIMITED", "DATABASE_UNAVAILABLE", "CACHE_UNAVAILABLE", "SHUTTING_DOWN", "INTERNAL"] },
-  "mfa.disable": { kind: "mutation", access: "user", summary: "Turns MFA off, with a current code or a recovery code.", reasons: ["OTP_INVALID", "INVALID_TRANSITION", "CREDENTIALS_MISSING", "TOKEN_EXPIRED", "TOKEN_INVALID", "API_KEY_INVALID", "API_KEY_EXPIRED", "API_KEY_REVOKED", "ACCOUNT_DISABLED", "VALIDATION", "RATE_LIMITED", "DATABASE_UNAVAILABLE", "CACHE_UNAVAILABLE", "SHUTTING_DOWN", "INTERNAL"] },
-  "users.updateProfile": { kind: "mutation", access: "user", summary: "Changes the caller's display name.", reasons: ["CREDENTIALS_MISSING", "TOKEN_EXPIRED", "TOKEN_INVALID", "API_KEY_INVALID", "API_KEY_EXPIRED", "API_KEY_REVOKED", "ACCOUNT_DISABLED", "VALIDATION", "RATE_LIMITED", "DATABASE_UNAVAILABLE", "CACHE_UNAVAILABLE", "SHUTTING_DOWN", "INTERNAL"] },
-  "users.activity": { kind: "query", access: "user", summary: "The caller's own security events (sign-ins, failures, lockouts, password and MFA changes, sessions ended), newest first.", reasons: ["CREDENTIALS_MISSING", "TOKEN_EXPIRED", "TOKEN_INVALID", "API_KEY_INVALID", "API_KEY_EXPIRED", "API_KEY_REVOKED", "ACCOUNT_DISABLED", "VALIDATION", "RATE_LIMITED", "DATABASE_UNAVAILABLE", "CACHE_UNAVAILABLE", "SHUTTING_DOWN", "INTERNAL"] },
+  "sessions.list": { kind: "query", access: "user", summary: "The caller's live sessions, newest first.", reasons: ["CREDENTIALS_MISSING", "TOKEN_EXPIRED", "TOKEN_INVALID", "API_KEY_INVALID", "API_KEY_EXPIRED", "API_KEY_REVOKED", "ACCOUNT_DISABLED", "MISSING_SCOPE", "VALIDATION", "RATE_LIMITED", "DATABASE_UNAVAILABLE", "CACHE_UNAVAILABLE", "SHUTTING_DOWN", "INTERNAL"] },
+  "sessions.revoke": { kind: "mutation", access: "user", summary: "Ends one of the caller's sessions; its tokens stop working at once.", reasons: ["NOT_FOUND", "CREDENTIALS_MISSING", "TOKEN_EXPIRED", "TOKEN_INVALID", "API_KEY_INVALID", "API_KEY_EXPIRED", "API_KEY_REVOKED", "ACCOUNT_DISABLED", "MISSING_SCOPE", "VALIDATION", "RATE_LIMITED", "DATABASE_UNAVAILABLE", "CACHE_UNAVAILABLE", "SHUTTING_DOWN", "INTERNAL"] },
+  "mfa.enrollTotp": { kind: "mutation", access: "user", summary: "Starts TOTP enrolment: a new secret, not in force until `mfa.confirmTotp`.", reasons: ["ALREADY_EXISTS", "CREDENTIALS_MISSING", "TOKEN_EXPIRED", "TOKEN_INVALID", "API_KEY_INVALID", "API_KEY_EXPIRED", "API_KEY_REVOKED", "ACCOUNT_DISABLED", "MISSING_SCOPE", "VALIDATION", "RATE_LIMITED", "DATABASE_UNAVAILABLE", "CACHE_UNAVAILABLE", "SHUTTING_DOWN", "INTERNAL"] },
+  "mfa.confirmTotp": { kind: "mutation", access: "user", summary: "Turns MFA on with a first code from the app; returns the recovery codes.", reasons: ["OTP_INVALID", "INVALID_TRANSITION", "CREDENTIALS_MISSING", "TOKEN_EXPIRED", "TOKEN_INVALID", "API_KEY_INVALID", "API_KEY_EXPIRED", "API_KEY_REVOKED", "ACCOUNT_DISABLED", "MISSING_SCOPE", "VALIDATION", "RATE_LIMITED", "DATABASE_UNAVAILABLE", "CACHE_UNAVAILABLE", "SHUTTING_DOWN", "INTERNAL"] },
+  "mfa.disable": { kind: "mutation", access: "user", summary: "Turns MFA off, with a current code or a recovery code.", reasons: ["OTP_INVALID", "INVALID_TRANSITION", "CREDENTIALS_MISSING", "TOKEN_EXPIRED", "TOKEN_INVALID", "API_KEY_INVALID", "API_KEY_EXPIRED", "API_KEY_REVOKED", "ACCOUNT_DISABLED", "MISSING_SCOPE", "VALIDATION", "RATE_LIMITED", "DATABASE_UNAVAILABLE", "CACHE_UNAVAILABLE", "SHUTTING_DOWN", "INTERNAL"] },
+  "users.updateProfile": { kind: "mutation", access: "user", summary: "Changes the caller's display name.", reasons: ["CREDENTIALS_MISSING", "TOKEN_EXPIRED", "TOKEN_INVALID", "API_KEY_INVALID", "API_KEY_EXPIRED", "API_KEY_REVOKED", "ACCOUNT_DISABLED", "MISSING_SCOPE", "VALIDATION", "RATE_LIMITED", "DATABASE_UNAVAILABLE", "CACHE_UNAVAILABLE", "SHUTTING_DOWN", "INTERNAL"] },
+  "users.activity": { kind: "query", access: "user", summary: "The caller's own security events (sign-ins, failures, lockouts, password and MFA changes, sessions ended), newest first.", reasons: ["CREDENTIALS_MISSING", "TOKEN_EXPIRED", "TOKEN_INVALID", "API_KEY_INVALID", "API_KEY_EXPIRED", "API_KEY_REVOKED", "ACCOUNT_DISABLED", "MISSING_SCOPE", "VALIDATION", "RATE_LIMITED", "DATABASE_UNAVAILABLE", "CACHE_UNAVAILABLE", "SHUTTING_DOWN", "INTERNAL"] },
   "admin.listUsers": { kind: "query", access: "admin", summary: "Every account, oldest first, optionally filtered by e-mail or name.", reasons: ["CREDENTIALS_MISSING", "TOKEN_EXPIRED", "TOKEN_INVALID", "ACCOUNT_DISABLED", "ADMIN_REQUIRED", "VALIDATION", "RATE_LIMITED", "DATABASE_UNAVAILABLE", "CACHE_UNAVAILABLE", "SHUTTING_DOWN", "INTERNAL"] },
   "admin.setUserDisabled": { kind: "mutation", access: "admin", summary: "Disables (ending every session) or re-enables an account. Administrators cannot disable themselves.", reasons: ["NOT_FOUND", "INVALID_TRANSITION", "CREDENTIALS_MISSING", "TOKEN_EXPIRED", "TOKEN_INVALID", "ACCOUNT_DISABLED", "ADMIN_REQUIRED", "VALIDATION", "RATE_LIMITED", "DATABASE_UNAVAILABLE", "CACHE_UNAVAILABLE", "SHUTTING_DOWN", "INTERNAL"] },
   "admin.unlockUser": { kind: "mutation", access: "admin", summary: "Lifts a lockout after failed sign-ins and clears the failure count.", reasons: ["NOT_FOUND", "CREDENTIALS_MISSING", "TOKEN_EXPIRED", "TOKEN_INVALID", "ACCOUNT_DISABLED", "ADMIN_REQUIRED", "VALIDATION", "RATE_LIMITED", "DATABASE_UNAVAILABLE", "CACHE_UNAVAILABLE", "SHUTTING_DOWN", "INTERNAL"] },
+  "orgs.create": { kind: "mutation", access: "user", summary: "Creates an organization; the caller becomes its owner.", reasons: ["ALREADY_EXISTS", "CREDENTIALS_MISSING", "TOKEN_EXPIRED", "TOKEN_INVALID", "API_KEY_INVALID", "API_KEY_EXPIRED", "API_KEY_REVOKED", "ACCOUNT_DISABLED", "MISSING_SCOPE", "VALIDATION", "RATE_LIMITED", "DATABASE_UNAVAILABLE", "CACHE_UNAVAILABLE", "SHUTTING_DOWN", "INTERNAL"] },
+  "orgs.list": { kind: "query", access: "user", summary: "The organizations the caller belongs to, with the role held in each.", reasons: ["CREDENTIALS_MISSING", "TOKEN_EXPIRED", "TOKEN_INVALID", "API_KEY_INVALID", "API_KEY_EXPIRED", "API_KEY_REVOKED", "ACCOUNT_DISABLED", "MISSING_SCOPE", "VALIDATION", "RATE_LIMITED", "DATABASE_UNAVAILABLE", "CACHE_UNAVAILABLE", "SHUTTING_DOWN", "INTERNAL"] },
+  "orgs.get": { kind: "query", access: "org:org:read", summary: "One organization.", reasons: ["CREDENTIALS_MISSING", "TOKEN_EXPIRED", "TOKEN_INVALID", "API_KEY_INVALID", "API_KEY_EXPIRED", "API_KEY_REVOKED", "ACCOUNT_DISABLED", "MISSING_PERMISSION", "MISSING_SCOPE", "NOT_FOUND", "VALIDATION", "RATE_LIMITED", "DATABASE_UNAVAILABLE", "CACHE_UNAVAILABLE", "SHUTTING_DOWN", "INTERNAL"] },
+  "orgs.update": { kind: "mutation", access: "org:org:manage", summary: "Renames an organization.", reasons: ["CREDENTIALS_MISSING", "TOKEN_EXPIRED", "TOKEN_INVALID", "API_KEY_INVALID", "API_KEY_EXPIRED", "API_KEY_REVOKED", "ACCOUNT_DISABLED", "MISSING_PERMISSION", "MISSING_SCOPE", "NOT_FOUND", "VALIDATION", "RATE_LIMITED", "DATABASE_UNAVAILABLE", "CACHE_UNAVAILABLE", "SHUTTING_DOWN", "INTERNAL"] },
+  "orgs.listMembers": { kind: "query", access: "org:org:read", summary: "The members of an organization, in the order they joined.", reasons: ["CREDENTIALS_MISSING", "TOKEN_EXPIRED", "TOKEN_INVALID", "API_KEY_INVALID", "API_KEY_EXPIRED", "API_KEY_REVOKED", "ACCOUNT_DISABLED", "MISSING_PERMISSION", "MISSING_SCOPE", "NOT_FOUND", "VALIDATION", "RATE_LIMITED", "DATABASE_UNAVAILABLE", "CACHE_UNAVAILABLE", "SHUTTING_DOWN", "INTERNAL"] },
+  "orgs.invite": { kind: "mutation", access: "org:org:manage", summary: "E-mails an invitation (single use, 7 days) to join with a role no higher than the inviter's.", reasons: ["MISSING_PERMISSION", "ALREADY_EXISTS", "CREDENTIALS_MISSING", "TOKEN_EXPIRED", "TOKEN_INVALID", "API_KEY_INVALID", "API_KEY_EXPIRED", "API_KEY_REVOKED", "ACCOUNT_DISABLED", "MISSING_SCOPE", "NOT_FOUND", "VALIDATION", "RATE_LIMITED", "DATABASE_UNAVAILABLE", "CACHE_UNAVAILABLE", "SHUTTING_DOWN", "INTERNAL"] },
+  "orgs.acceptInvite": { kind: "mutation", access: "user", summary: "Joins the organization of an invitation sent to the caller's own address.", reasons: ["TOKEN_INVALID", "TOKEN_EXPIRED", "TOKEN_USED", "INVITATION_MISMATCH", "ALREADY_EXISTS", "CREDENTIALS_MISSING", "API_KEY_INVALID", "API_KEY_EXPIRED", "API_KEY_REVOKED", "ACCOUNT_DISABLED", "MISSING_SCOPE", "VALIDATION", "RATE_LIMITED", "DATABASE_UNAVAILABLE", "CACHE_UNAVAILABLE", "SHUTTING_DOWN", "INTERNAL"] },
+  "orgs.updateMemberRole": { kind: "mutation", access: "org:org:manage", summary: "Changes a member's role. Nobody grants a role above their own or changes a member above them; the last owner stays.", reasons: ["NOT_FOUND", "MISSING_PERMISSION", "INVALID_TRANSITION", "CREDENTIALS_MISSING", "TOKEN_EXPIRED", "TOKEN_INVALID", "API_KEY_INVALID", "API_KEY_EXPIRED", "API_KEY_REVOKED", "ACCOUNT_DISABLED", "MISSING_SCOPE", "VALIDATION", "RATE_LIMITED", "DATABASE_UNAVAILABLE", "CACHE_UNAVAILABLE", "SHUTTING_DOWN", "INTERNAL"] },
+  "orgs.removeMember": { kind: "mutation", access: "org:org:manage", summary: "Removes a member; nobody removes a member above them, and the last owner stays.", reasons: ["NOT_FOUND", "MISSING_PERMISSION", "INVALID_TRANSITION", "CREDENTIALS_MISSING", "TOKEN_EXPIRED", "TOKEN_INVALID", "API_KEY_INVALID", "API_KEY_EXPIRED", "API_KEY_REVOKED", "ACCOUNT_DISABLED", "MISSING_SCOPE", "VALIDATION", "RATE_LIMITED", "DATABASE_UNAVAILABLE", "CACHE_UNAVAILABLE", "SHUTTING_DOWN", "INTERNAL"] },
+  "apiKeys.create": { kind: "mutation", access: "org:apiKeys:manage", summary: "Makes a key with scopes no wider than the caller's own permissions.", reasons: ["MISSING_PERMISSION", "CREDENTIALS_MISSING", "TOKEN_EXPIRED", "TOKEN_INVALID", "API_KEY_INVALID", "API_KEY_EXPIRED", "API_KEY_REVOKED", "ACCOUNT_DISABLED", "MISSING_SCOPE", "NOT_FOUND", "VALIDATION", "RATE_LIMITED", "DATABASE_UNAVAILABLE", "CACHE_UNAVAILABLE", "SHUTTING_DOWN", "INTERNAL"] },
+  "apiKeys.list": { kind: "query", access: "org:apiKeys:read", summary: "The organization's keys, oldest first.", reasons: ["CREDENTIALS_MISSING", "TOKEN_EXPIRED", "TOKEN_INVALID", "API_KEY_INVALID", "API_KEY_EXPIRED", "API_KEY_REVOKED", "ACCOUNT_DISABLED", "MISSING_PERMISSION", "MISSING_SCOPE", "NOT_FOUND", "VALIDATION", "RATE_LIMITED", "DATABASE_UNAVAILABLE", "CACHE_UNAVAILABLE", "SHUTTING_DOWN", "INTERNAL"] },
+  "apiKeys.get": { kind: "query", access: "org:apiKeys:read", summary: "One key (never its secret).", reasons: ["CREDENTIALS_MISSING", "TOKEN_EXPIRED", "TOKEN_INVALID", "API_KEY_INVALID", "API_KEY_EXPIRED", "API_KEY_REVOKED", "ACCOUNT_DISABLED", "MISSING_PERMISSION", "MISSING_SCOPE", "NOT_FOUND", "VALIDATION", "RATE_LIMITED", "DATABASE_UNAVAILABLE", "CACHE_UNAVAILABLE", "SHUTTING_DOWN", "INTERNAL"] },
+  "apiKeys.update": { kind: "mutation", access: "org:apiKeys:manage", summary: "Changes a key's name, scopes, expiry or limit; takes effect within a second everywhere.", reasons: ["MISSING_PERMISSION", "INVALID_TRANSITION", "CREDENTIALS_MISSING", "TOKEN_EXPIRED", "TOKEN_INVALID", "API_KEY_INVALID", "API_KEY_EXPIRED", "API_KEY_REVOKED", "ACCOUNT_DISABLED", "MISSING_SCOPE", "NOT_FOUND", "VALIDATION", "RATE_LIMITED", "DATABASE_UNAVAILABLE", "CACHE_UNAVAILABLE", "SHUTTING_DOWN", "INTERNAL"] },
+  "apiKeys.rotate": { kind: "mutation", access: "org:apiKeys:manage", summary: "A new secret for a key; the old one works until the grace period ends.", reasons: ["MISSING_PERMISSION", "INVALID_TRANSITION", "CREDENTIALS_MISSING", "TOKEN_EXPIRED", "TOKEN_INVALID", "API_KEY_INVALID", "API_KEY_EXPIRED", "API_KEY_REVOKED", "ACCOUNT_DISABLED", "MISSING_SCOPE", "NOT_FOUND", "VALIDATION", "RATE_LIMITED", "DATABASE_UNAVAILABLE", "CACHE_UNAVAILABLE", "SHUTTING_DOWN", "INTERNAL"] },
+  "apiKeys.revoke": { kind: "mutation", access: "org:apiKeys:manage", summary: "Revokes a key; refused on every replica within a second.", reasons: ["CREDENTIALS_MISSING", "TOKEN_EXPIRED", "TOKEN_INVALID", "API_KEY_INVALID", "API_KEY_EXPIRED", "API_KEY_REVOKED", "ACCOUNT_DISABLED", "MISSING_PERMISSION", "MISSING_SCOPE", "NOT_FOUND", "VALIDATION", "RATE_LIMITED", "DATABASE_UNAVAILABLE", "CACHE_UNAVAILABLE", "SHUTTING_DOWN", "INTERNAL"] },
+  "apiKeys.usage": { kind: "query", access: "org:apiKeys:read", summary: "Calls, errors and rate-limited calls of a key, by time bucket and by method (written every few seconds, kept 90 days).", reasons: ["CREDENTIALS_MISSING", "TOKEN_EXPIRED", "TOKEN_INVALID", "API_KEY_INVALID", "API_KEY_EXPIRED", "API_KEY_REVOKED", "ACCOUNT_DISABLED", "MISSING_PERMISSION", "MISSING_SCOPE", "NOT_FOUND", "VALIDATION", "RATE_LIMITED", "DATABASE_UNAVAILABLE", "CACHE_UNAVAILABLE", "SHUTTING_DOWN", "INTERNAL"] },
+  "apiKeys.verify": { kind: "query", access: "org:apiKeys:read", summary: "Checks a key of the organization, for integrators' gateways. A key of another organization is simply not valid.", reasons: ["CREDENTIALS_MISSING", "TOKEN_EXPIRED", "TOKEN_INVALID", "API_KEY_INVALID", "API_KEY_EXPIRED", "API_KEY_REVOKED", "ACCOUNT_DISABLED", "MISSING_PERMISSION", "MISSING_SCOPE", "NOT_FOUND", "VALIDATION", "RATE_LIMITED", "DATABASE_UNAVAILABLE", "CACHE_UNAVAILABLE", "SHUTTING_DOWN", "INTERNAL"] },
+  "audit.list": { kind: "query", access: "org:audit:read", summary: "The organization's audit trail, newest first.", reasons: ["CREDENTIALS_MISSING", "TOKEN_EXPIRED", "TOKEN_INVALID", "API_KEY_INVALID", "API_KEY_EXPIRED", "API_KEY_REVOKED", "ACCOUNT_DISABLED", "MISSING_PERMISSION", "MISSING_SCOPE", "NOT_FOUND", "VALIDATION", "RATE_LIMITED", "DATABASE_UNAVAILABLE", "CACHE_UNAVAILABLE", "SHUTTING_DOWN", "INTERNAL"] },
 } as const;
 
 /** JSON-RPC error code of each category. */
@@ -268,6 +430,7 @@ export const reasonCategories = {
   NOT_A_MEMBER: "FORBIDDEN",
   ACCOUNT_DISABLED: "FORBIDDEN",
   ADMIN_REQUIRED: "FORBIDDEN",
+  INVITATION_MISMATCH: "FORBIDDEN",
   NOT_FOUND: "NOT_FOUND",
   VERSION_CONFLICT: "CONFLICT",
   ALREADY_EXISTS: "CONFLICT",

@@ -7,7 +7,7 @@ use super::store;
 use crate::db::models::{now, utc};
 use crate::rpc::context::Ctx;
 use crate::rpc::error::HandlerError;
-use crate::rpc::paging::after_id;
+use crate::rpc::paging::{after_id, page};
 use crate::rpc::registry::Handler;
 
 impl Handler for ListUsers {
@@ -15,16 +15,13 @@ impl Handler for ListUsers {
         let after = after_id(p.cursor.as_ref())?;
         let limit = PageLimit::or_default(p.limit);
         let query = p.query.as_ref().map(|q| q.as_str());
-        let mut rows = store::list_users(&ctx.state.db, query, after.as_deref(), i64::from(limit) + 1).await?;
-        let next_cursor = (rows.len() > limit as usize).then(|| {
-            rows.truncate(limit as usize);
-            rows.last().map(|r| r.id.clone()).unwrap_or_default()
-        });
+        let rows = store::list_users(&ctx.state.db, query, after.as_deref(), i64::from(limit) + 1).await?;
         let t = now();
-        let items = rows
-            .iter()
-            .map(|u| AdminUser { user: u.to_api(), disabled: u.disabled, locked_until: u.locked_at(t).map(utc) })
-            .collect();
-        Ok(Page { items, next_cursor })
+        Ok(page(
+            rows,
+            limit as usize,
+            |u| &u.id,
+            |u| AdminUser { user: u.to_api(), disabled: u.disabled, locked_until: u.locked_at(t).map(utc) },
+        ))
     }
 }

@@ -80,6 +80,29 @@ impl Event {
         self
     }
 
+    /// Done in an organization, by a member or one of its API keys.
+    pub(crate) fn in_org(mut self, org: &crate::rpc::context::OrgAccess) -> Self {
+        use crate::rpc::context::OrgActor;
+        self.0.org_id = Some(org.org_id.to_string());
+        match org.actor {
+            OrgActor::Member(user) => {
+                self.0.actor_kind = kind(ActorKind::User).to_owned();
+                self.0.actor_id = Some(user.to_string());
+            }
+            OrgActor::ApiKey { key_id, .. } => {
+                self.0.actor_kind = kind(ActorKind::ApiKey).to_owned();
+                self.0.actor_id = Some(key_id.to_string());
+            }
+        }
+        self
+    }
+
+    /// In this organization (for events not made through [`Event::in_org`]).
+    pub(crate) fn org(mut self, org_id: &str) -> Self {
+        self.0.org_id = Some(org_id.to_owned());
+        self
+    }
+
     /// About this account, by a caller not (yet) proven to be its owner.
     pub(crate) fn about(mut self, user_id: &str) -> Self {
         self.0.subject_user_id = Some(user_id.to_owned());

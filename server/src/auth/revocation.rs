@@ -33,15 +33,15 @@ impl RevokedSessions {
     }
 }
 
-/// How often sessions ended elsewhere (another replica) are picked up.
-const SYNC_EVERY: Duration = Duration::from_secs(1);
-
 impl RevokedSessions {
-    /// Every second, adds the sessions ended since the last look (with a
+    /// Every `every` (a second by default), adds the sessions ended since the last look (with a
     /// margin for clock skew between replicas) to this process's set.
-    pub(crate) fn spawn_sync(state: std::sync::Arc<crate::state::State>) -> tokio::task::JoinHandle<()> {
+    pub(crate) fn spawn_sync(
+        state: std::sync::Arc<crate::state::State>,
+        every: Duration,
+    ) -> tokio::task::JoinHandle<()> {
         tokio::spawn(async move {
-            let mut tick = tokio::time::interval(SYNC_EVERY);
+            let mut tick = tokio::time::interval(every);
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
                 tick.tick().await;

@@ -14,7 +14,7 @@ pub use pool::Db;
 /// compiled once per backend, so it must be portable.
 macro_rules! db_with {
     ($db:expr, $sqlite:ident, |$conn:ident| $body:expr) => {
-        match $db.backend() {
+        match $db.checkout() {
             $crate::db::pool::Backend::Pg(pool) => {
                 let mut guard = pool.get().await.map_err($crate::db::DbError::from_pool)?;
                 let $conn = &mut *guard;

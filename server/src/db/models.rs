@@ -6,7 +6,9 @@ use diesel::prelude::*;
 use trellis_schema::auth::{Org, User};
 use uuid::Uuid;
 
-use super::schema::{audit_events, one_time_tokens, org_members, orgs, outbox, refresh_tokens, sessions, users};
+use super::schema::{
+    api_keys, audit_events, invitations, one_time_tokens, org_members, orgs, outbox, refresh_tokens, sessions, users,
+};
 
 /// The current time at microsecond precision, the finest both backends keep.
 pub(crate) fn now() -> NaiveDateTime {
@@ -195,4 +197,35 @@ pub(crate) struct AuditEventRow {
     pub ip: Option<String>,
     pub user_agent: Option<String>,
     pub request_id: Option<String>,
+}
+
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = invitations)]
+pub(crate) struct InvitationRow {
+    pub id: String,
+    pub org_id: String,
+    pub email_key: String,
+    pub role: String,
+    pub token_hash: String,
+    pub invited_by: String,
+    pub created_at: NaiveDateTime,
+    pub expires_at: NaiveDateTime,
+    pub accepted_at: Option<NaiveDateTime>,
+}
+
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = api_keys)]
+pub(crate) struct ApiKeyRow {
+    pub id: String,
+    pub org_id: String,
+    pub name: String,
+    pub prefix: String,
+    /// Comma-separated scopes (`org:read,trades:read`).
+    pub scopes: String,
+    pub created_by: String,
+    pub created_at: NaiveDateTime,
+    pub last_used_at: Option<NaiveDateTime>,
+    pub expires_at: Option<NaiveDateTime>,
+    pub revoked_at: Option<NaiveDateTime>,
+    pub rate_limit_per_minute: Option<i32>,
 }

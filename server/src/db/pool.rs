@@ -1,3 +1,5 @@
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use diesel::sqlite::SqliteConnection;
@@ -64,6 +66,18 @@ pub(crate) enum Backend {
 /// The database: a connection pool over PostgreSQL or SQLite.
 pub struct Db {
     backend: Backend,
+    checkouts: Arc<AtomicU64>,
+}
+
+/// How many times connections were taken from the pool: one per query or
+/// transaction. Tests read it to prove a path makes no query.
+#[derive(Clone, Default)]
+pub struct QueryCounter(Arc<AtomicU64>);
+
+impl QueryCounter {
+    pub fn get(&self) -> u64 {
+        self.0.load(Ordering::Relaxed)
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -96,11 +110,17 @@ impl Db {
             let read = build_pool(path, Some(setup), opts.max_size, opts).await?;
             Backend::Sqlite { write, read }
         };
-        Ok(Self { backend })
+        Ok(Self { backend, checkouts: Arc::default() })
     }
 
-    pub(crate) fn backend(&self) -> &Backend {
+    /// The backend, counting one checkout (see [`QueryCounter`]).
+    pub(crate) fn checkout(&self) -> &Backend {
+        self.checkouts.fetch_add(1, Ordering::Relaxed);
         &self.backend
+    }
+
+    pub fn query_counter(&self) -> QueryCounter {
+        QueryCounter(self.checkouts.clone())
     }
 
     pub fn kind(&self) -> BackendKind {

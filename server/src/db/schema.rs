@@ -129,7 +129,60 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    invitations (id) {
+        id -> Text,
+        org_id -> Text,
+        email_key -> Text,
+        role -> Text,
+        token_hash -> Text,
+        invited_by -> Text,
+        created_at -> Timestamp,
+        expires_at -> Timestamp,
+        accepted_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    api_keys (id) {
+        id -> Text,
+        org_id -> Text,
+        name -> Text,
+        prefix -> Text,
+        scopes -> Text,
+        created_by -> Text,
+        created_at -> Timestamp,
+        last_used_at -> Nullable<Timestamp>,
+        expires_at -> Nullable<Timestamp>,
+        revoked_at -> Nullable<Timestamp>,
+        rate_limit_per_minute -> Nullable<Integer>,
+    }
+}
+
+diesel::table! {
+    api_key_secrets (secret_hash) {
+        secret_hash -> Text,
+        key_id -> Text,
+        created_at -> Timestamp,
+        expires_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    api_key_usage (key_id, minute, method) {
+        key_id -> Text,
+        minute -> Timestamp,
+        method -> Text,
+        calls -> BigInt,
+        errors -> BigInt,
+        rate_limited -> BigInt,
+    }
+}
+
 diesel::joinable!(sessions -> users (user_id));
+diesel::joinable!(invitations -> orgs (org_id));
+diesel::joinable!(api_keys -> orgs (org_id));
+diesel::joinable!(api_key_secrets -> api_keys (key_id));
 diesel::joinable!(one_time_tokens -> users (user_id));
 diesel::joinable!(password_history -> users (user_id));
 diesel::joinable!(refresh_tokens -> sessions (session_id));
@@ -145,5 +198,9 @@ diesel::allow_tables_to_appear_in_same_query!(
     one_time_tokens,
     recovery_codes,
     outbox,
-    audit_events
+    audit_events,
+    invitations,
+    api_keys,
+    api_key_secrets,
+    api_key_usage
 );

@@ -14,6 +14,7 @@ pub(crate) enum Mail<'a> {
     AccountExists { name: &'a str },
     AccountLocked { name: &'a str, failures: u32, minutes: u32 },
     PasswordChanged { name: &'a str },
+    Invitation { org: &'a str, inviter: &'a str, role: &'a str, token: &'a str, days: i64 },
 }
 
 /// A mail ready for the outbox.
@@ -25,7 +26,7 @@ pub(crate) struct Rendered {
 
 static TEMPLATES: LazyLock<Environment<'static>> = LazyLock::new(|| {
     let mut env = Environment::new();
-    let files: [(&str, &str); 13] = [
+    let files: [(&str, &str); 15] = [
         ("base.html", include_str!("../../templates/mail/base.html")),
         ("verify_email.txt", include_str!("../../templates/mail/verify_email.txt")),
         ("verify_email.html", include_str!("../../templates/mail/verify_email.html")),
@@ -39,6 +40,8 @@ static TEMPLATES: LazyLock<Environment<'static>> = LazyLock::new(|| {
         ("account_locked.html", include_str!("../../templates/mail/account_locked.html")),
         ("password_changed.txt", include_str!("../../templates/mail/password_changed.txt")),
         ("password_changed.html", include_str!("../../templates/mail/password_changed.html")),
+        ("invitation.txt", include_str!("../../templates/mail/invitation.txt")),
+        ("invitation.html", include_str!("../../templates/mail/invitation.html")),
     ];
     for (name, source) in files {
         // The templates are part of the binary; a broken one fails the tests.
@@ -83,6 +86,11 @@ impl Mail<'_> {
             Self::PasswordChanged { name } => {
                 ("password_changed", "Your password was changed", context! { name, link => reset_link })
             }
+            Self::Invitation { org, inviter, role, token, days } => (
+                "invitation",
+                "You are invited to an organization",
+                context! { org, inviter, role, token, days, link => link(public_url, "/accept-invite", token) },
+            ),
         };
         let ctx = context! { subject, ..ctx };
         let text = TEMPLATES.get_template(&format!("{template}.txt"))?.render(&ctx)?;
@@ -104,11 +112,12 @@ mod tests {
             Mail::AccountExists { name: "Ann" },
             Mail::AccountLocked { name: "Ann", failures: 5, minutes: 30 },
             Mail::PasswordChanged { name: "Ann" },
+            Mail::Invitation { org: "<Acme>", inviter: "Ann", role: "member", token: "tok", days: 7 },
         ];
         for m in mails {
             let r = m.render("https://app.example.com/").expect("renders");
             assert!(!r.text.is_empty() && r.html.contains("</html>"), "{}", r.subject);
-            assert!(!r.html.contains("<b>Ann</b>"));
+            assert!(!r.html.contains("<b>Ann</b>") && !r.html.contains("<Acme>"));
         }
         let r = Mail::VerifyEmail { name: "Ann", token: "abc", hours: 24 }
             .render("https://app.example.com/")

@@ -4,6 +4,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use trellis_schema::ApiError;
+use trellis_schema::access::{OrgRole, Permission};
 use uuid::Uuid;
 
 use crate::state::AppState;
@@ -16,8 +17,19 @@ pub(crate) struct RequestMeta {
     pub peer: Option<SocketAddr>,
     pub user_agent: Option<String>,
     /// The credentials sent, checked once per request: `Ok(None)` when none
-    /// were sent, `Err` when they were refused.
-    pub principal: Result<Option<Principal>, ApiError>,
+    /// were sent, `Err` when they were refused. An API key is only checked
+    /// for shape here; each call looks it up (in the cache, else the
+    /// database).
+    pub principal: Result<Option<Credential>, ApiError>,
+}
+
+/// Credentials that passed the first check.
+#[derive(Debug, Clone)]
+pub(crate) enum Credential {
+    /// A valid access token of a live session.
+    User(Principal),
+    /// A well-formed API key, by the keyed hash of its secret.
+    ApiKey(Arc<str>),
 }
 
 /// A caller proven by its credentials.
@@ -31,8 +43,48 @@ pub(crate) struct Principal {
 pub(crate) struct Ctx {
     pub state: AppState,
     pub meta: Arc<RequestMeta>,
-    /// Present for every procedure whose access rule needs a signed-in caller.
+    /// The signed-in user, for every procedure whose access rule needs one.
     pub principal: Option<Principal>,
+    /// For an organization-scoped procedure: the organization and who acts
+    /// in it, checked before the handler runs.
+    pub org: Option<OrgAccess>,
+}
+
+/// Who acts in an organization.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum OrgActor {
+    Member(Uuid),
+    /// A key acts for the member who made it, within its scopes.
+    ApiKey {
+        key_id: Uuid,
+        created_by: Uuid,
+    },
+}
+
+/// An organization-scoped call, as the access check let it through.
+#[derive(Debug, Clone)]
+pub(crate) struct OrgAccess {
+    pub org_id: Uuid,
+    /// The role whose permissions apply: the member's own, or for a key its
+    /// creator's role now.
+    pub role: OrgRole,
+    /// A key's scopes; `None` for a member.
+    pub scopes: Option<Vec<Permission>>,
+    pub actor: OrgActor,
+}
+
+impl OrgAccess {
+    /// Whether the caller holds `p` (a key: in its scopes and its creator's role).
+    pub(crate) fn may(&self, p: Permission) -> bool {
+        self.role.allows(p) && self.scopes.as_ref().is_none_or(|s| s.contains(&p))
+    }
+
+    /// The member acting, or the member a key acts for.
+    pub(crate) fn user_id(&self) -> Uuid {
+        match self.actor {
+            OrgActor::Member(id) | OrgActor::ApiKey { created_by: id, .. } => id,
+        }
+    }
 }
 
 impl Ctx {
@@ -48,5 +100,10 @@ impl Ctx {
     /// The principal of a procedure whose access rule requires one.
     pub(crate) fn caller(&self) -> anyhow::Result<Principal> {
         self.principal.ok_or_else(|| anyhow::anyhow!("access check let an anonymous call through"))
+    }
+
+    /// The organization of an organization-scoped procedure.
+    pub(crate) fn org(&self) -> anyhow::Result<&OrgAccess> {
+        self.org.as_ref().ok_or_else(|| anyhow::anyhow!("access check let a call through without its organization"))
     }
 }

@@ -20,7 +20,7 @@ use tracing::Instrument;
 use trellis_schema::{ApiError, Reason};
 use uuid::Uuid;
 
-use super::context::{Principal, RequestMeta};
+use super::context::{Credential, Principal, RequestMeta};
 use super::framing::{self, Body, BodyError, Entry};
 use super::registry::Registry;
 use super::ws::WsEndpoint;
@@ -336,7 +336,7 @@ pub(crate) fn request_meta(front: &Front, peer: SocketAddr, request_id: Arc<str>
 }
 
 /// Reads credentials: `Authorization: Bearer <JWT | API key>` or `X-Api-Key`.
-fn resolve_principal(state: &AppState, headers: &HeaderMap) -> Result<Option<Principal>, ApiError> {
+fn resolve_principal(state: &AppState, headers: &HeaderMap) -> Result<Option<Credential>, ApiError> {
     let bearer = match headers.get(AUTHORIZATION) {
         None => None,
         Some(v) => {
@@ -360,20 +360,29 @@ fn resolve_credentials(
     state: &AppState,
     bearer: Option<&str>,
     api_key: Option<&str>,
-) -> Result<Option<Principal>, ApiError> {
+) -> Result<Option<Credential>, ApiError> {
     match (bearer, api_key) {
-        (Some(key), _) if key.starts_with("trl_") => Err(ApiError::new(Reason::ApiKeyInvalid)),
+        (Some(key), _) if key.starts_with("trl_") => api_key_credential(state, key),
         (Some(jwt), _) => {
             let (user_id, session_id) = state.tokens.verify(jwt).map_err(ApiError::new)?;
             if state.revoked.is_revoked(&session_id) {
                 return Err(ApiError::new(Reason::TokenInvalid).message("the session of this token has ended"));
             }
-            Ok(Some(Principal { user_id, session_id }))
+            Ok(Some(Credential::User(Principal { user_id, session_id })))
         }
-        // No API key exists until keys can be created, so every key is unknown.
-        (None, Some(_)) => Err(ApiError::new(Reason::ApiKeyInvalid)),
+        (None, Some(key)) => api_key_credential(state, key),
         (None, None) => Ok(None),
     }
+}
+
+/// A key whose checksum fails is refused here, without a database query.
+fn api_key_credential(state: &AppState, key: &str) -> Result<Option<Credential>, ApiError> {
+    if !crate::api_keys::secret::well_formed(key) {
+        return Err(
+            ApiError::new(Reason::ApiKeyInvalid).message("the API key is malformed (its checksum does not match)")
+        );
+    }
+    Ok(Some(Credential::ApiKey(state.codes.hash("api key", "", key).into())))
 }
 
 /// The percent-decoded value of `name` in a URL query.

@@ -1,11 +1,11 @@
 //! The transport: everything JSON-RPC, so that handlers know nothing of it.
 
+pub(crate) mod access;
 pub(crate) mod context;
 pub(crate) mod discover;
 pub(crate) mod error;
 pub(crate) mod framing;
 pub(crate) mod http;
-pub(crate) mod limits;
 pub(crate) mod paging;
 pub(crate) mod registry;
 pub(crate) mod server;

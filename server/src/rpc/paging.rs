@@ -3,6 +3,7 @@
 
 use trellis_schema::ApiError;
 use trellis_schema::error::FieldError;
+use trellis_schema::list::Page;
 use trellis_schema::values::Cursor;
 use uuid::Uuid;
 
@@ -21,4 +22,14 @@ pub(crate) fn after_id<R>(cursor: Option<&Cursor>) -> Result<Option<String>, Han
             }]))),
         },
     }
+}
+
+/// A page from rows fetched with a limit of `limit + 1`: the extra row only
+/// says there is more, and the last kept row's id is the next cursor.
+pub(crate) fn page<R, T>(mut rows: Vec<R>, limit: usize, id: impl Fn(&R) -> &str, item: impl FnMut(R) -> T) -> Page<T> {
+    let next_cursor = (rows.len() > limit).then(|| {
+        rows.truncate(limit);
+        rows.last().map(|r| id(r).to_owned()).unwrap_or_default()
+    });
+    Page { items: rows.into_iter().map(item).collect(), next_cursor }
 }

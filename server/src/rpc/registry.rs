@@ -10,10 +10,12 @@ use futures::future::BoxFuture;
 use serde::de::DeserializeOwned;
 use serde_json::value::RawValue;
 use trellis_schema::error::FieldError;
-use trellis_schema::{Access, ApiError, Procedure, Reason};
+use trellis_schema::{ApiError, Procedure, Reason};
 
-use super::context::{Ctx, Principal, RequestMeta};
+use super::access::authorize;
+use super::context::{Ctx, RequestMeta};
 use super::error::HandlerError;
+use crate::api_keys::usage::Outcome;
 use crate::state::AppState;
 
 /// The server side of a procedure. A procedure of the schema's list without
@@ -55,16 +57,26 @@ impl Registry {
             // error is reported only after the access checks: a caller without
             // access learns nothing about the params.
             let params = decode_params::<P::Params>(params);
+            let org = params.as_ref().ok().and_then(P::org_of);
             Box::pin(async move {
-                let principal = authorize(&state, &meta, P::ACCESS).await?;
-                state.limiter.check(&meta, principal.as_ref(), P::METHOD)?;
-                let params = params?;
-                let ctx = Ctx { state, meta, principal };
-                let output = P::handle(ctx, params).await.map_err(HandlerError::into_api)?;
-                serde_json::value::to_raw_value(&output).map_err(|e| {
-                    tracing::error!(error = %e, method = P::METHOD, "result did not serialize");
-                    ApiError::new(Reason::Internal)
-                })
+                let auth = authorize(&state, &meta, P::ACCESS, org, P::METHOD).await?;
+                let key = auth.key.as_ref().map(|k| k.id);
+                let usage = state.clone();
+                let result = async {
+                    let params = params?;
+                    let ctx = Ctx { state, meta, principal: auth.principal, org: auth.org };
+                    let output = P::handle(ctx, params).await.map_err(HandlerError::into_api)?;
+                    serde_json::value::to_raw_value(&output).map_err(|e| {
+                        tracing::error!(error = %e, method = P::METHOD, "result did not serialize");
+                        ApiError::new(Reason::Internal)
+                    })
+                }
+                .await;
+                if let Some(key) = key {
+                    let outcome = if result.is_ok() { Outcome::Ok } else { Outcome::Error };
+                    usage.usage.record(key, P::METHOD, outcome);
+                }
+                result
             })
         });
         let previous = self.calls.insert(P::METHOD, call);
@@ -100,36 +112,4 @@ pub(crate) fn decode_params<T: DeserializeOwned>(raw: Option<&RawValue>) -> Resu
         }
         ApiError::validation(vec![FieldError { path, message }])
     })
-}
-
-async fn authorize(state: &AppState, meta: &RequestMeta, access: Access) -> Result<Option<Principal>, ApiError> {
-    let signed_in = || match &meta.principal {
-        Ok(Some(p)) => Ok(*p),
-        Ok(None) => Err(ApiError::new(Reason::CredentialsMissing)),
-        Err(e) => Err(e.clone()),
-    };
-    match access {
-        // Public procedures ignore credentials they cannot use, so a stale
-        // token sent along with `auth.login` or `auth.refresh` is harmless.
-        Access::Public => Ok(meta.principal.clone().ok().flatten()),
-        Access::User => signed_in().map(Some),
-        Access::Admin => {
-            let p = signed_in()?;
-            let user = crate::auth::store::find_user(&state.db, p.user_id)
-                .await
-                .map_err(|e| HandlerError::<trellis_schema::error::NoReason>::from(e).into_api())?;
-            match user {
-                Some(u) if u.disabled => Err(ApiError::new(Reason::AccountDisabled)),
-                Some(u) if u.is_admin => Ok(Some(p)),
-                _ => Err(ApiError::new(Reason::AdminRequired)),
-            }
-        }
-        // Organization-scoped procedures name their org in the params; none
-        // is in the list yet, and until their membership check exists every
-        // such call is refused rather than let through.
-        Access::Org(_) => {
-            signed_in()?;
-            Err(ApiError::new(Reason::NotAMember))
-        }
-    }
 }

@@ -6,7 +6,7 @@ use trellis_schema::values::PageLimit;
 
 use crate::rpc::context::Ctx;
 use crate::rpc::error::HandlerError;
-use crate::rpc::paging::after_id;
+use crate::rpc::paging::{after_id, page};
 use crate::rpc::registry::Handler;
 
 impl Handler for Activity {
@@ -15,12 +15,7 @@ impl Handler for Activity {
         let me = ctx.caller()?.user_id.to_string();
         let before = after_id(p.cursor.as_ref())?;
         let limit = PageLimit::or_default(p.limit);
-        let mut rows =
-            crate::audit::store::for_user(&ctx.state.db, &me, before.as_deref(), i64::from(limit) + 1).await?;
-        let next_cursor = (rows.len() > limit as usize).then(|| {
-            rows.truncate(limit as usize);
-            rows.last().map(|r| r.id.clone()).unwrap_or_default()
-        });
-        Ok(Page { items: rows.iter().map(|r| r.to_api()).collect(), next_cursor })
+        let rows = crate::audit::store::for_user(&ctx.state.db, &me, before.as_deref(), i64::from(limit) + 1).await?;
+        Ok(page(rows, limit as usize, |r| &r.id, |r| r.to_api()))
     }
 }

@@ -16,6 +16,8 @@ pub struct TestApp {
     pub addr: std::net::SocketAddr,
     /// The settings it runs with (its database, for tools run beside it).
     pub config: Config,
+    /// Counts the server's database checkouts.
+    pub queries: trellis_server::db::pool::QueryCounter,
     pub url: String,
     pub http: reqwest::Client,
     shutdown: Option<oneshot::Sender<()>>,
@@ -61,6 +63,7 @@ pub async fn try_spawn(backend: Backend, tweak: impl FnOnce(&mut Config)) -> Opt
     tweak(&mut config);
     let app = Application::build(config.clone()).await.expect("server builds");
     let addr = app.local_addr();
+    let queries = app.query_counter();
     let (tx, rx) = oneshot::channel::<()>();
     let task = tokio::spawn(app.run_until_stopped(async {
         let _ = rx.await;
@@ -68,6 +71,7 @@ pub async fn try_spawn(backend: Backend, tweak: impl FnOnce(&mut Config)) -> Opt
     Some(TestApp {
         addr,
         config,
+        queries,
         url: format!("http://{addr}/rpc"),
         http: http_client(),
         shutdown: Some(tx),
@@ -189,6 +193,17 @@ impl TestApp {
         let token = mail.wait_for(email, "Confirm your e-mail").await.link_token();
         self.call("auth.verifyEmail", json!({"token": token}), None).await.expect("verified");
         self.login(email, PASSWORD).await
+    }
+
+    /// One call with an API key in `X-Api-Key`.
+    pub async fn call_with_key(&self, method: &str, params: Value, key: &str) -> Result<Value, Value> {
+        let body = json!({"jsonrpc": "2.0", "method": method, "params": params, "id": 1});
+        let resp = self.http.post(&self.url).header("x-api-key", key).json(&body).send().await.expect("sent");
+        let mut r: Value = resp.json().await.expect("JSON answer");
+        match r.get_mut("error") {
+            Some(e) => Err(e.take()),
+            None => Ok(r["result"].take()),
+        }
     }
 
     /// Registers and signs in; returns the tokens.

@@ -10,15 +10,18 @@ mod mail_sink;
 
 mod accounts;
 mod admin;
+mod api_keys;
 mod auth;
 mod conformance;
 mod enumeration;
 mod faults;
 mod limits;
 mod mail;
+mod orgs;
 mod process;
 mod replicas;
 mod sdk_ts;
+mod tenancy;
 mod throttle;
 mod tokens;
 mod transport;

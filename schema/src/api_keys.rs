@@ -1,0 +1,301 @@
+//! `apiKeys.*`: keys that act for an organization with chosen scopes.
+//! A key looks like `trl_<random base62>_<checksum>`, is shown once, and is
+//! stored only as a hash.
+
+use chrono::{DateTime, Utc};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use ts_rs::TS;
+use uuid::Uuid;
+
+use crate::access::{OrgRef, Permission};
+use crate::error::{NoReason, Reason};
+use crate::list::Page;
+use crate::values::{Cursor, DisplayName, PageLimit, Token};
+use crate::{Access, procedure, reasons};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ApiKey {
+    pub id: Uuid,
+    pub org_id: Uuid,
+    pub name: String,
+    /// The start of the key, for recognising it (`trl_AbCd…`).
+    pub prefix: String,
+    pub scopes: Vec<Permission>,
+    /// The member who made it; the key never does more than they may.
+    pub created_by: Uuid,
+    pub created_at: DateTime<Utc>,
+    pub last_used_at: Option<DateTime<Utc>>,
+    pub expires_at: Option<DateTime<Utc>>,
+    pub revoked_at: Option<DateTime<Utc>>,
+    /// Calls a minute (each call of a batch counts); none: no limit of its own.
+    pub rate_limit_per_minute: Option<u32>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, TS, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CreateApiKeyParams {
+    pub org_id: Uuid,
+    pub name: DisplayName,
+    pub scopes: Vec<Permission>,
+    #[serde(default)]
+    #[ts(optional)]
+    pub expires_at: Option<DateTime<Utc>>,
+    #[serde(default)]
+    #[ts(optional)]
+    pub rate_limit_per_minute: Option<u32>,
+}
+
+/// A key as made: the secret, shown this once, and its record.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CreatedApiKey {
+    pub key: String,
+    pub api_key: ApiKey,
+}
+
+reasons! {
+    /// Why `apiKeys.create` can refuse.
+    pub enum CreateApiKeyReason { MissingPermission }
+}
+
+procedure! {
+    /// Makes a key with scopes no wider than the caller's own permissions.
+    Create {
+        method: "apiKeys.create",
+        kind: Mutation,
+        access: Access::Org(Permission::ApiKeysManage),
+        params: CreateApiKeyParams,
+        output: CreatedApiKey,
+        org: |p| OrgRef::Org(p.org_id),
+        reasons: CreateApiKeyReason,
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, TS, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ListApiKeysParams {
+    pub org_id: Uuid,
+    #[serde(default)]
+    #[ts(optional)]
+    pub include_revoked: Option<bool>,
+    #[serde(default)]
+    #[ts(optional)]
+    pub cursor: Option<Cursor>,
+    #[serde(default)]
+    #[ts(optional)]
+    pub limit: Option<PageLimit>,
+}
+
+procedure! {
+    /// The organization's keys, oldest first.
+    List {
+        method: "apiKeys.list",
+        kind: Query,
+        access: Access::Org(Permission::ApiKeysRead),
+        params: ListApiKeysParams,
+        output: Page<ApiKey>,
+        org: |p| OrgRef::Org(p.org_id),
+        reasons: NoReason,
+    }
+}
+
+/// Params that name only a key.
+#[derive(Debug, Clone, Serialize, Deserialize, TS, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct KeyParams {
+    pub id: Uuid,
+}
+
+procedure! {
+    /// One key (never its secret).
+    Get {
+        method: "apiKeys.get",
+        kind: Query,
+        access: Access::Org(Permission::ApiKeysRead),
+        params: KeyParams,
+        output: ApiKey,
+        org: |p| OrgRef::ApiKey(p.id),
+        reasons: NoReason,
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, TS, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct UpdateApiKeyParams {
+    pub id: Uuid,
+    #[serde(default)]
+    #[ts(optional)]
+    pub name: Option<DisplayName>,
+    #[serde(default)]
+    #[ts(optional)]
+    pub scopes: Option<Vec<Permission>>,
+    /// A new expiry (a key's expiry can be moved, not removed).
+    #[serde(default)]
+    #[ts(optional)]
+    pub expires_at: Option<DateTime<Utc>>,
+    /// A new limit; 0 removes the key's own limit.
+    #[serde(default)]
+    #[ts(optional)]
+    pub rate_limit_per_minute: Option<u32>,
+}
+
+reasons! {
+    /// Why `apiKeys.update` and `apiKeys.rotate` can refuse.
+    pub enum ChangeApiKeyReason { MissingPermission, InvalidTransition }
+}
+
+procedure! {
+    /// Changes a key's name, scopes, expiry or limit; takes effect within a second everywhere.
+    Update {
+        method: "apiKeys.update",
+        kind: Mutation,
+        access: Access::Org(Permission::ApiKeysManage),
+        params: UpdateApiKeyParams,
+        output: ApiKey,
+        org: |p| OrgRef::ApiKey(p.id),
+        reasons: ChangeApiKeyReason,
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, TS, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RotateApiKeyParams {
+    pub id: Uuid,
+    /// How long the old secret keeps working (default 0, at most 7 days).
+    #[serde(default)]
+    #[ts(optional)]
+    pub grace_period_secs: Option<u32>,
+}
+
+procedure! {
+    /// A new secret for a key; the old one works until the grace period ends.
+    Rotate {
+        method: "apiKeys.rotate",
+        kind: Mutation,
+        access: Access::Org(Permission::ApiKeysManage),
+        params: RotateApiKeyParams,
+        output: CreatedApiKey,
+        org: |p| OrgRef::ApiKey(p.id),
+        reasons: ChangeApiKeyReason,
+    }
+}
+
+procedure! {
+    /// Revokes a key; refused on every replica within a second.
+    Revoke {
+        method: "apiKeys.revoke",
+        kind: Mutation,
+        access: Access::Org(Permission::ApiKeysManage),
+        params: KeyParams,
+        output: ApiKey,
+        org: |p| OrgRef::ApiKey(p.id),
+        reasons: NoReason,
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, TS, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub enum Bucket {
+    Minute,
+    Hour,
+    Day,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, TS, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct UsageParams {
+    pub id: Uuid,
+    /// Default: 24 hours before `to`.
+    #[serde(default)]
+    #[ts(optional)]
+    pub from: Option<DateTime<Utc>>,
+    /// Default: now.
+    #[serde(default)]
+    #[ts(optional)]
+    pub to: Option<DateTime<Utc>>,
+    /// Default: hour.
+    #[serde(default)]
+    #[ts(optional)]
+    pub bucket: Option<Bucket>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct UsagePoint {
+    pub start: DateTime<Utc>,
+    pub calls: u64,
+    pub errors: u64,
+    pub rate_limited: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct MethodUsage {
+    pub method: String,
+    pub calls: u64,
+    pub errors: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Usage {
+    /// Buckets with at least one call, oldest first.
+    pub series: Vec<UsagePoint>,
+    pub by_method: Vec<MethodUsage>,
+}
+
+procedure! {
+    /// Calls, errors and rate-limited calls of a key, by time bucket and by method (written every few seconds, kept 90 days).
+    UsageReport {
+        method: "apiKeys.usage",
+        kind: Query,
+        access: Access::Org(Permission::ApiKeysRead),
+        params: UsageParams,
+        output: Usage,
+        org: |p| OrgRef::ApiKey(p.id),
+        reasons: NoReason,
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, TS, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct VerifyParams {
+    pub key: Token,
+    /// The organization the key must belong to. Default: that of the API key
+    /// making the call (a signed-in user must name it).
+    #[serde(default)]
+    #[ts(optional)]
+    pub org_id: Option<Uuid>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct VerifyResult {
+    pub valid: bool,
+    /// Why not: `API_KEY_INVALID`, `API_KEY_EXPIRED` or `API_KEY_REVOKED`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[ts(optional)]
+    pub reason: Option<Reason>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[ts(optional)]
+    pub api_key: Option<ApiKey>,
+    /// Calls left this minute under the key's own limit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[ts(optional)]
+    pub remaining_this_minute: Option<u32>,
+}
+
+procedure! {
+    /// Checks a key of the organization, for integrators' gateways. A key of another organization is simply not valid.
+    Verify {
+        method: "apiKeys.verify",
+        kind: Query,
+        access: Access::Org(Permission::ApiKeysRead),
+        params: VerifyParams,
+        output: VerifyResult,
+        org: |p| OrgRef::CallerKeyOr(p.org_id),
+        reasons: NoReason,
+    }
+}

@@ -1,0 +1,27 @@
+use trellis_schema::api_keys::{ApiKey, KeyParams, Revoke};
+use trellis_schema::error::NoReason;
+
+use super::store;
+use crate::audit::Event;
+use crate::db::models::now;
+use crate::rpc::context::Ctx;
+use crate::rpc::error::HandlerError;
+use crate::rpc::registry::Handler;
+
+impl Handler for Revoke {
+    /// Refused at once here; other replicas drop their cached copy within a
+    /// second. Revoking a revoked key changes nothing.
+    async fn handle(ctx: Ctx, p: KeyParams) -> Result<ApiKey, HandlerError<NoReason>> {
+        let access = ctx.org()?;
+        let id = p.id.to_string();
+        let mut row =
+            store::find(&ctx.state.db, &id).await?.ok_or_else(|| anyhow::anyhow!("a checked key has no row"))?;
+        if row.revoked_at.is_none() {
+            row.revoked_at = Some(now());
+            let event = Event::new(&ctx.meta, "apiKeys.revoke").in_org(access).target(format!("apiKey:{id}")).row();
+            store::save(&ctx.state.db, &row, &event).await?;
+        }
+        ctx.state.keys.invalidate(p.id);
+        Ok(row.to_api())
+    }
+}

@@ -1,0 +1,204 @@
+//! API key queries. Secrets are stored only as keyed hashes.
+
+use std::sync::Arc;
+
+use chrono::NaiveDateTime;
+use diesel::prelude::*;
+use diesel_async::{AsyncConnection, RunQueryDsl};
+use trellis_schema::access::{OrgRole, Permission};
+
+use super::cache::VerifiedKey;
+use crate::db::models::{ApiKeyRow, AuditEventRow, now, parse_id};
+use crate::db::schema::{api_key_secrets, api_key_usage, api_keys, audit_events, users};
+use crate::db::{Db, DbError, db_read, db_run};
+
+pub(crate) fn scopes_text(scopes: &[Permission]) -> String {
+    let mut s: Vec<&str> = scopes.iter().map(|p| p.as_str()).collect();
+    s.sort_unstable();
+    s.dedup();
+    s.join(",")
+}
+
+pub(crate) fn parse_scopes(text: &str) -> Vec<Permission> {
+    text.split(',').filter_map(|s| Permission::ALL.iter().copied().find(|p| p.as_str() == s)).collect()
+}
+
+/// The key a secret belongs to, with its creator's standing now.
+pub(crate) async fn lookup_secret(db: &Db, secret_hash: &str) -> Result<Option<Arc<VerifiedKey>>, DbError> {
+    let found: Option<(ApiKeyRow, Option<NaiveDateTime>)> = db_read!(db, |conn| api_key_secrets::table
+        .inner_join(api_keys::table)
+        .filter(api_key_secrets::secret_hash.eq(secret_hash))
+        .select((ApiKeyRow::as_select(), api_key_secrets::expires_at))
+        .first(conn)
+        .await
+        .optional()
+        .map_err(DbError::from)?);
+    let Some((row, secret_expires_at)) = found else { return Ok(None) };
+    let (creator_role, creator_disabled) = creator_standing(db, &row.org_id, &row.created_by).await?;
+    Ok(Some(Arc::new(VerifiedKey {
+        id: parse_id(&row.id),
+        org_id: parse_id(&row.org_id),
+        scopes: parse_scopes(&row.scopes),
+        created_by: parse_id(&row.created_by),
+        creator_role,
+        creator_disabled,
+        expires_at: row.expires_at,
+        revoked_at: row.revoked_at,
+        secret_expires_at,
+        rate_limit_per_minute: row.rate_limit_per_minute.and_then(|n| u32::try_from(n).ok()).filter(|n| *n > 0),
+        row,
+    })))
+}
+
+async fn creator_standing(db: &Db, org_id: &str, user_id: &str) -> Result<(Option<OrgRole>, bool), DbError> {
+    let role = crate::orgs::store::role_of(db, org_id, user_id).await?;
+    let disabled: Option<bool> = db_read!(db, |conn| users::table
+        .find(user_id)
+        .select(users::disabled)
+        .first(conn)
+        .await
+        .optional()
+        .map_err(DbError::from)?);
+    Ok((role, disabled.unwrap_or(true)))
+}
+
+pub(crate) async fn find(db: &Db, id: &str) -> Result<Option<ApiKeyRow>, DbError> {
+    db_read!(db, |conn| api_keys::table
+        .find(id)
+        .select(ApiKeyRow::as_select())
+        .first(conn)
+        .await
+        .optional()
+        .map_err(DbError::from))
+}
+
+/// The organization a key belongs to.
+pub(crate) async fn org_of(db: &Db, id: &str) -> Result<Option<String>, DbError> {
+    db_read!(db, |conn| api_keys::table
+        .find(id)
+        .select(api_keys::org_id)
+        .first(conn)
+        .await
+        .optional()
+        .map_err(DbError::from))
+}
+
+pub(crate) async fn insert(db: &Db, row: &ApiKeyRow, secret_hash: &str, event: &AuditEventRow) -> Result<(), DbError> {
+    db_run!(db, |conn| conn
+        .transaction(async |conn| {
+            diesel::insert_into(api_keys::table).values(row).execute(conn).await?;
+            diesel::insert_into(api_key_secrets::table)
+                .values((
+                    api_key_secrets::secret_hash.eq(secret_hash),
+                    api_key_secrets::key_id.eq(&row.id),
+                    api_key_secrets::created_at.eq(row.created_at),
+                ))
+                .execute(conn)
+                .await?;
+            diesel::insert_into(audit_events::table).values(event).execute(conn).await?;
+            Ok::<_, DbError>(())
+        })
+        .await)
+}
+
+pub(crate) async fn list(
+    db: &Db,
+    org_id: &str,
+    include_revoked: bool,
+    after: Option<&str>,
+    limit: i64,
+) -> Result<Vec<ApiKeyRow>, DbError> {
+    db_read!(db, |conn| {
+        let mut q = api_keys::table
+            .filter(api_keys::org_id.eq(org_id))
+            .order(api_keys::id.asc())
+            .limit(limit)
+            .select(ApiKeyRow::as_select())
+            .into_boxed();
+        if !include_revoked {
+            q = q.filter(api_keys::revoked_at.is_null());
+        }
+        if let Some(a) = after {
+            q = q.filter(api_keys::id.gt(a.to_owned()));
+        }
+        q.load(conn).await.map_err(DbError::from)
+    })
+}
+
+/// A changed key (all fields as they will be), saved with its event.
+pub(crate) async fn save(db: &Db, row: &ApiKeyRow, event: &AuditEventRow) -> Result<(), DbError> {
+    db_run!(db, |conn| conn
+        .transaction(async |conn| {
+            diesel::update(api_keys::table.find(&row.id))
+                .set((
+                    api_keys::name.eq(&row.name),
+                    api_keys::scopes.eq(&row.scopes),
+                    api_keys::expires_at.eq(row.expires_at),
+                    api_keys::revoked_at.eq(row.revoked_at),
+                    api_keys::rate_limit_per_minute.eq(row.rate_limit_per_minute),
+                ))
+                .execute(conn)
+                .await?;
+            diesel::insert_into(audit_events::table).values(event).execute(conn).await?;
+            Ok::<_, DbError>(())
+        })
+        .await)
+}
+
+/// Adds `new_hash` as the key's secret; its other secrets end at
+/// `old_until` (now, or the end of the grace period).
+pub(crate) async fn rotate(
+    db: &Db,
+    key_id: &str,
+    new_hash: &str,
+    old_until: NaiveDateTime,
+    event: &AuditEventRow,
+) -> Result<(), DbError> {
+    let t = now();
+    db_run!(db, |conn| conn
+        .transaction(async |conn| {
+            diesel::update(
+                api_key_secrets::table
+                    .filter(api_key_secrets::key_id.eq(key_id))
+                    .filter(api_key_secrets::expires_at.is_null().or(api_key_secrets::expires_at.gt(old_until))),
+            )
+            .set(api_key_secrets::expires_at.eq(Some(old_until)))
+            .execute(conn)
+            .await?;
+            diesel::insert_into(api_key_secrets::table)
+                .values((
+                    api_key_secrets::secret_hash.eq(new_hash),
+                    api_key_secrets::key_id.eq(key_id),
+                    api_key_secrets::created_at.eq(t),
+                ))
+                .execute(conn)
+                .await?;
+            diesel::insert_into(audit_events::table).values(event).execute(conn).await?;
+            Ok::<_, DbError>(())
+        })
+        .await)
+}
+
+/// Per-minute usage rows of a key in `[from, to)`: (minute, method, calls, errors, rate limited).
+pub(crate) async fn usage(
+    db: &Db,
+    key_id: &str,
+    from: NaiveDateTime,
+    to: NaiveDateTime,
+) -> Result<Vec<(NaiveDateTime, String, i64, i64, i64)>, DbError> {
+    db_read!(db, |conn| api_key_usage::table
+        .filter(api_key_usage::key_id.eq(key_id))
+        .filter(api_key_usage::minute.ge(from))
+        .filter(api_key_usage::minute.lt(to))
+        .order(api_key_usage::minute.asc())
+        .select((
+            api_key_usage::minute,
+            api_key_usage::method,
+            api_key_usage::calls,
+            api_key_usage::errors,
+            api_key_usage::rate_limited,
+        ))
+        .load(conn)
+        .await
+        .map_err(DbError::from))
+}

@@ -1,0 +1,43 @@
+use trellis_schema::api_keys::{Verify, VerifyParams, VerifyResult};
+use trellis_schema::error::NoReason;
+use trellis_schema::{ApiError, Reason};
+
+use super::secret;
+use crate::rpc::access::verify_key;
+use crate::rpc::context::Ctx;
+use crate::rpc::error::HandlerError;
+use crate::rpc::registry::Handler;
+
+impl Handler for Verify {
+    /// Valid only for a live key of the organization checked: a key of
+    /// another organization is API_KEY_INVALID, like a made-up one.
+    async fn handle(ctx: Ctx, p: VerifyParams) -> Result<VerifyResult, HandlerError<NoReason>> {
+        let org = ctx.org()?.org_id;
+        let not = |reason: Reason| VerifyResult {
+            valid: false,
+            reason: Some(reason),
+            api_key: None,
+            remaining_this_minute: None,
+        };
+        let key = p.key.expose();
+        if !secret::well_formed(key) {
+            return Ok(not(Reason::ApiKeyInvalid));
+        }
+        let found = match verify_key(&ctx.state, &ctx.state.codes.hash("api key", "", key)).await {
+            Ok(k) if k.org_id == org => k,
+            Ok(_) => return Ok(not(Reason::ApiKeyInvalid)),
+            Err(ApiError { reason, .. }) if reason.code() == trellis_schema::ErrorCode::Unavailable => {
+                return Err(HandlerError::Common(ApiError::new(reason)));
+            }
+            Err(e) if e.reason == Reason::Internal => return Err(HandlerError::Common(e)),
+            Err(e) => return Ok(not(e.reason)),
+        };
+        let remaining = found.rate_limit_per_minute.map(|n| ctx.state.key_limiter.remaining(found.id, n));
+        Ok(VerifyResult {
+            valid: true,
+            reason: None,
+            api_key: Some(found.row.to_api()),
+            remaining_this_minute: remaining,
+        })
+    }
+}

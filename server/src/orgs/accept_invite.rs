@@ -1,0 +1,59 @@
+use trellis_schema::access::OrgRole;
+use trellis_schema::auth::Membership;
+use trellis_schema::orgs::{AcceptInvite, AcceptInviteParams, AcceptInviteReason};
+
+use super::store::{self, Accepted};
+use crate::audit::Event;
+use crate::db::models::{OrgMemberRow, now};
+use crate::rpc::context::Ctx;
+use crate::rpc::error::HandlerError;
+use crate::rpc::registry::Handler;
+
+impl Handler for AcceptInvite {
+    /// Only the invited address may accept: the signed-in user's e-mail must
+    /// be the one the invitation was sent to.
+    async fn handle(ctx: Ctx, p: AcceptInviteParams) -> Result<Membership, HandlerError<AcceptInviteReason>> {
+        let me = ctx.caller()?;
+        ctx.state.throttle.ip(ctx.ip_addr()).map_err(HandlerError::Common)?;
+        let hash = ctx.state.codes.hash("invitation", "", p.token.expose());
+        let Some((inv, org)) = store::find_invitation(&ctx.state.db, &hash).await? else {
+            return Err(HandlerError::reason(AcceptInviteReason::TokenInvalid));
+        };
+        if inv.accepted_at.is_some() {
+            return Err(HandlerError::reason(AcceptInviteReason::TokenUsed));
+        }
+        if inv.expires_at <= now() {
+            return Err(HandlerError::reason(AcceptInviteReason::TokenExpired));
+        }
+        let user = crate::auth::store::find_user(&ctx.state.db, me.user_id)
+            .await?
+            .ok_or_else(|| anyhow::anyhow!("a signed-in user has no account row"))?;
+        if user.email_key != inv.email_key {
+            let event = Event::new(&ctx.meta, "orgs.acceptInvite")
+                .by_user(&user.id)
+                .org(&inv.org_id)
+                .failed("INVITATION_MISMATCH")
+                .row();
+            crate::audit::store::record(&ctx.state.db, event).await?;
+            return Err(HandlerError::reason(AcceptInviteReason::InvitationMismatch));
+        }
+        let role = OrgRole::parse(&inv.role).ok_or_else(|| anyhow::anyhow!("stored role {:?}", inv.role))?;
+        let member = OrgMemberRow {
+            org_id: inv.org_id.clone(),
+            user_id: user.id.clone(),
+            role: inv.role.clone(),
+            joined_at: now(),
+        };
+        let event = Event::new(&ctx.meta, "orgs.acceptInvite")
+            .by_user(&user.id)
+            .org(&inv.org_id)
+            .target(format!("invitation:{}", inv.id))
+            .detail(format!("joined as {}", inv.role))
+            .row();
+        match store::accept(&ctx.state.db, &inv.id, &member, &event).await? {
+            Accepted::Joined => Ok(Membership { org: org.to_api(), role }),
+            Accepted::Used => Err(HandlerError::reason(AcceptInviteReason::TokenUsed)),
+            Accepted::AlreadyMember => Err(HandlerError::reason(AcceptInviteReason::AlreadyExists)),
+        }
+    }
+}

@@ -1,0 +1,40 @@
+use trellis_schema::access::OrgRole;
+use trellis_schema::auth::Org;
+use trellis_schema::orgs::{Create, CreateOrgParams, CreateOrgReason};
+use uuid::Uuid;
+
+use super::store;
+use crate::audit::Event;
+use crate::db::models::{OrgMemberRow, OrgRow, now};
+use crate::rpc::context::Ctx;
+use crate::rpc::error::HandlerError;
+use crate::rpc::registry::Handler;
+
+impl Handler for Create {
+    async fn handle(ctx: Ctx, p: CreateOrgParams) -> Result<Org, HandlerError<CreateOrgReason>> {
+        let me = ctx.caller()?.user_id.to_string();
+        let t = now();
+        let org = OrgRow {
+            id: Uuid::now_v7().to_string(),
+            name: p.name.as_str().to_owned(),
+            slug: p.slug.as_str().to_owned(),
+            created_at: t,
+        };
+        let owner = OrgMemberRow {
+            org_id: org.id.clone(),
+            user_id: me.clone(),
+            role: OrgRole::Owner.as_str().to_owned(),
+            joined_at: t,
+        };
+        let event =
+            Event::new(&ctx.meta, "orgs.create").by_user(&me).org(&org.id).target(format!("org:{}", org.id)).row();
+        if !store::create(&ctx.state.db, &org, &owner, &event).await? {
+            return Err(HandlerError::Reason {
+                reason: CreateOrgReason::AlreadyExists,
+                message: Some(format!("the slug {:?} is taken", org.slug).into()),
+                data: serde_json::Map::new(),
+            });
+        }
+        Ok(org.to_api())
+    }
+}

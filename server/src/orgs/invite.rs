@@ -1,0 +1,78 @@
+use chrono::Duration;
+use trellis_schema::orgs::{Invitation, Invite, InviteParams, InviteReason};
+use uuid::Uuid;
+
+use super::store;
+use crate::audit::Event;
+use crate::auth::{codes, signin};
+use crate::db::models::{InvitationRow, now, utc};
+use crate::mail::Mail;
+use crate::rpc::context::Ctx;
+use crate::rpc::error::HandlerError;
+use crate::rpc::registry::Handler;
+
+pub(super) const INVITATION_DAYS: i64 = 7;
+
+impl Handler for Invite {
+    /// Nobody invites with a role above their own.
+    async fn handle(ctx: Ctx, p: InviteParams) -> Result<Invitation, HandlerError<InviteReason>> {
+        let access = ctx.org()?;
+        if p.role.rank() > access.role.rank() {
+            return Err(HandlerError::Reason {
+                reason: InviteReason::MissingPermission,
+                message: Some(
+                    format!("a {} cannot invite with the role {}", access.role.as_str(), p.role.as_str()).into(),
+                ),
+                data: serde_json::Map::new(),
+            });
+        }
+        let org_id = access.org_id.to_string();
+        let key = p.email.normalized();
+        if store::is_member_by_email(&ctx.state.db, &org_id, &key).await? {
+            return Err(HandlerError::Reason {
+                reason: InviteReason::AlreadyExists,
+                message: Some("that address already belongs to a member".into()),
+                data: serde_json::Map::new(),
+            });
+        }
+        let org = store::find(&ctx.state.db, &org_id)
+            .await?
+            .ok_or_else(|| anyhow::anyhow!("a checked organization has no row"))?;
+        let inviter = crate::auth::store::find_user(&ctx.state.db, access.user_id()).await?;
+        let inviter =
+            inviter.map(|u| if u.display_name.is_empty() { u.email } else { u.display_name }).unwrap_or_default();
+        let token = codes::new_link_token();
+        let t = now();
+        let row = InvitationRow {
+            id: Uuid::now_v7().to_string(),
+            org_id: org_id.clone(),
+            email_key: key,
+            role: p.role.as_str().to_owned(),
+            token_hash: ctx.state.codes.hash("invitation", "", &token),
+            invited_by: access.user_id().to_string(),
+            created_at: t,
+            expires_at: t + Duration::days(INVITATION_DAYS),
+            accepted_at: None,
+        };
+        let mail = signin::mail_row(
+            &ctx,
+            p.email.as_str(),
+            &format!("invite:{}", row.id),
+            &Mail::Invitation {
+                org: &org.name,
+                inviter: &inviter,
+                role: p.role.as_str(),
+                token: &token,
+                days: INVITATION_DAYS,
+            },
+        )?;
+        let event = Event::new(&ctx.meta, "orgs.invite")
+            .in_org(access)
+            .target(format!("invitation:{}", row.id))
+            .detail(format!("role {}", p.role.as_str()))
+            .row();
+        store::invite(&ctx.state.db, &row, &mail, &event).await?;
+        ctx.state.mail.wake();
+        Ok(Invitation { invitation_id: Uuid::parse_str(&row.id).unwrap_or_default(), expires_at: utc(row.expires_at) })
+    }
+}

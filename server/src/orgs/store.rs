@@ -1,0 +1,264 @@
+//! Organization, membership and invitation queries.
+
+use chrono::NaiveDateTime;
+use diesel::prelude::*;
+use diesel_async::{AsyncConnection, RunQueryDsl};
+use trellis_schema::access::OrgRole;
+
+use crate::db::models::{AuditEventRow, InvitationRow, OrgMemberRow, OrgRow, OutboxRow, UserRow, now};
+use crate::db::schema::{audit_events, invitations, org_members, orgs, outbox, users};
+use crate::db::{Db, DbError, db_read, db_run};
+
+/// The user's role in the organization; `None` when not a member (or no
+/// such organization).
+pub(crate) async fn role_of(db: &Db, org_id: &str, user_id: &str) -> Result<Option<OrgRole>, DbError> {
+    let role: Option<String> = db_read!(db, |conn| org_members::table
+        .filter(org_members::org_id.eq(org_id))
+        .filter(org_members::user_id.eq(user_id))
+        .select(org_members::role)
+        .first(conn)
+        .await
+        .optional()
+        .map_err(DbError::from)?);
+    Ok(role.as_deref().and_then(OrgRole::parse))
+}
+
+/// Creates an organization with its owner; `false` when the slug is taken.
+pub(crate) async fn create(
+    db: &Db,
+    org: &OrgRow,
+    owner: &OrgMemberRow,
+    event: &AuditEventRow,
+) -> Result<bool, DbError> {
+    let r: Result<(), DbError> = db_run!(db, |conn| conn
+        .transaction(async |conn| {
+            diesel::insert_into(orgs::table).values(org).execute(conn).await?;
+            diesel::insert_into(org_members::table).values(owner).execute(conn).await?;
+            diesel::insert_into(audit_events::table).values(event).execute(conn).await?;
+            Ok::<_, DbError>(())
+        })
+        .await);
+    match r {
+        Ok(()) => Ok(true),
+        Err(DbError::UniqueViolation(_)) => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+pub(crate) async fn find(db: &Db, org_id: &str) -> Result<Option<OrgRow>, DbError> {
+    db_read!(db, |conn| orgs::table
+        .find(org_id)
+        .select(OrgRow::as_select())
+        .first(conn)
+        .await
+        .optional()
+        .map_err(DbError::from))
+}
+
+pub(crate) async fn rename(
+    db: &Db,
+    org_id: &str,
+    name: &str,
+    event: &AuditEventRow,
+) -> Result<Option<OrgRow>, DbError> {
+    db_run!(db, |conn| conn
+        .transaction(async |conn| {
+            diesel::update(orgs::table.find(org_id)).set(orgs::name.eq(name)).execute(conn).await?;
+            diesel::insert_into(audit_events::table).values(event).execute(conn).await?;
+            Ok::<_, DbError>(orgs::table.find(org_id).select(OrgRow::as_select()).first(conn).await.optional()?)
+        })
+        .await)
+}
+
+/// Members after the user id `after`, by user id.
+pub(crate) async fn members(
+    db: &Db,
+    org_id: &str,
+    after: Option<&str>,
+    limit: i64,
+) -> Result<Vec<(UserRow, String, NaiveDateTime)>, DbError> {
+    db_read!(db, |conn| {
+        let mut q = org_members::table
+            .inner_join(users::table)
+            .filter(org_members::org_id.eq(org_id))
+            .order(org_members::user_id.asc())
+            .limit(limit)
+            .select((UserRow::as_select(), org_members::role, org_members::joined_at))
+            .into_boxed();
+        if let Some(a) = after {
+            q = q.filter(org_members::user_id.gt(a.to_owned()));
+        }
+        q.load(conn).await.map_err(DbError::from)
+    })
+}
+
+/// Whether the address already belongs to a member.
+pub(crate) async fn is_member_by_email(db: &Db, org_id: &str, email_key: &str) -> Result<bool, DbError> {
+    let n: i64 = db_read!(db, |conn| org_members::table
+        .inner_join(users::table)
+        .filter(org_members::org_id.eq(org_id))
+        .filter(users::email_key.eq(email_key))
+        .count()
+        .get_result(conn)
+        .await
+        .map_err(DbError::from)?);
+    Ok(n > 0)
+}
+
+pub(crate) async fn invite(
+    db: &Db,
+    invitation: &InvitationRow,
+    mail: &OutboxRow,
+    event: &AuditEventRow,
+) -> Result<(), DbError> {
+    db_run!(db, |conn| conn
+        .transaction(async |conn| {
+            diesel::insert_into(invitations::table).values(invitation).execute(conn).await?;
+            diesel::insert_into(outbox::table).values(mail).on_conflict_do_nothing().execute(conn).await?;
+            diesel::insert_into(audit_events::table).values(event).execute(conn).await?;
+            Ok::<_, DbError>(())
+        })
+        .await)
+}
+
+pub(crate) async fn find_invitation(db: &Db, token_hash: &str) -> Result<Option<(InvitationRow, OrgRow)>, DbError> {
+    db_read!(db, |conn| invitations::table
+        .inner_join(orgs::table)
+        .filter(invitations::token_hash.eq(token_hash))
+        .select((InvitationRow::as_select(), OrgRow::as_select()))
+        .first(conn)
+        .await
+        .optional()
+        .map_err(DbError::from))
+}
+
+/// What accepting an invitation did.
+pub(crate) enum Accepted {
+    Joined,
+    /// Used meanwhile.
+    Used,
+    AlreadyMember,
+}
+
+pub(crate) async fn accept(
+    db: &Db,
+    invitation_id: &str,
+    member: &OrgMemberRow,
+    event: &AuditEventRow,
+) -> Result<Accepted, DbError> {
+    let t = now();
+    let r: Result<Accepted, DbError> = db_run!(db, |conn| conn
+        .transaction(async |conn| {
+            let claimed = diesel::update(
+                invitations::table.filter(invitations::id.eq(invitation_id)).filter(invitations::accepted_at.is_null()),
+            )
+            .set(invitations::accepted_at.eq(Some(t)))
+            .execute(conn)
+            .await?;
+            if claimed == 0 {
+                return Ok::<_, DbError>(Accepted::Used);
+            }
+            diesel::insert_into(org_members::table).values(member).execute(conn).await?;
+            diesel::insert_into(audit_events::table).values(event).execute(conn).await?;
+            Ok(Accepted::Joined)
+        })
+        .await);
+    match r {
+        Err(DbError::UniqueViolation(_)) => Ok(Accepted::AlreadyMember),
+        other => other,
+    }
+}
+
+/// What a change to a member found.
+pub(crate) enum MemberChange {
+    Done,
+    NotFound,
+    /// The target's role (for the caller's rank check, made before).
+    LastOwner,
+}
+
+/// Sets (`Some`) or removes (`None`) a member's role, keeping at least one
+/// owner. The organization row is written first, so changes to one
+/// organization's members run one at a time (a row lock on PostgreSQL, the
+/// write lock on SQLite) and two cannot both remove "the other" owner.
+pub(crate) async fn change_member(
+    db: &Db,
+    org_id: &str,
+    user_id: &str,
+    role: Option<OrgRole>,
+    event: &AuditEventRow,
+) -> Result<MemberChange, DbError> {
+    db_run!(db, |conn| conn
+        .transaction(async |conn| {
+            diesel::update(orgs::table.find(org_id)).set(orgs::slug.eq(orgs::slug)).execute(conn).await?;
+            let current: Option<String> = org_members::table
+                .filter(org_members::org_id.eq(org_id))
+                .filter(org_members::user_id.eq(user_id))
+                .select(org_members::role)
+                .first(conn)
+                .await
+                .optional()?;
+            let Some(current) = current else { return Ok::<_, DbError>(MemberChange::NotFound) };
+            if current == OrgRole::Owner.as_str() && role != Some(OrgRole::Owner) {
+                let owners: i64 = org_members::table
+                    .filter(org_members::org_id.eq(org_id))
+                    .filter(org_members::role.eq(OrgRole::Owner.as_str()))
+                    .count()
+                    .get_result(conn)
+                    .await?;
+                if owners <= 1 {
+                    return Ok(MemberChange::LastOwner);
+                }
+            }
+            let target =
+                org_members::table.filter(org_members::org_id.eq(org_id)).filter(org_members::user_id.eq(user_id));
+            match role {
+                Some(r) => {
+                    diesel::update(target).set(org_members::role.eq(r.as_str())).execute(conn).await?;
+                }
+                None => {
+                    diesel::delete(target).execute(conn).await?;
+                }
+            }
+            diesel::insert_into(audit_events::table).values(event).execute(conn).await?;
+            Ok(MemberChange::Done)
+        })
+        .await)
+}
+
+/// Events of the organization, newest first, filtered.
+pub(crate) struct AuditFilter<'a> {
+    pub actor_id: Option<String>,
+    pub action: Option<&'a str>,
+    pub from: Option<NaiveDateTime>,
+    pub to: Option<NaiveDateTime>,
+    pub before: Option<String>,
+    pub limit: i64,
+}
+
+pub(crate) async fn audit(db: &Db, org_id: &str, f: AuditFilter<'_>) -> Result<Vec<AuditEventRow>, DbError> {
+    db_read!(db, |conn| {
+        let mut q = audit_events::table
+            .filter(audit_events::org_id.eq(org_id))
+            .order(audit_events::id.desc())
+            .limit(f.limit)
+            .select(AuditEventRow::as_select())
+            .into_boxed();
+        if let Some(a) = &f.actor_id {
+            q = q.filter(audit_events::actor_id.eq(a.clone()));
+        }
+        if let Some(a) = f.action {
+            q = q.filter(audit_events::action.eq(a.to_owned()));
+        }
+        if let Some(t) = f.from {
+            q = q.filter(audit_events::at.ge(t));
+        }
+        if let Some(t) = f.to {
+            q = q.filter(audit_events::at.lt(t));
+        }
+        if let Some(b) = &f.before {
+            q = q.filter(audit_events::id.lt(b.clone()));
+        }
+        q.load(conn).await.map_err(DbError::from)
+    })
+}
