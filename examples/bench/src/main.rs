@@ -11,7 +11,9 @@
 //! 2. `health.check`, no credentials;
 //! 3. `health.check` with a valid JWT (from `auth.register` then `auth.login`);
 //! 4. `auth.me` with that JWT (one database read);
-//! 5. `health.check` in batches of 50 calls.
+//! 5. `health.check` in batches of 50 calls;
+//! 6. `health.check` and `orgs.get` with an API key (a cache hit after the first call), and `orgs.get` with the
+//!    JWT (its membership check reads the database), for the API key ÷ JWT ratios.
 //!
 //! Both servers run for the whole program on one runtime, the load generator on another of the same size, so
 //! the floor and Trellis get identical treatment. Trellis runs with its defaults, an SQLite file in a fresh
@@ -41,7 +43,7 @@ use crate::report::Row;
 const THREADS: usize = 2;
 const BATCH: usize = 50;
 const EMAIL: &str = "bench@example.com";
-const PASSWORD: &str = "bench-password-123";
+const PASSWORD: &str = "correct horse battery staple";
 
 fn main() -> anyhow::Result<()> {
     let load = load_from_env()?;
@@ -111,6 +113,8 @@ fn config(data_dir: &std::path::Path) -> Config {
 
 async fn run_scenarios(load: Load, rounds: usize, floor: SocketAddr, trellis: SocketAddr) -> anyhow::Result<Vec<Row>> {
     let bearer = sign_in(trellis).await?;
+    let (org_id, key) = org_and_key(trellis, &bearer).await?;
+    let org_get = rpc("orgs.get", Some(json!({ "orgId": org_id })), 1).to_string();
     let single = rpc("health.check", None, 1).to_string();
     let batch = serde_json::Value::Array((1..=BATCH).map(|id| rpc("health.check", None, id)).collect()).to_string();
     let me = rpc("auth.me", None, 1).to_string();
@@ -118,8 +122,11 @@ async fn run_scenarios(load: Load, rounds: usize, floor: SocketAddr, trellis: So
     let scenarios = [
         (report::FLOOR, "floor (bare hyper)", Target::new(floor, single.clone(), None, 1)?),
         (report::SINGLE, "health.check", Target::new(trellis, single.clone(), None, 1)?),
-        ("health_check_jwt", "health.check + JWT", Target::new(trellis, single, Some(bearer.clone()), 1)?),
-        ("auth_me", "auth.me + JWT", Target::new(trellis, me, Some(bearer), 1)?),
+        ("health_check_jwt", "health.check + JWT", Target::new(trellis, single.clone(), Some(bearer.clone()), 1)?),
+        ("health_check_key", "health.check + API key", Target::new(trellis, single, Some(key.clone()), 1)?),
+        ("auth_me", "auth.me + JWT", Target::new(trellis, me, Some(bearer.clone()), 1)?),
+        ("orgs_get_jwt", "orgs.get + JWT", Target::new(trellis, org_get.clone(), Some(bearer), 1)?),
+        ("orgs_get_key", "orgs.get + API key", Target::new(trellis, org_get, Some(key), 1)?),
         ("health_check_batch50", "health.check x50 batch", Target::new(trellis, batch, None, BATCH)?),
     ];
     // `BENCH_ONLY=auth_me,health_check` narrows the run (for profiling); the floor always runs.
@@ -160,6 +167,23 @@ async fn sign_in(trellis: SocketAddr) -> anyhow::Result<HeaderValue> {
         .and_then(serde_json::Value::as_str)
         .context("auth.login answered without result.accessToken")?;
     HeaderValue::from_str(&format!("Bearer {token}")).context("the access token is not a valid header value")
+}
+
+/// Creates an organization and an `org:read` API key in it; returns the org id and the key's `Authorization` value.
+async fn org_and_key(trellis: SocketAddr, bearer: &HeaderValue) -> anyhow::Result<(String, HeaderValue)> {
+    let slug = format!("bench-{}", SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis()));
+    let create = rpc("orgs.create", Some(json!({ "name": "Bench", "slug": slug })), 1).to_string();
+    let org =
+        load::call(&Target::new(trellis, create, Some(bearer.clone()), 1)?).await.context("orgs.create failed")?;
+    let org_id =
+        org.pointer("/result/id").and_then(serde_json::Value::as_str).context("orgs.create: no id")?.to_owned();
+    let params = json!({ "orgId": org_id, "name": "bench", "scopes": ["org:read"] });
+    let made = rpc("apiKeys.create", Some(params), 1).to_string();
+    let made =
+        load::call(&Target::new(trellis, made, Some(bearer.clone()), 1)?).await.context("apiKeys.create failed")?;
+    let key = made.pointer("/result/key").and_then(serde_json::Value::as_str).context("apiKeys.create: no key")?;
+    let key = HeaderValue::from_str(&format!("Bearer {key}")).context("the key is not a valid header value")?;
+    Ok((org_id, key))
 }
 
 fn rpc(method: &str, params: Option<serde_json::Value>, id: usize) -> serde_json::Value {

@@ -66,6 +66,12 @@ pub fn print(load: Load, threads: usize, rows: &[Row]) {
             ratio(row.calls_per_sec(), single)
         );
     }
+    for (key, jwt) in [("health_check_key", "health_check_jwt"), ("orgs_get_key", "orgs_get_jwt")] {
+        let (k, j) = (calls_per_sec_of(rows, key), calls_per_sec_of(rows, jwt));
+        if k.is_finite() && j.is_finite() {
+            println!("API key vs JWT: {key} gives {:.2}x the calls/s of {jwt}", ratio(k, j));
+        }
+    }
     println!();
     for row in rows {
         println!("BENCH_JSON {}", json_line(load, row, floor, single));
