@@ -1,6 +1,6 @@
 use trellis_schema::api_keys::{Verify, VerifyParams, VerifyResult};
 use trellis_schema::error::NoReason;
-use trellis_schema::{ApiError, Reason};
+use trellis_schema::{ErrorCode, Reason};
 
 use super::secret;
 use crate::rpc::access::verify_key;
@@ -26,10 +26,10 @@ impl Handler for Verify {
         let found = match verify_key(&ctx.state, &ctx.state.codes.hash("api key", "", key)).await {
             Ok(k) if k.org_id == org => k,
             Ok(_) => return Ok(not(Reason::ApiKeyInvalid)),
-            Err(ApiError { reason, .. }) if reason.code() == trellis_schema::ErrorCode::Unavailable => {
-                return Err(HandlerError::Common(ApiError::new(reason)));
+            // A dependency down or a fault is an error, not an answer about the key.
+            Err(e) if matches!(e.code(), ErrorCode::Unavailable | ErrorCode::Internal) => {
+                return Err(HandlerError::Common(e));
             }
-            Err(e) if e.reason == Reason::Internal => return Err(HandlerError::Common(e)),
             Err(e) => return Ok(not(e.reason)),
         };
         let remaining = found.rate_limit_per_minute.map(|n| ctx.state.key_limiter.remaining(found.id, n));

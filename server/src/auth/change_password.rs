@@ -13,9 +13,7 @@ impl Handler for ChangePassword {
     /// Needs the current password; every other session of the user ends.
     async fn handle(ctx: Ctx, p: ChangePasswordParams) -> Result<Empty, HandlerError<ChangePasswordReason>> {
         let me = ctx.caller()?;
-        let Some(user) = store::find_user(&ctx.state.db, me.user_id).await? else {
-            return Err(anyhow::anyhow!("a signed-in user has no account row").into());
-        };
+        let user = store::signed_in_user(&ctx).await?;
         ctx.state.throttle.attempt(ctx.ip_addr(), &user.email_key).map_err(HandlerError::Common)?;
         if !ctx.state.hasher.verify(p.current_password.expose(), Some(&user.password_hash)).await? {
             let event = Event::new(&ctx.meta, actions::CHANGE_PASSWORD).by_user(&user.id).failed("INVALID_CREDENTIALS");

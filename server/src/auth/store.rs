@@ -14,6 +14,15 @@ pub(crate) async fn find_user(db: &Db, id: Uuid) -> Result<Option<UserRow>, DbEr
     db_read!(db, |conn| Ok(users::table.find(&id).select(UserRow::as_select()).first(conn).await.optional()?))
 }
 
+/// The account row of the signed-in caller of a user-level procedure.
+pub(crate) async fn signed_in_user<R>(
+    ctx: &crate::rpc::context::Ctx,
+) -> Result<UserRow, crate::rpc::error::HandlerError<R>> {
+    let me = ctx.caller()?;
+    let user = find_user(&ctx.state.db, me.user_id).await?;
+    Ok(user.ok_or_else(|| anyhow::anyhow!("a signed-in user has no account row"))?)
+}
+
 pub(crate) async fn find_user_by_email(db: &Db, email_key: &str) -> Result<Option<UserRow>, DbError> {
     db_read!(db, |conn| Ok(users::table
         .filter(users::email_key.eq(email_key))

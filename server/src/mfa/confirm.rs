@@ -14,10 +14,7 @@ impl Handler for ConfirmTotp {
     /// Turns MFA on once a code of the pending secret proves the app has it;
     /// returns ten recovery codes, shown this once and stored hashed.
     async fn handle(ctx: Ctx, p: CodeParams) -> Result<ConfirmTotpResult, HandlerError<MfaCodeReason>> {
-        let me = ctx.caller()?;
-        let Some(user) = store::find_user(&ctx.state.db, me.user_id).await? else {
-            return Err(anyhow::anyhow!("a signed-in user has no account row").into());
-        };
+        let user = store::signed_in_user(&ctx).await?;
         ctx.state.throttle.attempt(ctx.ip_addr(), &user.email_key).map_err(HandlerError::Common)?;
         let pending = match (&user.totp_pending_secret, user.mfa_enabled) {
             (Some(p), false) => p.clone(),

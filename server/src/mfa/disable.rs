@@ -10,10 +10,7 @@ use crate::rpc::registry::Handler;
 impl Handler for Disable {
     /// Needs a current code (never one already used) or a recovery code.
     async fn handle(ctx: Ctx, p: CodeParams) -> Result<Empty, HandlerError<MfaCodeReason>> {
-        let me = ctx.caller()?;
-        let Some(user) = store::find_user(&ctx.state.db, me.user_id).await? else {
-            return Err(anyhow::anyhow!("a signed-in user has no account row").into());
-        };
+        let user = store::signed_in_user(&ctx).await?;
         if !user.mfa_enabled {
             return Err(HandlerError::Reason {
                 reason: MfaCodeReason::InvalidTransition,

@@ -13,10 +13,7 @@ impl Handler for EnrollTotp {
     /// A new 160-bit secret, pending until confirmed with a code. Enrolling
     /// again before confirming replaces the pending secret.
     async fn handle(ctx: Ctx, _: Empty) -> Result<EnrollTotpResult, HandlerError<EnrollTotpReason>> {
-        let me = ctx.caller()?;
-        let Some(user) = store::find_user(&ctx.state.db, me.user_id).await? else {
-            return Err(anyhow::anyhow!("a signed-in user has no account row").into());
-        };
+        let user = store::signed_in_user(&ctx).await?;
         if user.mfa_enabled {
             return Err(HandlerError::reason(EnrollTotpReason::AlreadyExists));
         }

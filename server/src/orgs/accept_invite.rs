@@ -13,7 +13,6 @@ impl Handler for AcceptInvite {
     /// Only the invited address may accept: the signed-in user's e-mail must
     /// be the one the invitation was sent to.
     async fn handle(ctx: Ctx, p: AcceptInviteParams) -> Result<Membership, HandlerError<AcceptInviteReason>> {
-        let me = ctx.caller()?;
         ctx.state.throttle.ip(ctx.ip_addr()).map_err(HandlerError::Common)?;
         let hash = ctx.state.codes.hash("invitation", "", p.token.expose());
         let Some((inv, org)) = store::find_invitation(&ctx.state.db, &hash).await? else {
@@ -25,9 +24,7 @@ impl Handler for AcceptInvite {
         if inv.expires_at <= now() {
             return Err(HandlerError::reason(AcceptInviteReason::TokenExpired));
         }
-        let user = crate::auth::store::find_user(&ctx.state.db, me.user_id)
-            .await?
-            .ok_or_else(|| anyhow::anyhow!("a signed-in user has no account row"))?;
+        let user = crate::auth::store::signed_in_user(&ctx).await?;
         if user.email_key != inv.email_key {
             let event = Event::new(&ctx.meta, "orgs.acceptInvite")
                 .by_user(&user.id)

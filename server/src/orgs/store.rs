@@ -173,7 +173,7 @@ pub(crate) async fn accept(
 pub(crate) enum MemberChange {
     Done,
     NotFound,
-    /// The target's role (for the caller's rank check, made before).
+    /// The change would leave the organization without an owner.
     LastOwner,
 }
 

@@ -183,8 +183,7 @@ mail_test! {
     /// sessions.list shows each session once with `current`; revoking one
     /// makes its access token fail on the next call; another user's session
     /// is NOT_FOUND.
-    async fn sessions_list_and_revoke(app, mail) where |c| { c.require_verified_email = Some(false); } {
-        let _ = mail;
+    async fn sessions_list_and_revoke(app, _mail) where |c| { c.require_verified_email = Some(false); } {
         let a = app.signed_in("sam@example.com").await;
         let b = app.login("sam@example.com", PASSWORD).await;
         let (ta, tb) = (token_of(&a), token_of(&b));
@@ -283,8 +282,7 @@ mail_test! {
     /// enroll → confirm (recovery codes) → sign-in needs a code: none is
     /// MFA_REQUIRED, a used one is refused, the next one works, a recovery
     /// code works once → disable with a recovery code.
-    async fn totp_mfa(app, mail) where |c| { c.require_verified_email = Some(false); } {
-        let _ = mail;
+    async fn totp_mfa(app, _mail) where |c| { c.require_verified_email = Some(false); } {
         let t = token_of(&app.signed_in("mia@example.com").await);
         let e = app.call("mfa.confirmTotp", json!({"code": "123456"}), Some(&t)).await.expect_err("nothing pending");
         assert_error(&e, -32009, "INVALID_TRANSITION");
@@ -332,8 +330,7 @@ mail_test! {
     /// The profile changes; the activity pages newest first with a cursor
     /// and shows only the caller's own events, each with IP, user agent and
     /// request id.
-    async fn profile_and_activity(app, mail) where |c| { c.require_verified_email = Some(false); } {
-        let _ = mail;
+    async fn profile_and_activity(app, _mail) where |c| { c.require_verified_email = Some(false); } {
         let t = token_of(&app.signed_in("pat@example.com").await);
         let other = token_of(&app.signed_in("quinn@example.com").await);
         let user = app.call("users.updateProfile", json!({"displayName": "  Pat Doe "}), Some(&t)).await.expect("updated");

@@ -3,7 +3,7 @@
 
 use serde_json::{Value, json};
 
-use crate::helpers::{PASSWORD, TestApp, assert_error};
+use crate::helpers::{TestApp, assert_error};
 use crate::mail_sink::MailSink;
 use crate::mail_test;
 
@@ -153,6 +153,5 @@ mail_test! {
         let stranger = user(app, "stranger@x.example").await;
         let e = app.call("audit.list", json!({"orgId": a}), Some(&stranger)).await.expect_err("outsider");
         assert_error(&e, -32004, "NOT_FOUND");
-        let _ = PASSWORD;
     }
 }
