@@ -48,7 +48,7 @@ impl Event {
             target: None,
             outcome: outcome(Outcome::Success).to_owned(),
             detail: None,
-            ip: meta.peer.map(|p| p.ip().to_string()),
+            ip: meta.client_ip().map(|ip| ip.to_string()),
             user_agent: meta.user_agent.as_deref().map(|ua| truncate(ua, 512)),
             request_id: Some(meta.request_id.to_string()),
         })

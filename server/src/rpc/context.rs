@@ -23,6 +23,14 @@ pub(crate) struct RequestMeta {
     pub principal: Result<Option<Credential>, ApiError>,
 }
 
+impl RequestMeta {
+    /// The client's address: the connection's peer (never a client-chosen
+    /// header).
+    pub(crate) fn client_ip(&self) -> Option<std::net::IpAddr> {
+        self.peer.map(|p| p.ip())
+    }
+}
+
 /// Credentials that passed the first check.
 #[derive(Debug, Clone)]
 pub(crate) enum Credential {
@@ -89,12 +97,12 @@ impl OrgAccess {
 
 impl Ctx {
     pub(crate) fn ip(&self) -> Option<String> {
-        self.meta.peer.map(|p| p.ip().to_string())
+        self.meta.client_ip().map(|ip| ip.to_string())
     }
 
-    /// The connection's address (never a client-chosen header).
+    /// The client's address (see [`RequestMeta::client_ip`]).
     pub(crate) fn ip_addr(&self) -> Option<std::net::IpAddr> {
-        self.meta.peer.map(|p| p.ip())
+        self.meta.client_ip()
     }
 
     /// The principal of a procedure whose access rule requires one.
