@@ -18,7 +18,7 @@ use crate::auth::throttle::AuthThrottle;
 use crate::auth::tokens::TokenKeys;
 use crate::config::Config;
 use crate::db::Db;
-use crate::db::pool::PoolOptions;
+use crate::db::pool::{BackendKind, PoolOptions};
 use crate::health::HealthMonitor;
 use crate::mail::{MailWorker, Sender, Wakeup};
 use crate::rpc::http::Front;
@@ -41,14 +41,14 @@ impl Application {
     pub async fn build(config: Config) -> anyhow::Result<Self> {
         std::fs::create_dir_all(&config.data_dir)
             .with_context(|| format!("failed to create the data directory {}", config.data_dir.display()))?;
+        let secret = jwt_secret(&config, BackendKind::of_url(&config.database_url()))?;
         let db = Arc::new(connect_and_migrate(&config).await?);
-        let secret = jwt_secret(&config)?;
         let access_ttl = Duration::from_secs(config.access_token_ttl_secs);
         let revoked = RevokedSessions::new(access_ttl);
-        for sid in crate::auth::store::recently_ended_sessions(&db, access_ttl + Duration::from_secs(60))
+        let mut follower = crate::auth::session_ends::Follower::start(&db, access_ttl + Duration::from_secs(60))
             .await
-            .context("failed to load ended sessions")?
-        {
+            .context("failed to read the log of ended sessions")?;
+        for sid in follower.poll(&db).await.context("failed to load ended sessions")? {
             revoked.revoke(sid);
         }
         let sender = Sender::from_config(config.smtp_url.as_deref(), &config.mail_from)?;
@@ -84,7 +84,8 @@ impl Application {
             }
             .spawn(),
             AuthThrottle::spawn_housekeeping(state.clone()),
-            RevokedSessions::spawn_sync(state.clone(), Duration::from_millis(config.session_sync_ms.max(10))),
+            RevokedSessions::spawn_sync(state.clone(), Duration::from_millis(config.session_sync_ms.max(10)), follower),
+            crate::retention::spawn(state.db.clone(), config.outbox_retention_days, config.audit_retention_days),
             crate::api_keys::usage::UsageRecorder::spawn(
                 state.usage.clone(),
                 state.db.clone(),
@@ -150,13 +151,21 @@ pub async fn connect_and_migrate(config: &Config) -> anyhow::Result<Db> {
     Ok(db)
 }
 
-/// The signing secret: the setting, else the one kept in the data dir, else a
-/// new one written there.
-fn jwt_secret(config: &Config) -> anyhow::Result<Vec<u8>> {
+/// The signing secret: the setting, else (SQLite only) the one kept in the
+/// data dir, else a new one written there. On PostgreSQL the setting is
+/// required: replicas share the database, and each generating its own secret
+/// would silently refuse the others' tokens and API keys.
+fn jwt_secret(config: &Config, backend: BackendKind) -> anyhow::Result<Vec<u8>> {
     if let Some(s) = &config.jwt_secret {
         anyhow::ensure!(s.len() >= 32, "TRELLIS_JWT_SECRET must be at least 32 bytes");
         return Ok(s.as_bytes().to_vec());
     }
+    anyhow::ensure!(
+        backend != BackendKind::Postgres,
+        "TRELLIS_JWT_SECRET is not set. On PostgreSQL every replica must sign and check tokens and API keys \
+         with the same secret, so it cannot be generated per process: set TRELLIS_JWT_SECRET to the same \
+         random value (at least 32 bytes, e.g. `openssl rand -base64 48`) on every replica"
+    );
     let path = config.data_dir.join("jwt-secret");
     if let Ok(existing) = std::fs::read_to_string(&path) {
         return STANDARD.decode(existing.trim()).with_context(|| format!("{} is not valid base64", path.display()));

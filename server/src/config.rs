@@ -185,6 +185,30 @@ pub struct Config {
     /// address per hour.
     #[arg(long, env = "TRELLIS_MAIL_RATE_PER_ACCOUNT", default_value_t = 10)]
     pub mail_rate_per_account: u32,
+
+    /// Proxies (load balancers) whose word on the client's address is taken:
+    /// comma-separated addresses or CIDR blocks. Only from these peers is the
+    /// client read from `Forwarded` / `X-Forwarded-For`. Empty by default: the
+    /// client is the connection's peer.
+    #[arg(long, env = "TRELLIS_TRUSTED_PROXIES", value_delimiter = ',',
+          value_parser = clap::value_parser!(crate::net::Cidr))]
+    pub trusted_proxies: Vec<crate::net::Cidr>,
+
+    /// Web origins (exact, like `https://app.example.com`) allowed to call the
+    /// API from a browser: preflights are answered and CORS headers set for
+    /// these only, and WebSocket upgrades carrying another `Origin` are
+    /// refused. Empty by default (no cross-origin browser access).
+    #[arg(long, env = "TRELLIS_CORS_ORIGINS", value_delimiter = ',')]
+    pub cors_origins: Vec<String>,
+
+    /// Days a sent or given-up mail stays in the outbox (its bodies are
+    /// cleared as soon as it is sent or given up).
+    #[arg(long, env = "TRELLIS_OUTBOX_RETENTION_DAYS", default_value_t = 7)]
+    pub outbox_retention_days: u32,
+
+    /// Days audit events are kept (0: forever).
+    #[arg(long, env = "TRELLIS_AUDIT_RETENTION_DAYS", default_value_t = 365)]
+    pub audit_retention_days: u32,
 }
 
 impl Config {

@@ -13,8 +13,10 @@
 //! - `orgs`, `api_keys`: organizations, members, invitations; API keys
 //!   (format, cache, per-key limits, usage).
 //! - `audit`: the audit trail of security events.
+//! - `retention`: old outbox rows and audit events deleted in batches.
 //! - `mail`: the outbox and its senders (SMTP, log).
 //! - `health`: `health.check` and the dependency monitor behind it.
+//! - [`net`]: where a request comes from (trusted proxies, per-IP buckets).
 //! - [`db`]: the pool over PostgreSQL or SQLite, tables, rows, migrations.
 //! - [`telemetry`]: logging setup.
 
@@ -28,7 +30,9 @@ pub mod db;
 mod health;
 mod mail;
 mod mfa;
+pub mod net;
 mod orgs;
+mod retention;
 mod rpc;
 mod sessions;
 mod state;

@@ -18,6 +18,27 @@ pub(crate) async fn record(db: &Db, event: AuditEventRow) -> Result<(), DbError>
     Ok(())
 }
 
+/// Deletes events from before `before`, a batch at a time.
+pub(crate) async fn prune(db: &Db, before: chrono::NaiveDateTime) -> Result<u64, DbError> {
+    crate::db::in_batches(500, |size| async move {
+        let ids: Vec<String> = db_run!(db, |conn| audit_events::table
+            .filter(audit_events::at.lt(before))
+            .select(audit_events::id)
+            .limit(i64::try_from(size).unwrap_or(i64::MAX))
+            .load(conn)
+            .await
+            .map_err(DbError::from)?);
+        if !ids.is_empty() {
+            db_run!(db, |conn| diesel::delete(audit_events::table.filter(audit_events::id.eq_any(&ids)))
+                .execute(conn)
+                .await
+                .map_err(DbError::from)?);
+        }
+        Ok(ids.len())
+    })
+    .await
+}
+
 /// Events about `user_id`'s account, newest first, after the cursor (an id).
 pub(crate) async fn for_user(
     db: &Db,

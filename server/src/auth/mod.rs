@@ -18,6 +18,7 @@ mod resend_verification;
 mod reset_password;
 pub(crate) mod revocation;
 mod session;
+pub(crate) mod session_ends;
 pub(crate) mod signin;
 pub(crate) mod store;
 pub(crate) mod throttle;

@@ -34,18 +34,22 @@ impl RevokedSessions {
 }
 
 impl RevokedSessions {
-    /// Every `every` (a second by default), adds the sessions ended since the last look (with a
-    /// margin for clock skew between replicas) to this process's set.
+    /// Every `every` (a second by default), adds the sessions ended since the
+    /// last look, on any replica, to this process's set, following the
+    /// database's log of ends (see [`super::session_ends`]). Once a minute,
+    /// drops log entries older than any live access token.
     pub(crate) fn spawn_sync(
         state: std::sync::Arc<crate::state::State>,
         every: Duration,
+        mut follower: super::session_ends::Follower,
     ) -> tokio::task::JoinHandle<()> {
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(every);
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            let mut last_prune = Instant::now();
             loop {
                 tick.tick().await;
-                match super::store::recently_ended_sessions(&state.db, Duration::from_secs(10)).await {
+                match follower.poll(&state.db).await {
                     Ok(ids) => {
                         for id in ids {
                             if !state.revoked.is_revoked(&id) {
@@ -54,6 +58,13 @@ impl RevokedSessions {
                         }
                     }
                     Err(e) => tracing::debug!(error = %e, "ended sessions not synced this round"),
+                }
+                if last_prune.elapsed() >= Duration::from_secs(60) {
+                    last_prune = Instant::now();
+                    let keep = state.revoked.keep_for + Duration::from_secs(60);
+                    if let Err(e) = super::session_ends::prune(&state.db, keep).await {
+                        tracing::debug!(error = %e, "old session ends not pruned this round");
+                    }
                 }
             }
         })

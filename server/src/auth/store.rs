@@ -1,6 +1,5 @@
 //! Account and session queries, portable across both backends.
 
-use chrono::Duration;
 use diesel::prelude::*;
 use diesel_async::{AsyncConnection, RunQueryDsl};
 use uuid::Uuid;
@@ -192,18 +191,6 @@ pub(crate) async fn end_all_sessions(db: &Db, user_id: Uuid, reason: &str) -> Re
             Ok::<_, DbError>(ids)
         })
         .await?);
-    Ok(ids.iter().filter_map(|s| Uuid::parse_str(s).ok()).collect())
-}
-
-/// Sessions ended within `window`: their access tokens may still be live.
-pub(crate) async fn recently_ended_sessions(db: &Db, window: std::time::Duration) -> Result<Vec<Uuid>, DbError> {
-    let since = now() - Duration::from_std(window).unwrap_or(Duration::hours(1));
-    let ids: Vec<String> = db_read!(db, |conn| sessions::table
-        .filter(sessions::revoked_at.ge(since))
-        .select(sessions::id)
-        .load(conn)
-        .await
-        .map_err(DbError::from)?);
     Ok(ids.iter().filter_map(|s| Uuid::parse_str(s).ok()).collect())
 }
 

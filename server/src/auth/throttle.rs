@@ -1,8 +1,9 @@
 //! Rate limits on the account procedures, per client IP and per account
 //! (e-mail address), in process. Keyed by the address whether or not it has
 //! an account, so the limits tell nobody which addresses are registered;
-//! keyed by the connection's IP, never by `X-Forwarded-For`, which the
-//! client chooses.
+//! keyed by the client's address as [`crate::net`] derives it (the peer, or
+//! what a trusted proxy forwarded; IPv6 per /64), never by a header from
+//! anyone else.
 
 use std::net::IpAddr;
 use std::num::NonZeroU32;
@@ -69,7 +70,7 @@ impl AuthThrottle {
     /// An attempt not tied to a known account (a token from a link).
     pub(crate) fn ip(&self, ip: Option<IpAddr>) -> Result<(), ApiError> {
         match ip {
-            Some(ip) => self.per_ip.check(&ip),
+            Some(ip) => self.per_ip.check(&crate::net::limit_bucket(ip)),
             None => Ok(()),
         }
     }

@@ -46,3 +46,21 @@ macro_rules! db_read {
     };
 }
 pub(crate) use db_read;
+
+/// Deletes in batches: runs `batch` (which deletes at most `size` rows and
+/// says how many it found) until a batch finds fewer, so a large delete never
+/// holds one long transaction or lock. Returns the rows found in all.
+pub(crate) async fn in_batches<F, Fut>(size: usize, mut batch: F) -> Result<u64, DbError>
+where
+    F: FnMut(usize) -> Fut,
+    Fut: Future<Output = Result<usize, DbError>>,
+{
+    let mut total = 0;
+    loop {
+        let n = batch(size).await?;
+        total += n as u64;
+        if n < size {
+            return Ok(total);
+        }
+    }
+}

@@ -86,6 +86,13 @@ pub enum BackendKind {
     Sqlite,
 }
 
+impl BackendKind {
+    /// The backend a database URL names: `postgres://…`, else a SQLite file.
+    pub fn of_url(url: &str) -> Self {
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") { Self::Postgres } else { Self::Sqlite }
+    }
+}
+
 /// Pool settings.
 #[derive(Debug, Clone)]
 pub struct PoolOptions {
@@ -96,7 +103,7 @@ pub struct PoolOptions {
 impl Db {
     /// Connects to `url`: `postgres://…` or a SQLite file path.
     pub async fn connect(url: &str, opts: &PoolOptions) -> anyhow::Result<Self> {
-        let backend = if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        let backend = if BackendKind::of_url(url) == BackendKind::Postgres {
             Backend::Pg(build_pool::<AsyncPgConnection>(url, None, opts.max_size, opts).await?)
         } else {
             let path = url.strip_prefix("sqlite://").unwrap_or(url);

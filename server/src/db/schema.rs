@@ -204,3 +204,13 @@ diesel::allow_tables_to_appear_in_same_query!(
     api_key_secrets,
     api_key_usage
 );
+
+diesel::table! {
+    /// Every session end, numbered by the database (written by a trigger on
+    /// `sessions.revoked_at`).
+    session_ends (seq) {
+        seq -> BigInt,
+        session_id -> Text,
+        ended_ms -> BigInt,
+    }
+}

@@ -90,25 +90,54 @@ pub(crate) async fn mark_sent(db: &Db, id: &str) -> Result<(), DbError> {
 }
 
 /// Records a failed attempt: retried after a backoff, or given up when the
-/// failure is permanent or the attempts are spent.
+/// failure is permanent or the attempts are spent. The count is incremented
+/// in the database, and only on a mail still pending. A mail given up drops
+/// its bodies, which may hold a live link token.
 pub(crate) async fn mark_failed(db: &Db, mail: &OutboxRow, transient: bool, error: &str) -> Result<bool, DbError> {
     let t = now();
-    let attempts = mail.attempts + 1;
-    let give_up = !transient || attempts >= MAX_ATTEMPTS;
-    let next = t + backoff(attempts);
+    // The claim makes this sender the only one writing the row, so the count
+    // it read is the stored one.
+    let give_up = !transient || mail.attempts + 1 >= MAX_ATTEMPTS;
+    let next = t + backoff(mail.attempts + 1);
     let error: String = error.chars().take(500).collect();
-    db_run!(db, |conn| diesel::update(outbox::table.find(&mail.id))
-        .set((
-            outbox::attempts.eq(attempts),
-            outbox::next_attempt_at.eq(next),
-            outbox::claimed_until.eq(None::<chrono::NaiveDateTime>),
-            outbox::last_error.eq(&error),
-            outbox::failed_at.eq(give_up.then_some(t)),
-        ))
-        .execute(conn)
-        .await
-        .map_err(DbError::from)?);
+    let pending = outbox::table.find(&mail.id).filter(outbox::sent_at.is_null()).filter(outbox::failed_at.is_null());
+    let retry = (
+        outbox::attempts.eq(outbox::attempts + 1),
+        outbox::next_attempt_at.eq(next),
+        outbox::claimed_until.eq(None::<chrono::NaiveDateTime>),
+        outbox::last_error.eq(&error),
+    );
+    db_run!(db, |conn| if give_up {
+        diesel::update(pending)
+            .set((retry, outbox::failed_at.eq(t), outbox::text_body.eq(""), outbox::html_body.eq("")))
+            .execute(conn)
+            .await
+    } else {
+        diesel::update(pending).set(retry).execute(conn).await
+    }
+    .map_err(DbError::from)?);
     Ok(give_up)
+}
+
+/// Deletes mail sent or given up before `before`, a batch at a time.
+pub(crate) async fn prune(db: &Db, before: chrono::NaiveDateTime) -> Result<u64, DbError> {
+    crate::db::in_batches(500, |size| async move {
+        let ids: Vec<String> = db_run!(db, |conn| outbox::table
+            .filter(outbox::sent_at.lt(before).or(outbox::failed_at.lt(before)))
+            .select(outbox::id)
+            .limit(i64::try_from(size).unwrap_or(i64::MAX))
+            .load(conn)
+            .await
+            .map_err(DbError::from)?);
+        if !ids.is_empty() {
+            db_run!(db, |conn| diesel::delete(outbox::table.filter(outbox::id.eq_any(&ids)))
+                .execute(conn)
+                .await
+                .map_err(DbError::from)?);
+        }
+        Ok(ids.len())
+    })
+    .await
 }
 
 /// 1 s after the first failure, doubling, at most 5 minutes.

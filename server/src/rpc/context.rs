@@ -1,6 +1,5 @@
 //! What a handler knows of the call: who made it and from where.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 
 use trellis_schema::ApiError;
@@ -14,7 +13,9 @@ use crate::state::AppState;
 #[derive(Debug, Clone)]
 pub(crate) struct RequestMeta {
     pub request_id: Arc<str>,
-    pub peer: Option<SocketAddr>,
+    /// The client's address: the connection's peer, or what a trusted proxy
+    /// in front of it says (see [`crate::net`]).
+    pub client: Option<std::net::IpAddr>,
     pub user_agent: Option<String>,
     /// The credentials sent, checked once per request: `Ok(None)` when none
     /// were sent, `Err` when they were refused. An API key is only checked
@@ -24,10 +25,10 @@ pub(crate) struct RequestMeta {
 }
 
 impl RequestMeta {
-    /// The client's address: the connection's peer (never a client-chosen
-    /// header).
+    /// The client's address: the connection's peer, or, behind a trusted
+    /// proxy, the address it forwarded for (never a header from anyone else).
     pub(crate) fn client_ip(&self) -> Option<std::net::IpAddr> {
-        self.peer.map(|p| p.ip())
+        self.client
     }
 }
 

@@ -10,7 +10,11 @@ use bytes::Bytes;
 use std::task::Poll;
 
 use futures::future::BoxFuture;
-use http::header::{ALLOW, AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE, USER_AGENT};
+use http::header::{
+    ACCESS_CONTROL_ALLOW_HEADERS, ACCESS_CONTROL_ALLOW_METHODS, ACCESS_CONTROL_ALLOW_ORIGIN,
+    ACCESS_CONTROL_EXPOSE_HEADERS, ACCESS_CONTROL_MAX_AGE, ACCESS_CONTROL_REQUEST_METHOD, ALLOW, AUTHORIZATION,
+    CACHE_CONTROL, CONTENT_LENGTH, CONTENT_TYPE, ORIGIN, USER_AGENT, VARY, X_CONTENT_TYPE_OPTIONS,
+};
 use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode};
 use http_body_util::combinators::UnsyncBoxBody;
 use http_body_util::{BodyExt, Full};
@@ -50,9 +54,32 @@ pub(crate) async fn handle(
     let trace_id = req.headers().get(&TRACEPARENT).and_then(trace_id_of).unwrap_or_default();
     let span = tracing::info_span!("request", request_id = %request_id, trace_id = %trace_id);
     async move {
-        let mut resp = route(&front, peer, request_id.clone(), req).await;
+        let origin = allowed_origin(&front.state.config.cors_origins, req.headers());
+        let mut resp = if req.method() == Method::OPTIONS {
+            preflight(origin.as_ref(), req.headers())
+        } else if !front.state.config.cors_origins.is_empty()
+            && origin.is_none()
+            && req.headers().contains_key(ORIGIN)
+            && is_upgrade(&req)
+        {
+            // With origins listed, a page on any other origin may not open a
+            // socket (clients that are not browsers send no `Origin`).
+            refused_origin()
+        } else {
+            route(&front, peer, request_id.clone(), req).await
+        };
+        let headers = resp.headers_mut();
         if let Ok(v) = HeaderValue::from_str(&request_id) {
-            resp.headers_mut().insert(REQUEST_ID.clone(), v);
+            headers.insert(REQUEST_ID.clone(), v);
+        }
+        headers.insert(X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+        if !headers.contains_key(CACHE_CONTROL) {
+            headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        }
+        if let Some(origin) = origin {
+            headers.insert(ACCESS_CONTROL_ALLOW_ORIGIN, origin);
+            headers.insert(ACCESS_CONTROL_EXPOSE_HEADERS, HeaderValue::from_static("x-request-id"));
+            headers.append(VARY, HeaderValue::from_static("origin"));
         }
         Ok(resp)
     }
@@ -87,10 +114,46 @@ async fn route(front: &Front, peer: SocketAddr, request_id: Arc<str>, req: Reque
         (&Method::GET, "/readyz") => readyz(front).await,
         (&Method::GET, "/openrpc.json") => {
             let body = serde_json::to_vec(&front.state.openrpc).unwrap_or_default();
-            json_response(StatusCode::OK, body)
+            let mut r = json_response(StatusCode::OK, body);
+            r.headers_mut().insert(CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+            r
         }
         _ => json_response(StatusCode::NOT_FOUND, Bytes::from_static(br#"{"error":"not found"}"#)),
     }
+}
+
+/// The request's `Origin`, if it is one of the allowed origins (compared
+/// exactly, as browsers send them).
+fn allowed_origin(allowed: &[String], headers: &HeaderMap) -> Option<HeaderValue> {
+    let origin = headers.get(ORIGIN)?;
+    let text = origin.to_str().ok()?;
+    allowed.iter().any(|a| a == text).then(|| origin.clone())
+}
+
+/// Headers a browser may send on a cross-origin call.
+const CORS_ALLOW_HEADERS: &str = "authorization, content-type, x-api-key, x-request-id, traceparent";
+
+/// The answer to a CORS preflight: allowed for a listed origin, refused
+/// (403, no CORS headers) otherwise.
+fn preflight(origin: Option<&HeaderValue>, headers: &HeaderMap) -> Response<HttpBody> {
+    let wants_method = headers.get(ACCESS_CONTROL_REQUEST_METHOD).and_then(|v| v.to_str().ok());
+    let method_ok = wants_method.is_some_and(|m| m == "POST" || m == "GET");
+    if origin.is_none() || !method_ok {
+        let mut r = json_response(StatusCode::FORBIDDEN, Bytes::from_static(br#"{"error":"origin not allowed"}"#));
+        r.headers_mut().insert(VARY, HeaderValue::from_static("origin"));
+        return r;
+    }
+    let mut r = Response::new(full(Bytes::new()));
+    *r.status_mut() = StatusCode::NO_CONTENT;
+    let h = r.headers_mut();
+    h.insert(ACCESS_CONTROL_ALLOW_METHODS, HeaderValue::from_static("POST, GET"));
+    h.insert(ACCESS_CONTROL_ALLOW_HEADERS, HeaderValue::from_static(CORS_ALLOW_HEADERS));
+    h.insert(ACCESS_CONTROL_MAX_AGE, HeaderValue::from_static("600"));
+    r
+}
+
+fn refused_origin() -> Response<HttpBody> {
+    json_response(StatusCode::FORBIDDEN, Bytes::from_static(br#"{"error":"origin not allowed"}"#))
 }
 
 async fn readyz(front: &Front) -> Response<HttpBody> {
@@ -329,7 +392,7 @@ fn write_answer(out: &mut Vec<u8>, id: Option<&RawValue>, result: CallResult, me
 pub(crate) fn request_meta(front: &Front, peer: SocketAddr, request_id: Arc<str>, headers: &HeaderMap) -> RequestMeta {
     RequestMeta {
         request_id,
-        peer: Some(peer),
+        client: Some(crate::net::client_ip(peer.ip(), headers, &front.state.config.trusted_proxies)),
         user_agent: headers.get(USER_AGENT).and_then(|v| v.to_str().ok()).map(|s| s.chars().take(256).collect()),
         principal: resolve_principal(&front.state, headers),
     }

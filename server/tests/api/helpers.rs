@@ -326,3 +326,55 @@ macro_rules! db_test {
         }
     };
 }
+
+#[derive(diesel::QueryableByName)]
+struct Count {
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    n: i64,
+}
+
+impl TestApp {
+    /// Runs a statement on the server's database, beside the server: to
+    /// write what no procedure can (a row as another replica or an old
+    /// version left it) or to look at what is stored. Returns the rows changed.
+    pub async fn sql(&self, sql: &str) -> usize {
+        let url = self.config.database_url();
+        if url.starts_with("postgres") {
+            use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
+            let mut conn = AsyncPgConnection::establish(&url).await.expect("connect");
+            diesel::sql_query(sql).execute(&mut conn).await.unwrap_or_else(|e| panic!("{sql}: {e}"))
+        } else {
+            let sql = sql.to_owned();
+            tokio::task::spawn_blocking(move || {
+                use diesel::{Connection, RunQueryDsl, SqliteConnection};
+                let mut conn = SqliteConnection::establish(&url).expect("open");
+                diesel::sql_query("PRAGMA busy_timeout = 5000").execute(&mut conn).expect("busy timeout");
+                diesel::sql_query(&sql).execute(&mut conn).unwrap_or_else(|e| panic!("{sql}: {e}"))
+            })
+            .await
+            .expect("ran")
+        }
+    }
+
+    /// The value of a query of one row with one integer column named `n`.
+    pub async fn sql_count(&self, sql: &str) -> i64 {
+        let url = self.config.database_url();
+        if url.starts_with("postgres") {
+            use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
+            let mut conn = AsyncPgConnection::establish(&url).await.expect("connect");
+            let c: Count = diesel::sql_query(sql).get_result(&mut conn).await.unwrap_or_else(|e| panic!("{sql}: {e}"));
+            c.n
+        } else {
+            let sql = sql.to_owned();
+            tokio::task::spawn_blocking(move || {
+                use diesel::{Connection, RunQueryDsl, SqliteConnection};
+                let mut conn = SqliteConnection::establish(&url).expect("open");
+                diesel::sql_query("PRAGMA busy_timeout = 5000").execute(&mut conn).expect("busy timeout");
+                let c: Count = diesel::sql_query(&sql).get_result(&mut conn).unwrap_or_else(|e| panic!("{sql}: {e}"));
+                c.n
+            })
+            .await
+            .expect("ran")
+        }
+    }
+}

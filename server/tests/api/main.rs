@@ -17,6 +17,7 @@ mod enumeration;
 mod faults;
 mod limits;
 mod mail;
+mod operations;
 mod orgs;
 mod process;
 mod replicas;
