@@ -125,38 +125,107 @@ pub(crate) async fn list(
     })
 }
 
-/// A changed key (all fields as they will be), saved with its event.
-pub(crate) async fn save(db: &Db, row: &ApiKeyRow, event: &AuditEventRow) -> Result<(), DbError> {
+/// The columns an update changes; `None` leaves a column as it is.
+#[derive(Debug, Default)]
+pub(crate) struct KeyChanges {
+    pub name: Option<String>,
+    pub scopes: Option<String>,
+    pub expires_at: Option<NaiveDateTime>,
+    /// `Some(None)` removes the key's own limit.
+    pub rate_limit_per_minute: Option<Option<i32>>,
+}
+
+impl KeyChanges {
+    pub(crate) fn is_empty(&self) -> bool {
+        self.name.is_none()
+            && self.scopes.is_none()
+            && self.expires_at.is_none()
+            && self.rate_limit_per_minute.is_none()
+    }
+}
+
+/// Writes only the changed columns of a key that is not revoked, with its
+/// event. `None`: the key is revoked (or gone), and nothing was written.
+pub(crate) async fn update(
+    db: &Db,
+    key_id: &str,
+    changes: &KeyChanges,
+    event: &AuditEventRow,
+) -> Result<Option<ApiKeyRow>, DbError> {
+    let set = (
+        changes.name.as_ref().map(|v| api_keys::name.eq(v.clone())),
+        changes.scopes.as_ref().map(|v| api_keys::scopes.eq(v.clone())),
+        changes.expires_at.map(|v| api_keys::expires_at.eq(Some(v))),
+        changes.rate_limit_per_minute.map(|v| api_keys::rate_limit_per_minute.eq(v)),
+    );
     db_run!(db, |conn| conn
         .transaction(async |conn| {
-            diesel::update(api_keys::table.find(&row.id))
-                .set((
-                    api_keys::name.eq(&row.name),
-                    api_keys::scopes.eq(&row.scopes),
-                    api_keys::expires_at.eq(row.expires_at),
-                    api_keys::revoked_at.eq(row.revoked_at),
-                    api_keys::rate_limit_per_minute.eq(row.rate_limit_per_minute),
-                ))
-                .execute(conn)
-                .await?;
-            diesel::insert_into(audit_events::table).values(event).execute(conn).await?;
-            Ok::<_, DbError>(())
+            let row =
+                diesel::update(api_keys::table.filter(api_keys::id.eq(key_id)).filter(api_keys::revoked_at.is_null()))
+                    .set(set.clone())
+                    .returning(ApiKeyRow::as_returning())
+                    .get_result(conn)
+                    .await
+                    .optional()?;
+            if row.is_some() {
+                diesel::insert_into(audit_events::table).values(event).execute(conn).await?;
+            }
+            Ok::<_, DbError>(row)
         })
         .await)
 }
 
-/// Adds `new_hash` as the key's secret; its other secrets end at
-/// `old_until` (now, or the end of the grace period).
+/// Revokes a key that is not revoked yet, with its event. Returns the key
+/// as it is afterwards and whether this call revoked it.
+pub(crate) async fn revoke(
+    db: &Db,
+    key_id: &str,
+    at: NaiveDateTime,
+    event: &AuditEventRow,
+) -> Result<Option<(ApiKeyRow, bool)>, DbError> {
+    db_run!(db, |conn| conn
+        .transaction(async |conn| {
+            let n =
+                diesel::update(api_keys::table.filter(api_keys::id.eq(key_id)).filter(api_keys::revoked_at.is_null()))
+                    .set(api_keys::revoked_at.eq(Some(at)))
+                    .execute(conn)
+                    .await?;
+            if n > 0 {
+                diesel::insert_into(audit_events::table).values(event).execute(conn).await?;
+            }
+            let row = api_keys::table.find(key_id).select(ApiKeyRow::as_select()).first(conn).await.optional()?;
+            Ok::<_, DbError>(row.map(|r| (r, n > 0)))
+        })
+        .await)
+}
+
+/// Gives a key that is not revoked a new secret (`new_hash`, shown as
+/// `new_prefix`) held by `holder`; its other secrets end at `old_until`
+/// (now, or the end of the grace period). `None`: the key is revoked (or
+/// gone), and nothing was written.
+#[allow(clippy::too_many_arguments)]
 pub(crate) async fn rotate(
     db: &Db,
     key_id: &str,
     new_hash: &str,
+    new_prefix: &str,
+    holder: &str,
     old_until: NaiveDateTime,
     event: &AuditEventRow,
-) -> Result<(), DbError> {
+) -> Result<Option<ApiKeyRow>, DbError> {
     let t = now();
     db_run!(db, |conn| conn
         .transaction(async |conn| {
+            let row =
+                diesel::update(api_keys::table.filter(api_keys::id.eq(key_id)).filter(api_keys::revoked_at.is_null()))
+                    .set((api_keys::prefix.eq(new_prefix), api_keys::created_by.eq(holder)))
+                    .returning(ApiKeyRow::as_returning())
+                    .get_result(conn)
+                    .await
+                    .optional()?;
+            if row.is_none() {
+                return Ok::<_, DbError>(None);
+            }
             diesel::update(
                 api_key_secrets::table
                     .filter(api_key_secrets::key_id.eq(key_id))
@@ -174,7 +243,7 @@ pub(crate) async fn rotate(
                 .execute(conn)
                 .await?;
             diesel::insert_into(audit_events::table).values(event).execute(conn).await?;
-            Ok::<_, DbError>(())
+            Ok(row)
         })
         .await)
 }
