@@ -1,4 +1,4 @@
-use chrono::NaiveDateTime;
+use chrono::{NaiveDateTime, Timelike};
 use trellis_schema::access::{OrgRole, Permission};
 use trellis_schema::api_keys::{Create, CreateApiKeyParams, CreateApiKeyReason, CreatedApiKey};
 use trellis_schema::error::FieldError;
@@ -123,7 +123,12 @@ impl Handler for Create {
         }
         check_scopes(access, &p.scopes, CreateApiKeyReason::MissingPermission, "a key cannot be made with this scope")?;
         let t = now();
-        let expires_at = p.expires_at.map(|e| e.naive_utc());
+        // At the microsecond precision both backends keep, so the answer is
+        // what `apiKeys.get` will show.
+        let expires_at = p.expires_at.map(|e| {
+            let e = e.naive_utc();
+            e.with_nanosecond(e.nanosecond() / 1000 * 1000).unwrap_or(e)
+        });
         if expires_at.is_some_and(|e| e <= t) {
             return Err(HandlerError::Common(invalid("expiresAt", "must be in the future")));
         }

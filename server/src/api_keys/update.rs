@@ -1,3 +1,4 @@
+use chrono::Timelike;
 use trellis_schema::api_keys::{ApiKey, ChangeApiKeyReason, Update, UpdateApiKeyParams};
 
 use super::create::{check_holder_scopes, check_scopes, check_within_acting_key, invalid, rate_limit};
@@ -46,7 +47,8 @@ impl Handler for Update {
             if e.naive_utc() <= now() {
                 return Err(HandlerError::Common(invalid("expiresAt", "must be in the future")));
             }
-            changes.expires_at = Some(e.naive_utc());
+            let e = e.naive_utc();
+            changes.expires_at = Some(e.with_nanosecond(e.nanosecond() / 1000 * 1000).unwrap_or(e));
             changed.push("expiresAt");
         }
         if p.rate_limit_per_minute.is_some() {
