@@ -27,8 +27,9 @@ pub(crate) struct VerifiedKey {
     pub org_id: Uuid,
     pub scopes: Vec<Permission>,
     pub created_by: Uuid,
-    /// The creator's role in the key's organization now (`None`: no longer a
-    /// member), and whether their account is disabled.
+    /// The holder (`created_by`: who made the key or last rotated it): their
+    /// role in the key's organization now (`None`: no longer a member), and
+    /// whether their account is disabled.
     pub creator_role: Option<OrgRole>,
     pub creator_disabled: bool,
     pub expires_at: Option<NaiveDateTime>,

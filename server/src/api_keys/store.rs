@@ -9,7 +9,7 @@ use trellis_schema::access::{OrgRole, Permission};
 
 use super::cache::VerifiedKey;
 use crate::db::models::{ApiKeyRow, AuditEventRow, now, parse_id};
-use crate::db::schema::{api_key_secrets, api_key_usage, api_keys, audit_events, users};
+use crate::db::schema::{api_key_secrets, api_key_usage, api_keys, audit_events, org_members, users};
 use crate::db::{Db, DbError, db_read, db_run};
 
 pub(crate) fn scopes_text(scopes: &[Permission]) -> String {
@@ -23,43 +23,43 @@ pub(crate) fn parse_scopes(text: &str) -> Vec<Permission> {
     text.split(',').filter_map(|s| Permission::ALL.iter().copied().find(|p| p.as_str() == s)).collect()
 }
 
-/// The key a secret belongs to, with its creator's standing now.
+/// The key a secret belongs to, with its holder's standing now (their role
+/// in the key's organization and whether their account is disabled), in one
+/// query.
 pub(crate) async fn lookup_secret(db: &Db, secret_hash: &str) -> Result<Option<Arc<VerifiedKey>>, DbError> {
-    let found: Option<(ApiKeyRow, Option<NaiveDateTime>)> = db_read!(db, |conn| api_key_secrets::table
+    type Found = (ApiKeyRow, Option<NaiveDateTime>, Option<String>, Option<bool>);
+    let found: Option<Found> = db_read!(db, |conn| api_key_secrets::table
         .inner_join(api_keys::table)
+        .left_join(
+            org_members::table
+                .on(org_members::org_id.eq(api_keys::org_id).and(org_members::user_id.eq(api_keys::created_by))),
+        )
+        .left_join(users::table.on(users::id.eq(api_keys::created_by)))
         .filter(api_key_secrets::secret_hash.eq(secret_hash))
-        .select((ApiKeyRow::as_select(), api_key_secrets::expires_at))
+        .select((
+            ApiKeyRow::as_select(),
+            api_key_secrets::expires_at,
+            org_members::role.nullable(),
+            users::disabled.nullable(),
+        ))
         .first(conn)
         .await
         .optional()
         .map_err(DbError::from)?);
-    let Some((row, secret_expires_at)) = found else { return Ok(None) };
-    let (creator_role, creator_disabled) = creator_standing(db, &row.org_id, &row.created_by).await?;
+    let Some((row, secret_expires_at, role, disabled)) = found else { return Ok(None) };
     Ok(Some(Arc::new(VerifiedKey {
         id: parse_id(&row.id),
         org_id: parse_id(&row.org_id),
         scopes: parse_scopes(&row.scopes),
         created_by: parse_id(&row.created_by),
-        creator_role,
-        creator_disabled,
+        creator_role: role.as_deref().and_then(OrgRole::parse),
+        creator_disabled: disabled.unwrap_or(true),
         expires_at: row.expires_at,
         revoked_at: row.revoked_at,
         secret_expires_at,
         rate_limit_per_minute: row.rate_limit_per_minute.and_then(|n| u32::try_from(n).ok()).filter(|n| *n > 0),
         row,
     })))
-}
-
-async fn creator_standing(db: &Db, org_id: &str, user_id: &str) -> Result<(Option<OrgRole>, bool), DbError> {
-    let role = crate::orgs::store::role_of(db, org_id, user_id).await?;
-    let disabled: Option<bool> = db_read!(db, |conn| users::table
-        .find(user_id)
-        .select(users::disabled)
-        .first(conn)
-        .await
-        .optional()
-        .map_err(DbError::from)?);
-    Ok((role, disabled.unwrap_or(true)))
 }
 
 pub(crate) async fn find(db: &Db, id: &str) -> Result<Option<ApiKeyRow>, DbError> {
