@@ -434,8 +434,8 @@ async fn post_batch_bearer(app: &TestApp, token: &str, calls: Vec<Value>) -> Vec
 }
 
 db_test! {
-    /// 40 concurrent renames with a revocation among them, five times over:
-    /// the key stays revoked every time.
+    /// 40 concurrent renames with a rotation and a revocation among them,
+    /// five times over: the key (and any new secret) stays revoked every time.
     async fn racing_updates_never_undo_a_revocation(app) {
         let owner = user(app, "owner@a.example").await;
         let a = create_org(app, &owner, "org-a").await;
@@ -446,6 +446,8 @@ db_test! {
                 .map(|i| {
                     if i == 20 {
                         json!({"jsonrpc": "2.0", "id": i, "method": "apiKeys.revoke", "params": {"id": record["id"]}})
+                    } else if i == 10 {
+                        json!({"jsonrpc": "2.0", "id": i, "method": "apiKeys.rotate", "params": {"id": record["id"]}})
                     } else {
                         json!({"jsonrpc": "2.0", "id": i, "method": "apiKeys.update", "params": {"id": record["id"], "name": format!("n{round}-{i}")}})
                     }
@@ -460,6 +462,11 @@ db_test! {
             }
             let e = app.call_with_key("orgs.get", json!({"orgId": a}), &key).await.expect_err("revoked");
             assert_error(&e, -32001, "API_KEY_REVOKED");
+            let rotated = answers.iter().find(|r| r["id"] == 10).expect("the rotation's answer");
+            if let Some(new) = rotated["result"]["key"].as_str() {
+                let e = app.call_with_key("orgs.get", json!({"orgId": a}), new).await.expect_err("revoked too");
+                assert_error(&e, -32001, "API_KEY_REVOKED");
+            }
             let got = app.call("apiKeys.get", json!({"id": record["id"]}), Some(&owner)).await.expect("get");
             assert!(got["revokedAt"].is_string(), "round {round}: {got}");
             let revokes = app.call("audit.list", json!({"orgId": a, "action": "apiKeys.revoke"}), Some(&owner)).await.expect("audit");
