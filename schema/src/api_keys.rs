@@ -23,7 +23,9 @@ pub struct ApiKey {
     /// The start of the key, for recognising it (`trl_AbCd…`).
     pub prefix: String,
     pub scopes: Vec<Permission>,
-    /// The member who made it; the key never does more than they may.
+    /// The key's holder: the member who made it, or who last rotated it
+    /// (whoever received its current secret). The key acts for them and never
+    /// does more than they may do now, in scopes and in rank.
     pub created_by: Uuid,
     pub created_at: DateTime<Utc>,
     pub last_used_at: Option<DateTime<Utc>>,
@@ -38,10 +40,17 @@ pub struct ApiKey {
 pub struct CreateApiKeyParams {
     pub org_id: Uuid,
     pub name: DisplayName,
+    /// Only permissions the caller holds (an API key: in its own scopes and
+    /// its holder's role).
     pub scopes: Vec<Permission>,
+    /// None: the key does not expire. Made by an API key that expires, it is
+    /// required and no later than that key's own expiry.
     #[serde(default)]
     #[ts(optional)]
     pub expires_at: Option<DateTime<Utc>>,
+    /// Calls a minute, 1 to 1,000,000; 0 or none: no limit of its own. Made by
+    /// an API key that has a limit, it is required and no higher than that
+    /// key's own.
     #[serde(default)]
     #[ts(optional)]
     pub rate_limit_per_minute: Option<u32>,
@@ -61,7 +70,7 @@ reasons! {
 }
 
 procedure! {
-    /// Makes a key with scopes no wider than the caller's own permissions.
+    /// Makes a key held by the caller (by an API key: by that key's holder), with scopes the caller holds; an API key gives no key a later expiry, a higher or absent rate limit, or a scope it lacks (MISSING_PERMISSION, with `data.required` for a scope or `data.field` for a bound).
     Create {
         method: "apiKeys.create",
         kind: Mutation,
@@ -128,14 +137,18 @@ pub struct UpdateApiKeyParams {
     #[serde(default)]
     #[ts(optional)]
     pub name: Option<DisplayName>,
+    /// The new scopes: each must be held by the caller and by the key's
+    /// holder (their role now).
     #[serde(default)]
     #[ts(optional)]
     pub scopes: Option<Vec<Permission>>,
-    /// A new expiry (a key's expiry can be moved, not removed).
+    /// A new expiry (a key's expiry can be moved, not removed). By an API key
+    /// that expires: no later than its own.
     #[serde(default)]
     #[ts(optional)]
     pub expires_at: Option<DateTime<Utc>>,
-    /// A new limit; 0 removes the key's own limit.
+    /// A new limit; 0 removes the key's own limit. By an API key that has a
+    /// limit: 1 to its own limit.
     #[serde(default)]
     #[ts(optional)]
     pub rate_limit_per_minute: Option<u32>,
@@ -147,7 +160,7 @@ reasons! {
 }
 
 procedure! {
-    /// Changes a key's name, scopes, expiry or limit; takes effect within a second everywhere.
+    /// Changes a key's name, scopes, expiry or limit (only the fields given); takes effect within a second everywhere. New scopes must be held by the caller and by the key's holder; an API key gives no key a later expiry or a higher or absent limit than its own (MISSING_PERMISSION). A revoked key stays revoked: INVALID_TRANSITION, nothing changed.
     Update {
         method: "apiKeys.update",
         kind: Mutation,
@@ -163,14 +176,16 @@ procedure! {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct RotateApiKeyParams {
     pub id: Uuid,
-    /// How long the old secret keeps working (default 0, at most 7 days).
+    /// How long the old secret keeps working (default 0, at most 7 days). Must
+    /// be 0 when the caller does not hold the key: the old holder's secret
+    /// stops at once.
     #[serde(default)]
     #[ts(optional)]
     pub grace_period_secs: Option<u32>,
 }
 
 procedure! {
-    /// A new secret for a key; the old one works until the grace period ends.
+    /// A new secret for a key; the old one works until the grace period ends. Whoever receives the new secret holds the key from then on (`createdBy` becomes the caller, for an API key its holder; audited): the caller must hold every scope of the key (else MISSING_PERMISSION with `data.required`), and an API key may rotate only keys that expire no later and are limited no higher than itself. A revoked key: INVALID_TRANSITION.
     Rotate {
         method: "apiKeys.rotate",
         kind: Mutation,
@@ -183,7 +198,7 @@ procedure! {
 }
 
 procedure! {
-    /// Revokes a key; refused on every replica within a second.
+    /// Revokes a key; refused on every replica within a second. A revoked key stays revoked: no later update or rotation brings it back.
     Revoke {
         method: "apiKeys.revoke",
         kind: Mutation,

@@ -145,6 +145,9 @@ define_reasons! {
     AccountDisabled = "ACCOUNT_DISABLED" => Forbidden, "the account is disabled";
     AdminRequired = "ADMIN_REQUIRED" => Forbidden, "this method is for system administrators";
     InvitationMismatch = "INVITATION_MISMATCH" => Forbidden, "the invitation is for another e-mail address";
+    /// The invitation was revoked, or the member who sent it may no longer
+    /// grant its role (left, disabled, or now below it): ask for a new one.
+    InvitationRevoked = "INVITATION_REVOKED" => PreconditionFailed, "the invitation is no longer valid: it was revoked, or its sender may no longer grant its role";
     NotFound = "NOT_FOUND" => NotFound, "not found";
     VersionConflict = "VERSION_CONFLICT" => Conflict, "the record was changed by someone else";
     AlreadyExists = "ALREADY_EXISTS" => Conflict, "it already exists";

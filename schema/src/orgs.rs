@@ -153,7 +153,7 @@ reasons! {
 }
 
 procedure! {
-    /// E-mails an invitation (single use, 7 days) to join with a role no higher than the inviter's.
+    /// E-mails an invitation (single use, 7 days) to join with a role no higher than the inviter's (for an API key: its holder's). Limited per inviter (default 20 an hour; an API key counts for its holder), per organization (100 a day) and per recipient address (3 a day from all organizations); over a limit, `RATE_LIMITED` with `retryAfterMs` and `limit`.
     Invite {
         method: "orgs.invite",
         kind: Mutation,
@@ -173,12 +173,15 @@ pub struct AcceptInviteParams {
 }
 
 reasons! {
-    /// Why `orgs.acceptInvite` can refuse.
-    pub enum AcceptInviteReason { TokenInvalid, TokenExpired, TokenUsed, InvitationMismatch, AlreadyExists }
+    /// Why `orgs.acceptInvite` can refuse. `INVITATION_REVOKED`: the
+    /// invitation was revoked (`orgs.revokeInvite`), or the member who sent
+    /// it may no longer grant its role (no longer a member, disabled, without
+    /// `org:manage`, or now ranked below the role).
+    pub enum AcceptInviteReason { TokenInvalid, TokenExpired, TokenUsed, InvitationMismatch, InvitationRevoked, AlreadyExists }
 }
 
 procedure! {
-    /// Joins the organization of an invitation sent to the caller's own address.
+    /// Joins the organization of an invitation sent to the caller's own address. The invitation must still be pending, and the member who sent it must still be one who may grant its role (`org:manage`, and a role at least as high); otherwise `INVITATION_REVOKED`.
     AcceptInvite {
         method: "orgs.acceptInvite",
         kind: Mutation,
@@ -232,5 +235,70 @@ procedure! {
         output: Empty,
         org: |p| OrgRef::Org(p.org_id),
         reasons: MemberChangeReason,
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, TS, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ListInvitesParams {
+    pub org_id: Uuid,
+    #[serde(default)]
+    #[ts(optional)]
+    pub cursor: Option<Cursor>,
+    #[serde(default)]
+    #[ts(optional)]
+    pub limit: Option<PageLimit>,
+}
+
+/// An invitation not yet accepted, revoked or expired.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PendingInvitation {
+    pub id: Uuid,
+    /// The invited address, normalized (lower case).
+    pub email: String,
+    pub role: OrgRole,
+    /// The member who sent it (for an API key: its holder).
+    pub invited_by: Uuid,
+    pub created_at: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+}
+
+procedure! {
+    /// The organization's pending invitations (not accepted, revoked or expired), oldest first.
+    ListInvites {
+        method: "orgs.listInvites",
+        kind: Query,
+        access: Access::Org(Permission::OrgManage),
+        params: ListInvitesParams,
+        output: Page<PendingInvitation>,
+        org: |p| OrgRef::Org(p.org_id),
+        reasons: NoReason,
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, TS, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RevokeInviteParams {
+    pub org_id: Uuid,
+    pub invitation_id: Uuid,
+}
+
+reasons! {
+    /// Why `orgs.revokeInvite` can refuse: no such invitation in the
+    /// organization (`NOT_FOUND`), or it was accepted already (`INVALID_TRANSITION`).
+    pub enum RevokeInviteReason { NotFound, InvalidTransition }
+}
+
+procedure! {
+    /// Revokes an invitation: its token stops working at once (`INVITATION_REVOKED`). Revoking a revoked or expired invitation changes nothing and succeeds; an accepted one is `INVALID_TRANSITION`.
+    RevokeInvite {
+        method: "orgs.revokeInvite",
+        kind: Mutation,
+        access: Access::Org(Permission::OrgManage),
+        params: RevokeInviteParams,
+        output: Empty,
+        org: |p| OrgRef::Org(p.org_id),
+        reasons: RevokeInviteReason,
     }
 }

@@ -201,6 +201,8 @@ macro_rules! all_procedures {
             $crate::orgs::AcceptInvite,
             $crate::orgs::UpdateMemberRole,
             $crate::orgs::RemoveMember,
+            $crate::orgs::ListInvites,
+            $crate::orgs::RevokeInvite,
             $crate::api_keys::Create,
             $crate::api_keys::List,
             $crate::api_keys::Get,

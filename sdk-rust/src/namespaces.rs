@@ -158,6 +158,8 @@ namespaces! {
         accept_invite(params) => orgs::AcceptInvite;
         update_member_role(params) => orgs::UpdateMemberRole;
         remove_member(params) => orgs::RemoveMember;
+        list_invites(params) => orgs::ListInvites;
+        revoke_invite(params) => orgs::RevokeInvite;
     }
     /// `apiKeys.*`: an organization's API keys.
     api_keys => ApiKeys {

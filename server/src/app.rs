@@ -64,6 +64,8 @@ impl Application {
             hasher,
             keys: Default::default(),
             key_limiter: Default::default(),
+            unknown_keys: Default::default(),
+            invites: Default::default(),
             usage: Default::default(),
             throttle: AuthThrottle::new(&config),
             policy: PasswordPolicy::new(&config),

@@ -209,6 +209,25 @@ pub struct Config {
     /// Days audit events are kept (0: forever).
     #[arg(long, env = "TRELLIS_AUDIT_RETENTION_DAYS", default_value_t = 365)]
     pub audit_retention_days: u32,
+    /// Well-formed API keys that match no key, allowed per client IP per
+    /// minute; over it, keys not recently seen answer RATE_LIMITED without a
+    /// database lookup. 0: no limit.
+    #[arg(long, env = "TRELLIS_API_KEY_FAILURES_PER_IP", default_value_t = 60)]
+    pub api_key_failures_per_ip: u32,
+
+    /// Invitations one member may send per hour (across organizations; a
+    /// key's invitations count for its holder). 0: no limit.
+    #[arg(long, env = "TRELLIS_INVITE_RATE_PER_INVITER", default_value_t = 20)]
+    pub invite_rate_per_inviter: u32,
+
+    /// Invitations one organization may send per day. 0: no limit.
+    #[arg(long, env = "TRELLIS_INVITE_RATE_PER_ORG", default_value_t = 100)]
+    pub invite_rate_per_org: u32,
+
+    /// Invitations one address may receive per day, from all organizations
+    /// together. 0: no limit.
+    #[arg(long, env = "TRELLIS_INVITE_RATE_PER_RECIPIENT", default_value_t = 3)]
+    pub invite_rate_per_recipient: u32,
 }
 
 impl Config {
@@ -246,6 +265,10 @@ impl Config {
         c.auth_rate_per_ip = 100_000;
         c.auth_rate_per_account = 10_000;
         c.mail_rate_per_account = 10_000;
+        c.api_key_failures_per_ip = 10_000;
+        c.invite_rate_per_inviter = 10_000;
+        c.invite_rate_per_org = 10_000;
+        c.invite_rate_per_recipient = 10_000;
         c
     }
 

@@ -27,6 +27,10 @@ pub(crate) struct State {
     pub keys: KeyCache,
     /// Each API key's own calls-per-minute limit.
     pub key_limiter: KeyLimiter,
+    /// Lookups of unknown API keys, per client IP.
+    pub unknown_keys: KeyLimiter<std::net::IpAddr>,
+    /// Invitations per inviter, organization and recipient.
+    pub invites: crate::orgs::limits::InviteLimits,
     /// API key usage, counted here and written in batches.
     pub usage: Arc<UsageRecorder>,
     pub throttle: AuthThrottle,

@@ -7,9 +7,12 @@ export type AcceptInviteParams = {
 token: Token, };
 
 /**
- * Why `orgs.acceptInvite` can refuse.
+ * Why `orgs.acceptInvite` can refuse. `INVITATION_REVOKED`: the
+ * invitation was revoked (`orgs.revokeInvite`), or the member who sent
+ * it may no longer grant its role (no longer a member, disabled, without
+ * `org:manage`, or now ranked below the role).
  */
-export type AcceptInviteReason = "TOKEN_INVALID" | "TOKEN_EXPIRED" | "TOKEN_USED" | "INVITATION_MISMATCH" | "ALREADY_EXISTS";
+export type AcceptInviteReason = "TOKEN_INVALID" | "TOKEN_EXPIRED" | "TOKEN_USED" | "INVITATION_MISMATCH" | "INVITATION_REVOKED" | "ALREADY_EXISTS";
 
 export type Actor = { kind: ActorKind,
 /**
@@ -38,7 +41,9 @@ export type ApiKey = { id: string, orgId: string, name: string,
  */
 prefix: string, scopes: Array<Permission>,
 /**
- * The member who made it; the key never does more than they may.
+ * The key's holder: the member who made it, or who last rotated it
+ * (whoever received its current secret). The key acts for them and never
+ * does more than they may do now, in scopes and in rank.
  */
 createdBy: string, createdAt: string, lastUsedAt: string | null, expiresAt: string | null, revokedAt: string | null,
 /**
@@ -99,7 +104,23 @@ export type ConfirmTotpResult = {
  */
 recoveryCodes: Array<string>, };
 
-export type CreateApiKeyParams = { orgId: string, name: DisplayName, scopes: Array<Permission>, expiresAt?: string, rateLimitPerMinute?: number, };
+export type CreateApiKeyParams = { orgId: string, name: DisplayName,
+/**
+ * Only permissions the caller holds (an API key: in its own scopes and
+ * its holder's role).
+ */
+scopes: Array<Permission>,
+/**
+ * None: the key does not expire. Made by an API key that expires, it is
+ * required and no later than that key's own expiry.
+ */
+expiresAt?: string,
+/**
+ * Calls a minute, 1 to 1,000,000; 0 or none: no limit of its own. Made by
+ * an API key that has a limit, it is required and no higher than that
+ * key's own.
+ */
+rateLimitPerMinute?: number, };
 
 /**
  * Why `apiKeys.create` can refuse.
@@ -208,6 +229,8 @@ actorId?: string,
  * Only this action (e.g. `apiKeys.revoke`).
  */
 action?: SearchQuery, from?: string, to?: string, cursor?: Cursor, limit?: PageLimit, };
+
+export type ListInvitesParams = { orgId: string, cursor?: Cursor, limit?: PageLimit, };
 
 export type ListMembersParams = { orgId: string, cursor?: Cursor, limit?: PageLimit, };
 
@@ -333,12 +356,25 @@ export type PageParams = { cursor?: Cursor, limit?: PageLimit, };
 export type Password = string;
 
 /**
+ * An invitation not yet accepted, revoked or expired.
+ */
+export type PendingInvitation = { id: string,
+/**
+ * The invited address, normalized (lower case).
+ */
+email: string, role: OrgRole,
+/**
+ * The member who sent it (for an API key: its holder).
+ */
+invitedBy: string, createdAt: string, expiresAt: string, };
+
+/**
  * An organization permission, also used as an API key scope.
  */
 export type Permission = "org:read" | "org:manage" | "org:delete" | "apiKeys:read" | "apiKeys:manage" | "audit:read" | "performance:read" | "notifications:read" | "notifications:manage" | "trades:read" | "trades:write" | "trades:approve";
 
 /** Every precise cause of an error, as sent in `data.reason`. */
-export type Reason = "PARSE_ERROR" | "INVALID_REQUEST" | "BATCH_TOO_LARGE" | "BODY_TOO_LARGE" | "NESTING_TOO_DEEP" | "METHOD_NOT_FOUND" | "VALIDATION" | "INTERNAL" | "CREDENTIALS_MISSING" | "INVALID_CREDENTIALS" | "TOKEN_EXPIRED" | "TOKEN_INVALID" | "TOKEN_REUSED" | "API_KEY_INVALID" | "API_KEY_EXPIRED" | "API_KEY_REVOKED" | "MFA_REQUIRED" | "EMAIL_NOT_VERIFIED" | "PASSWORD_EXPIRED" | "MISSING_PERMISSION" | "MISSING_SCOPE" | "NOT_A_MEMBER" | "ACCOUNT_DISABLED" | "ADMIN_REQUIRED" | "INVITATION_MISMATCH" | "NOT_FOUND" | "VERSION_CONFLICT" | "ALREADY_EXISTS" | "INVALID_TRANSITION" | "PASSWORD_POLICY" | "PASSWORD_REUSED" | "OTP_INVALID" | "OTP_EXHAUSTED" | "TOKEN_USED" | "ACCOUNT_LOCKED" | "RATE_LIMITED" | "DATABASE_UNAVAILABLE" | "CACHE_UNAVAILABLE" | "SHUTTING_DOWN";
+export type Reason = "PARSE_ERROR" | "INVALID_REQUEST" | "BATCH_TOO_LARGE" | "BODY_TOO_LARGE" | "NESTING_TOO_DEEP" | "METHOD_NOT_FOUND" | "VALIDATION" | "INTERNAL" | "CREDENTIALS_MISSING" | "INVALID_CREDENTIALS" | "TOKEN_EXPIRED" | "TOKEN_INVALID" | "TOKEN_REUSED" | "API_KEY_INVALID" | "API_KEY_EXPIRED" | "API_KEY_REVOKED" | "MFA_REQUIRED" | "EMAIL_NOT_VERIFIED" | "PASSWORD_EXPIRED" | "MISSING_PERMISSION" | "MISSING_SCOPE" | "NOT_A_MEMBER" | "ACCOUNT_DISABLED" | "ADMIN_REQUIRED" | "INVITATION_MISMATCH" | "INVITATION_REVOKED" | "NOT_FOUND" | "VERSION_CONFLICT" | "ALREADY_EXISTS" | "INVALID_TRANSITION" | "PASSWORD_POLICY" | "PASSWORD_REUSED" | "OTP_INVALID" | "OTP_EXHAUSTED" | "TOKEN_USED" | "ACCOUNT_LOCKED" | "RATE_LIMITED" | "DATABASE_UNAVAILABLE" | "CACHE_UNAVAILABLE" | "SHUTTING_DOWN";
 
 export type RefreshParams = { refreshToken: Token, };
 
@@ -369,6 +405,14 @@ token: Token, newPassword: NewPassword, };
  */
 export type ResetPasswordReason = "TOKEN_INVALID" | "TOKEN_EXPIRED" | "TOKEN_USED" | "PASSWORD_POLICY" | "PASSWORD_REUSED";
 
+export type RevokeInviteParams = { orgId: string, invitationId: string, };
+
+/**
+ * Why `orgs.revokeInvite` can refuse: no such invitation in the
+ * organization (`NOT_FOUND`), or it was accepted already (`INVALID_TRANSITION`).
+ */
+export type RevokeInviteReason = "NOT_FOUND" | "INVALID_TRANSITION";
+
 export type RevokeParams = { sessionId: string, };
 
 /**
@@ -378,7 +422,9 @@ export type RevokeReason = "NOT_FOUND";
 
 export type RotateApiKeyParams = { id: string,
 /**
- * How long the old secret keeps working (default 0, at most 7 days).
+ * How long the old secret keeps working (default 0, at most 7 days). Must
+ * be 0 when the caller does not hold the key: the old holder's secret
+ * stops at once.
  */
 gracePeriodSecs?: number, };
 
@@ -444,13 +490,20 @@ export type UnlockUserParams = { userId: string, };
  */
 export type UnlockUserReason = "NOT_FOUND";
 
-export type UpdateApiKeyParams = { id: string, name?: DisplayName, scopes?: Array<Permission>,
+export type UpdateApiKeyParams = { id: string, name?: DisplayName,
 /**
- * A new expiry (a key's expiry can be moved, not removed).
+ * The new scopes: each must be held by the caller and by the key's
+ * holder (their role now).
+ */
+scopes?: Array<Permission>,
+/**
+ * A new expiry (a key's expiry can be moved, not removed). By an API key
+ * that expires: no later than its own.
  */
 expiresAt?: string,
 /**
- * A new limit; 0 removes the key's own limit.
+ * A new limit; 0 removes the key's own limit. By an API key that has a
+ * limit: 1 to its own limit.
  */
 rateLimitPerMinute?: number, };
 

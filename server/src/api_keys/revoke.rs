@@ -10,17 +10,14 @@ use crate::rpc::registry::Handler;
 
 impl Handler for Revoke {
     /// Refused at once here; other replicas drop their cached copy within a
-    /// second. Revoking a revoked key changes nothing.
+    /// second. Revoking a revoked key changes nothing (and is not audited again).
     async fn handle(ctx: Ctx, p: KeyParams) -> Result<ApiKey, HandlerError<NoReason>> {
         let access = ctx.org()?;
         let id = p.id.to_string();
-        let mut row =
-            store::find(&ctx.state.db, &id).await?.ok_or_else(|| anyhow::anyhow!("a checked key has no row"))?;
-        if row.revoked_at.is_none() {
-            row.revoked_at = Some(now());
-            let event = Event::new(&ctx.meta, "apiKeys.revoke").in_org(access).target(format!("apiKey:{id}")).row();
-            store::save(&ctx.state.db, &row, &event).await?;
-        }
+        let event = Event::new(&ctx.meta, "apiKeys.revoke").in_org(access).target(format!("apiKey:{id}")).row();
+        let (row, _) = store::revoke(&ctx.state.db, &id, now(), &event)
+            .await?
+            .ok_or_else(|| anyhow::anyhow!("a checked key has no row"))?;
         ctx.state.keys.invalidate(p.id);
         Ok(row.to_api())
     }

@@ -9,7 +9,7 @@ use trellis_schema::access::{OrgRole, Permission};
 
 use super::cache::VerifiedKey;
 use crate::db::models::{ApiKeyRow, AuditEventRow, now, parse_id};
-use crate::db::schema::{api_key_secrets, api_key_usage, api_keys, audit_events, users};
+use crate::db::schema::{api_key_secrets, api_key_usage, api_keys, audit_events, org_members, users};
 use crate::db::{Db, DbError, db_read, db_run};
 
 pub(crate) fn scopes_text(scopes: &[Permission]) -> String {
@@ -23,43 +23,43 @@ pub(crate) fn parse_scopes(text: &str) -> Vec<Permission> {
     text.split(',').filter_map(|s| Permission::ALL.iter().copied().find(|p| p.as_str() == s)).collect()
 }
 
-/// The key a secret belongs to, with its creator's standing now.
+/// The key a secret belongs to, with its holder's standing now (their role
+/// in the key's organization and whether their account is disabled), in one
+/// query.
 pub(crate) async fn lookup_secret(db: &Db, secret_hash: &str) -> Result<Option<Arc<VerifiedKey>>, DbError> {
-    let found: Option<(ApiKeyRow, Option<NaiveDateTime>)> = db_read!(db, |conn| api_key_secrets::table
+    type Found = (ApiKeyRow, Option<NaiveDateTime>, Option<String>, Option<bool>);
+    let found: Option<Found> = db_read!(db, |conn| api_key_secrets::table
         .inner_join(api_keys::table)
+        .left_join(
+            org_members::table
+                .on(org_members::org_id.eq(api_keys::org_id).and(org_members::user_id.eq(api_keys::created_by))),
+        )
+        .left_join(users::table.on(users::id.eq(api_keys::created_by)))
         .filter(api_key_secrets::secret_hash.eq(secret_hash))
-        .select((ApiKeyRow::as_select(), api_key_secrets::expires_at))
+        .select((
+            ApiKeyRow::as_select(),
+            api_key_secrets::expires_at,
+            org_members::role.nullable(),
+            users::disabled.nullable(),
+        ))
         .first(conn)
         .await
         .optional()
         .map_err(DbError::from)?);
-    let Some((row, secret_expires_at)) = found else { return Ok(None) };
-    let (creator_role, creator_disabled) = creator_standing(db, &row.org_id, &row.created_by).await?;
+    let Some((row, secret_expires_at, role, disabled)) = found else { return Ok(None) };
     Ok(Some(Arc::new(VerifiedKey {
         id: parse_id(&row.id),
         org_id: parse_id(&row.org_id),
         scopes: parse_scopes(&row.scopes),
         created_by: parse_id(&row.created_by),
-        creator_role,
-        creator_disabled,
+        creator_role: role.as_deref().and_then(OrgRole::parse),
+        creator_disabled: disabled.unwrap_or(true),
         expires_at: row.expires_at,
         revoked_at: row.revoked_at,
         secret_expires_at,
         rate_limit_per_minute: row.rate_limit_per_minute.and_then(|n| u32::try_from(n).ok()).filter(|n| *n > 0),
         row,
     })))
-}
-
-async fn creator_standing(db: &Db, org_id: &str, user_id: &str) -> Result<(Option<OrgRole>, bool), DbError> {
-    let role = crate::orgs::store::role_of(db, org_id, user_id).await?;
-    let disabled: Option<bool> = db_read!(db, |conn| users::table
-        .find(user_id)
-        .select(users::disabled)
-        .first(conn)
-        .await
-        .optional()
-        .map_err(DbError::from)?);
-    Ok((role, disabled.unwrap_or(true)))
 }
 
 pub(crate) async fn find(db: &Db, id: &str) -> Result<Option<ApiKeyRow>, DbError> {
@@ -125,38 +125,107 @@ pub(crate) async fn list(
     })
 }
 
-/// A changed key (all fields as they will be), saved with its event.
-pub(crate) async fn save(db: &Db, row: &ApiKeyRow, event: &AuditEventRow) -> Result<(), DbError> {
+/// The columns an update changes; `None` leaves a column as it is.
+#[derive(Debug, Default)]
+pub(crate) struct KeyChanges {
+    pub name: Option<String>,
+    pub scopes: Option<String>,
+    pub expires_at: Option<NaiveDateTime>,
+    /// `Some(None)` removes the key's own limit.
+    pub rate_limit_per_minute: Option<Option<i32>>,
+}
+
+impl KeyChanges {
+    pub(crate) fn is_empty(&self) -> bool {
+        self.name.is_none()
+            && self.scopes.is_none()
+            && self.expires_at.is_none()
+            && self.rate_limit_per_minute.is_none()
+    }
+}
+
+/// Writes only the changed columns of a key that is not revoked, with its
+/// event. `None`: the key is revoked (or gone), and nothing was written.
+pub(crate) async fn update(
+    db: &Db,
+    key_id: &str,
+    changes: &KeyChanges,
+    event: &AuditEventRow,
+) -> Result<Option<ApiKeyRow>, DbError> {
+    let set = (
+        changes.name.as_ref().map(|v| api_keys::name.eq(v.clone())),
+        changes.scopes.as_ref().map(|v| api_keys::scopes.eq(v.clone())),
+        changes.expires_at.map(|v| api_keys::expires_at.eq(Some(v))),
+        changes.rate_limit_per_minute.map(|v| api_keys::rate_limit_per_minute.eq(v)),
+    );
     db_run!(db, |conn| conn
         .transaction(async |conn| {
-            diesel::update(api_keys::table.find(&row.id))
-                .set((
-                    api_keys::name.eq(&row.name),
-                    api_keys::scopes.eq(&row.scopes),
-                    api_keys::expires_at.eq(row.expires_at),
-                    api_keys::revoked_at.eq(row.revoked_at),
-                    api_keys::rate_limit_per_minute.eq(row.rate_limit_per_minute),
-                ))
-                .execute(conn)
-                .await?;
-            diesel::insert_into(audit_events::table).values(event).execute(conn).await?;
-            Ok::<_, DbError>(())
+            let row =
+                diesel::update(api_keys::table.filter(api_keys::id.eq(key_id)).filter(api_keys::revoked_at.is_null()))
+                    .set(set.clone())
+                    .returning(ApiKeyRow::as_returning())
+                    .get_result(conn)
+                    .await
+                    .optional()?;
+            if row.is_some() {
+                diesel::insert_into(audit_events::table).values(event).execute(conn).await?;
+            }
+            Ok::<_, DbError>(row)
         })
         .await)
 }
 
-/// Adds `new_hash` as the key's secret; its other secrets end at
-/// `old_until` (now, or the end of the grace period).
+/// Revokes a key that is not revoked yet, with its event. Returns the key
+/// as it is afterwards and whether this call revoked it.
+pub(crate) async fn revoke(
+    db: &Db,
+    key_id: &str,
+    at: NaiveDateTime,
+    event: &AuditEventRow,
+) -> Result<Option<(ApiKeyRow, bool)>, DbError> {
+    db_run!(db, |conn| conn
+        .transaction(async |conn| {
+            let n =
+                diesel::update(api_keys::table.filter(api_keys::id.eq(key_id)).filter(api_keys::revoked_at.is_null()))
+                    .set(api_keys::revoked_at.eq(Some(at)))
+                    .execute(conn)
+                    .await?;
+            if n > 0 {
+                diesel::insert_into(audit_events::table).values(event).execute(conn).await?;
+            }
+            let row = api_keys::table.find(key_id).select(ApiKeyRow::as_select()).first(conn).await.optional()?;
+            Ok::<_, DbError>(row.map(|r| (r, n > 0)))
+        })
+        .await)
+}
+
+/// Gives a key that is not revoked a new secret (`new_hash`, shown as
+/// `new_prefix`) held by `holder`; its other secrets end at `old_until`
+/// (now, or the end of the grace period). `None`: the key is revoked (or
+/// gone), and nothing was written.
+#[allow(clippy::too_many_arguments)]
 pub(crate) async fn rotate(
     db: &Db,
     key_id: &str,
     new_hash: &str,
+    new_prefix: &str,
+    holder: &str,
     old_until: NaiveDateTime,
     event: &AuditEventRow,
-) -> Result<(), DbError> {
+) -> Result<Option<ApiKeyRow>, DbError> {
     let t = now();
     db_run!(db, |conn| conn
         .transaction(async |conn| {
+            let row =
+                diesel::update(api_keys::table.filter(api_keys::id.eq(key_id)).filter(api_keys::revoked_at.is_null()))
+                    .set((api_keys::prefix.eq(new_prefix), api_keys::created_by.eq(holder)))
+                    .returning(ApiKeyRow::as_returning())
+                    .get_result(conn)
+                    .await
+                    .optional()?;
+            if row.is_none() {
+                return Ok::<_, DbError>(None);
+            }
             diesel::update(
                 api_key_secrets::table
                     .filter(api_key_secrets::key_id.eq(key_id))
@@ -174,7 +243,7 @@ pub(crate) async fn rotate(
                 .execute(conn)
                 .await?;
             diesel::insert_into(audit_events::table).values(event).execute(conn).await?;
-            Ok::<_, DbError>(())
+            Ok(row)
         })
         .await)
 }

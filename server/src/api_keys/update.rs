@@ -1,57 +1,76 @@
+use chrono::Timelike;
 use trellis_schema::api_keys::{ApiKey, ChangeApiKeyReason, Update, UpdateApiKeyParams};
 
-use super::create::{check_scopes, invalid, rate_limit};
-use super::store;
+use super::create::{check_holder_scopes, check_scopes, check_within_acting_key, invalid, rate_limit};
+use super::store::{self, KeyChanges};
 use crate::audit::Event;
 use crate::db::models::now;
 use crate::rpc::context::Ctx;
 use crate::rpc::error::HandlerError;
 use crate::rpc::registry::Handler;
 
+fn revoked() -> HandlerError<ChangeApiKeyReason> {
+    HandlerError::Reason {
+        reason: ChangeApiKeyReason::InvalidTransition,
+        message: Some("a revoked key cannot change".into()),
+        data: serde_json::Map::new(),
+    }
+}
+
 impl Handler for Update {
+    /// Writes only the fields given, and only while the key is not revoked:
+    /// an update never undoes a revocation.
     async fn handle(ctx: Ctx, p: UpdateApiKeyParams) -> Result<ApiKey, HandlerError<ChangeApiKeyReason>> {
         let access = ctx.org()?;
         let id = p.id.to_string();
-        let mut row =
-            store::find(&ctx.state.db, &id).await?.ok_or_else(|| anyhow::anyhow!("a checked key has no row"))?;
+        let row = store::find(&ctx.state.db, &id).await?.ok_or_else(|| anyhow::anyhow!("a checked key has no row"))?;
         if row.revoked_at.is_some() {
-            return Err(HandlerError::Reason {
-                reason: ChangeApiKeyReason::InvalidTransition,
-                message: Some("a revoked key cannot change".into()),
-                data: serde_json::Map::new(),
-            });
+            return Err(revoked());
         }
+        let mut changes = KeyChanges::default();
         let mut changed = Vec::new();
         if let Some(name) = p.name {
-            row.name = name.as_str().to_owned();
+            changes.name = Some(name.as_str().to_owned());
             changed.push("name");
         }
         if let Some(scopes) = p.scopes {
             if scopes.is_empty() {
                 return Err(HandlerError::Common(invalid("scopes", "must name at least one scope")));
             }
-            check_scopes(access, &scopes, ChangeApiKeyReason::MissingPermission)?;
-            row.scopes = store::scopes_text(&scopes);
+            check_scopes(access, &scopes, ChangeApiKeyReason::MissingPermission, "a key cannot be given this scope")?;
+            let holder_role = crate::orgs::store::role_of(&ctx.state.db, &row.org_id, &row.created_by).await?;
+            check_holder_scopes(holder_role, &scopes, ChangeApiKeyReason::MissingPermission)?;
+            changes.scopes = Some(store::scopes_text(&scopes));
             changed.push("scopes");
         }
         if let Some(e) = p.expires_at {
             if e.naive_utc() <= now() {
                 return Err(HandlerError::Common(invalid("expiresAt", "must be in the future")));
             }
-            row.expires_at = Some(e.naive_utc());
+            let e = e.naive_utc();
+            changes.expires_at = Some(e.with_nanosecond(e.nanosecond() / 1000 * 1000).unwrap_or(e));
             changed.push("expiresAt");
         }
         if p.rate_limit_per_minute.is_some() {
-            row.rate_limit_per_minute = rate_limit(p.rate_limit_per_minute).map_err(HandlerError::Common)?;
+            changes.rate_limit_per_minute = Some(rate_limit(p.rate_limit_per_minute).map_err(HandlerError::Common)?);
             changed.push("rateLimitPerMinute");
+        }
+        check_within_acting_key(
+            access,
+            changes.expires_at.map(Some),
+            changes.rate_limit_per_minute,
+            ChangeApiKeyReason::MissingPermission,
+        )?;
+        if changes.is_empty() {
+            return Ok(row.to_api());
         }
         let event = Event::new(&ctx.meta, "apiKeys.update")
             .in_org(access)
             .target(format!("apiKey:{id}"))
             .detail(changed.join(","))
             .row();
-        store::save(&ctx.state.db, &row, &event).await?;
+        let updated = store::update(&ctx.state.db, &id, &changes, &event).await?.ok_or_else(revoked)?;
         ctx.state.keys.invalidate(p.id);
-        Ok(row.to_api())
+        Ok(updated.to_api())
     }
 }

@@ -112,10 +112,15 @@ impl UsageRecorder {
                         .await?;
                 }
                 for (key, t) in &used {
-                    diesel::update(api_keys::table.find(key))
-                        .set(api_keys::last_used_at.eq(Some(*t)))
-                        .execute(conn)
-                        .await?;
+                    // Never backwards (another replica may have written a later use).
+                    diesel::update(
+                        api_keys::table
+                            .find(key)
+                            .filter(api_keys::last_used_at.is_null().or(api_keys::last_used_at.lt(Some(*t)))),
+                    )
+                    .set(api_keys::last_used_at.eq(Some(*t)))
+                    .execute(conn)
+                    .await?;
                 }
                 Ok::<_, DbError>(rows.len())
             })

@@ -23,7 +23,7 @@ impl Handler for Verify {
         if !secret::well_formed(key) {
             return Ok(not(Reason::ApiKeyInvalid));
         }
-        let found = match verify_key(&ctx.state, &ctx.state.codes.hash("api key", "", key)).await {
+        let found = match verify_key(&ctx.state, &ctx.state.codes.hash("api key", "", key), None).await {
             Ok(k) if k.org_id == org => k,
             Ok(_) => return Ok(not(Reason::ApiKeyInvalid)),
             // A dependency down or a fault is an error, not an answer about the key.

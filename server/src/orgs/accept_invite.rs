@@ -11,7 +11,8 @@ use crate::rpc::registry::Handler;
 
 impl Handler for AcceptInvite {
     /// Only the invited address may accept: the signed-in user's e-mail must
-    /// be the one the invitation was sent to.
+    /// be the one the invitation was sent to. The invitation must be pending
+    /// and its sender still a member who may grant its role.
     async fn handle(ctx: Ctx, p: AcceptInviteParams) -> Result<Membership, HandlerError<AcceptInviteReason>> {
         ctx.state.throttle.ip(ctx.ip_addr()).map_err(HandlerError::Common)?;
         let hash = ctx.state.codes.hash("invitation", "", p.token.expose());
@@ -20,6 +21,9 @@ impl Handler for AcceptInvite {
         };
         if inv.accepted_at.is_some() {
             return Err(HandlerError::reason(AcceptInviteReason::TokenUsed));
+        }
+        if inv.revoked_at.is_some() {
+            return Err(HandlerError::reason(AcceptInviteReason::InvitationRevoked));
         }
         if inv.expires_at <= now() {
             return Err(HandlerError::reason(AcceptInviteReason::TokenExpired));
@@ -47,9 +51,25 @@ impl Handler for AcceptInvite {
             .target(format!("invitation:{}", inv.id))
             .detail(format!("joined as {}", inv.role))
             .row();
-        match store::accept(&ctx.state.db, &inv.id, &member, &event).await? {
+        match store::accept(&ctx.state.db, &inv, role, &member, &event).await? {
             Accepted::Joined => Ok(Membership { org: org.to_api(), role }),
             Accepted::Used => Err(HandlerError::reason(AcceptInviteReason::TokenUsed)),
+            Accepted::Expired => Err(HandlerError::reason(AcceptInviteReason::TokenExpired)),
+            Accepted::Revoked => Err(HandlerError::reason(AcceptInviteReason::InvitationRevoked)),
+            Accepted::InviterMayNot => {
+                let event = Event::new(&ctx.meta, "orgs.acceptInvite")
+                    .by_user(&user.id)
+                    .org(&inv.org_id)
+                    .target(format!("invitation:{}", inv.id))
+                    .failed("INVITATION_REVOKED")
+                    .row();
+                crate::audit::store::record(&ctx.state.db, event).await?;
+                Err(HandlerError::Reason {
+                    reason: AcceptInviteReason::InvitationRevoked,
+                    message: Some("the member who sent this invitation may no longer grant its role".into()),
+                    data: serde_json::Map::new(),
+                })
+            }
             Accepted::AlreadyMember => Err(HandlerError::reason(AcceptInviteReason::AlreadyExists)),
         }
     }

@@ -14,7 +14,8 @@ use crate::rpc::registry::Handler;
 pub(super) const INVITATION_DAYS: i64 = 7;
 
 impl Handler for Invite {
-    /// Nobody invites with a role above their own.
+    /// Nobody invites with a role above their own (a key: its holder's);
+    /// limited per inviter, organization and recipient address.
     async fn handle(ctx: Ctx, p: InviteParams) -> Result<Invitation, HandlerError<InviteReason>> {
         let access = ctx.org()?;
         if p.role.rank() > access.role.rank() {
@@ -35,6 +36,10 @@ impl Handler for Invite {
                 data: serde_json::Map::new(),
             });
         }
+        ctx.state
+            .invites
+            .take(&ctx.state.config, access.user_id(), access.org_id, &key)
+            .map_err(HandlerError::Common)?;
         let org = store::find(&ctx.state.db, &org_id)
             .await?
             .ok_or_else(|| anyhow::anyhow!("a checked organization has no row"))?;
@@ -53,6 +58,7 @@ impl Handler for Invite {
             created_at: t,
             expires_at: t + Duration::days(INVITATION_DAYS),
             accepted_at: None,
+            revoked_at: None,
         };
         let mail = signin::mail_row(
             &ctx,

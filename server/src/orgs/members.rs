@@ -1,5 +1,7 @@
 //! `orgs.updateMemberRole` and `orgs.removeMember`: nobody changes a member
-//! above them or grants a role above their own, and the last owner stays.
+//! above them or grants a role above their own (for an API key: its
+//! holder's role), and the last owner stays. The roles compared are read in
+//! the change's transaction.
 
 use trellis_schema::access::OrgRole;
 use trellis_schema::health::Empty;
@@ -22,32 +24,12 @@ async fn change(ctx: &Ctx, user_id: Uuid, role: Option<OrgRole>) -> Result<Empty
     let access = ctx.org()?;
     let org = access.org_id.to_string();
     let target = user_id.to_string();
-    let current = store::role_of(&ctx.state.db, &org, &target)
-        .await?
-        .ok_or_else(|| HandlerError::reason(MemberChangeReason::NotFound))?;
-    let leaving = role.is_none() && user_id == access.user_id();
-    if !leaving && current.rank() > access.role.rank() {
-        return Err(refuse(
-            MemberChangeReason::MissingPermission,
-            format!("a {} cannot change a {}", access.role.as_str(), current.as_str()),
-        ));
-    }
-    if let Some(r) = role
-        && r.rank() > access.role.rank()
-    {
-        return Err(refuse(
-            MemberChangeReason::MissingPermission,
-            format!("a {} cannot grant the role {}", access.role.as_str(), r.as_str()),
-        ));
-    }
-    let (action, detail) = match role {
-        Some(r) => ("orgs.updateMemberRole", format!("{} -> {}", current.as_str(), r.as_str())),
-        None => ("orgs.removeMember", format!("was {}", current.as_str())),
-    };
-    let event = Event::new(&ctx.meta, action).in_org(access).target(format!("user:{target}")).detail(detail).row();
-    match store::change_member(&ctx.state.db, &org, &target, role, &event).await? {
+    let action = if role.is_some() { "orgs.updateMemberRole" } else { "orgs.removeMember" };
+    let event = Event::new(&ctx.meta, action).in_org(access).target(format!("user:{target}")).row();
+    let actor = access.user_id().to_string();
+    match store::change_member(&ctx.state.db, &org, &actor, &target, role, &event).await? {
         MemberChange::Done => {
-            // Keys made by this member may now do less (or nothing).
+            // Keys held by this member may now do less (or nothing).
             ctx.state.keys.clear();
             Ok(Empty {})
         }
@@ -55,6 +37,7 @@ async fn change(ctx: &Ctx, user_id: Uuid, role: Option<OrgRole>) -> Result<Empty
         MemberChange::LastOwner => {
             Err(refuse(MemberChangeReason::InvalidTransition, "an organization keeps at least one owner".into()))
         }
+        MemberChange::Refused(why) => Err(refuse(MemberChangeReason::MissingPermission, why)),
     }
 }
 

@@ -4,6 +4,8 @@ mod accept_invite;
 mod create;
 mod get;
 mod invite;
+mod invites;
+pub(crate) mod limits;
 mod list;
 mod list_members;
 mod members;

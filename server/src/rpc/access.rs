@@ -3,6 +3,7 @@
 //! call this procedure (signed in, system admin, or holding the permission
 //! in the organization the params name). No handler checks roles itself.
 
+use std::net::IpAddr;
 use std::sync::Arc;
 
 use trellis_schema::access::{OrgRef, Permission};
@@ -12,6 +13,7 @@ use uuid::Uuid;
 use super::context::{Credential, OrgAccess, OrgActor, Principal, RequestMeta};
 use super::error::HandlerError;
 use crate::api_keys::cache::VerifiedKey;
+use crate::api_keys::limiter::Limited;
 use crate::api_keys::usage::Outcome;
 use crate::db::DbError;
 use crate::db::models::now;
@@ -30,17 +32,35 @@ fn db_error(e: DbError) -> ApiError {
     HandlerError::<trellis_schema::error::NoReason>::from(e).into_api()
 }
 
-/// Finds the key of a presented secret (in the cache, else the database) and
-/// checks that it is live.
-pub(crate) async fn verify_key(state: &State, secret_hash: &str) -> Result<Arc<VerifiedKey>, ApiError> {
-    let lookup = match state.keys.get(secret_hash) {
-        Some(l) => l,
-        None => {
-            let l = crate::api_keys::store::lookup_secret(&state.db, secret_hash).await.map_err(db_error)?;
-            state.keys.put(secret_hash.to_owned(), l.clone());
-            l
-        }
-    };
+/// Finds the key of a presented secret (in the cache, else the database:
+/// one lookup, shared by every call that presents the secret meanwhile) and
+/// checks that it is live. With `ip`, lookups that find nothing are limited
+/// per client IP (`TRELLIS_API_KEY_FAILURES_PER_IP` a minute): over it, keys
+/// not in the cache answer RATE_LIMITED without a lookup.
+pub(crate) async fn verify_key(
+    state: &State,
+    secret_hash: &str,
+    ip: Option<IpAddr>,
+) -> Result<Arc<VerifiedKey>, ApiError> {
+    let per_minute = state.config.api_key_failures_per_ip;
+    let ip = ip.filter(|_| per_minute > 0).map(crate::net::limit_bucket);
+    let lookup = state
+        .keys
+        .get_or_load(secret_hash, || async {
+            if let Some(ip) = ip {
+                state
+                    .unknown_keys
+                    .peek_per(&ip, per_minute, MINUTE)
+                    .map_err(|l| unknown_keys_limited(&l, per_minute))?;
+            }
+            let found = crate::api_keys::store::lookup_secret(&state.db, secret_hash).await.map_err(db_error)?;
+            if let (None, Some(ip)) = (&found, ip) {
+                // Counted; the refusal comes with the next lookup.
+                let _ = state.unknown_keys.check_per(&ip, per_minute, MINUTE);
+            }
+            Ok::<_, ApiError>(found)
+        })
+        .await?;
     let key = lookup.ok_or_else(|| ApiError::new(Reason::ApiKeyInvalid))?;
     let t = now();
     if key.revoked_at.is_some() {
@@ -57,6 +77,15 @@ pub(crate) async fn verify_key(state: &State, secret_hash: &str) -> Result<Arc<V
     Ok(key)
 }
 
+const MINUTE: std::time::Duration = std::time::Duration::from_secs(60);
+
+fn unknown_keys_limited(l: &Limited, per_minute: u32) -> ApiError {
+    ApiError::new(Reason::RateLimited)
+        .message(format!("too many unknown API keys: at most {per_minute} a minute from one address"))
+        .with("retryAfterMs", l.retry_after_ms())
+        .with("limit", per_minute)
+}
+
 /// Takes one call from the key's own limit.
 fn limit(state: &State, key: &VerifiedKey, method: &'static str) -> Result<(), ApiError> {
     let Some(per_minute) = key.rate_limit_per_minute else { return Ok(()) };
@@ -64,7 +93,7 @@ fn limit(state: &State, key: &VerifiedKey, method: &'static str) -> Result<(), A
         state.usage.record(key.id, method, Outcome::RateLimited);
         ApiError::new(Reason::RateLimited)
             .message(format!("this API key is limited to {per_minute} calls a minute"))
-            .with("retryAfterMs", u64::try_from(l.retry_after.as_millis()).unwrap_or(u64::MAX).max(1))
+            .with("retryAfterMs", l.retry_after_ms())
             .with("limit", per_minute)
     })
 }
@@ -90,14 +119,13 @@ pub(crate) async fn authorize(
     let (principal, key) = match credential {
         None => (None, None),
         Some(Credential::User(p)) => (Some(p), None),
-        Some(Credential::ApiKey(hash)) => match verify_key(state, &hash).await {
-            Ok(k) => {
-                limit(state, &k, method)?;
-                (None, Some(k))
-            }
-            Err(_) if access == Access::Public => (None, None),
-            Err(e) => return Err(e),
-        },
+        // Public procedures ignore keys entirely: no lookup, no limit.
+        Some(Credential::ApiKey(_)) if access == Access::Public => (None, None),
+        Some(Credential::ApiKey(hash)) => {
+            let k = verify_key(state, &hash, meta.client_ip()).await?;
+            limit(state, &k, method)?;
+            (None, Some(k))
+        }
     };
     let counted = key.as_ref().map(|k| k.id);
     let result = check(state, access, org, principal, key).await;
@@ -207,6 +235,11 @@ async fn org_access(
         org_id,
         role,
         scopes: Some(k.scopes.clone()),
-        actor: OrgActor::ApiKey { key_id: k.id, created_by: k.created_by },
+        actor: OrgActor::ApiKey {
+            key_id: k.id,
+            created_by: k.created_by,
+            expires_at: k.expires_at,
+            rate_limit_per_minute: k.rate_limit_per_minute,
+        },
     })
 }

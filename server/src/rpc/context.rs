@@ -63,10 +63,14 @@ pub(crate) struct Ctx {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum OrgActor {
     Member(Uuid),
-    /// A key acts for the member who made it, within its scopes.
+    /// A key acts for its holder (the member who made it, or who last
+    /// rotated it), within its scopes; its own expiry and limit bound the
+    /// keys it may make or change.
     ApiKey {
         key_id: Uuid,
         created_by: Uuid,
+        expires_at: Option<chrono::NaiveDateTime>,
+        rate_limit_per_minute: Option<u32>,
     },
 }
 
@@ -75,7 +79,7 @@ pub(crate) enum OrgActor {
 pub(crate) struct OrgAccess {
     pub org_id: Uuid,
     /// The role whose permissions apply: the member's own, or for a key its
-    /// creator's role now.
+    /// holder's role now.
     pub role: OrgRole,
     /// A key's scopes; `None` for a member.
     pub scopes: Option<Vec<Permission>>,

@@ -291,3 +291,273 @@ db_test! {
         assert_eq!((r["valid"].clone(), r["reason"].clone()), (json!(false), json!("API_KEY_INVALID")));
     }
 }
+
+async fn me(app: &TestApp, token: &str) -> Value {
+    app.call("auth.me", json!({}), Some(token)).await.expect("me")["user"]["id"].clone()
+}
+
+mail_test! {
+    /// The escalation of an admin through the owner's key: widening it is
+    /// allowed (both hold the scopes), but rotating it makes the admin its
+    /// holder, so the key acts with the admin's rank and cannot make them
+    /// owner; the audit trail names the admin, and the owner's secret stops.
+    async fn an_admin_cannot_climb_through_the_owners_key(app, mail) where |c| { c.require_verified_email = Some(false); } {
+        let owner = user(app, "owner@a.example").await;
+        let a = create_org(app, &owner, "org-a").await;
+        let admin = join(app, mail, &owner, &a, "admin@a.example", "admin").await;
+        let (owner_id, admin_id) = (me(app, &owner).await, me(app, &admin).await);
+        let (owners_secret, k) = make_key(app, &owner, &a, &["org:read"], json!({})).await;
+
+        app.call("apiKeys.update", json!({"id": k["id"], "scopes": ["org:read", "org:manage"]}), Some(&admin)).await.expect("both hold them");
+        let e = app.call("apiKeys.rotate", json!({"id": k["id"], "gracePeriodSecs": 60}), Some(&admin)).await.expect_err("grace for another's key");
+        assert_error(&e, -32602, "VALIDATION");
+        app.call_with_key("orgs.get", json!({"orgId": a}), &owners_secret).await.expect("nothing changed");
+        let rotated = app.call("apiKeys.rotate", json!({"id": k["id"]}), Some(&admin)).await.expect("rotated");
+        let secret = rotated["key"].as_str().expect("key").to_owned();
+        assert_eq!(rotated["apiKey"]["createdBy"], admin_id, "the admin holds the key now");
+        let e = app.call_with_key("orgs.get", json!({"orgId": a}), &owners_secret).await.expect_err("old holder's secret");
+        assert_error(&e, -32001, "API_KEY_REVOKED");
+
+        let e = app.call_with_key("orgs.updateMemberRole", json!({"orgId": a, "userId": admin_id, "role": "owner"}), &secret).await.expect_err("no climb");
+        assert_error(&e, -32003, "MISSING_PERMISSION");
+        let e = app.call_with_key("orgs.updateMemberRole", json!({"orgId": a, "userId": owner_id, "role": "viewer"}), &secret).await.expect_err("not above them");
+        assert_error(&e, -32003, "MISSING_PERMISSION");
+        let e = app.call_with_key("orgs.invite", json!({"orgId": a, "email": "friend@a.example", "role": "owner"}), &secret).await.expect_err("no owner invitations");
+        assert_error(&e, -32003, "MISSING_PERMISSION");
+        let members = app.call("orgs.listMembers", json!({"orgId": a}), Some(&owner)).await.expect("members");
+        let admin_row = members["items"].as_array().expect("items").iter().find(|m| m["user"]["id"] == admin_id).expect("admin").clone();
+        assert_eq!(admin_row["role"], "admin");
+
+        let got = app.call("apiKeys.get", json!({"id": k["id"]}), Some(&owner)).await.expect("get");
+        assert_eq!(got["createdBy"], admin_id);
+        let rotations = app.call("audit.list", json!({"orgId": a, "action": "apiKeys.rotate"}), Some(&owner)).await.expect("audit");
+        let event = &rotations["items"][0];
+        assert_eq!((event["actor"]["kind"].clone(), event["actor"]["id"].clone()), (json!("user"), admin_id.clone()), "{event}");
+        let detail = event["detail"].as_str().expect("detail");
+        assert!(detail.contains(&format!("user:{}", owner_id.as_str().expect("id"))) && detail.contains(&format!("user:{}", admin_id.as_str().expect("id"))), "{detail}");
+        let climbs = app.call("audit.list", json!({"orgId": a, "action": "orgs.updateMemberRole"}), Some(&owner)).await.expect("audit");
+        assert_eq!(climbs["items"].as_array().map(Vec::len), Some(0), "{climbs}");
+
+        // A key with a scope the admin lacks cannot be taken over, and the
+        // owner cannot give the admin's key a scope the admin lacks.
+        let (deleter, d) = make_key(app, &owner, &a, &["org:read", "org:delete"], json!({})).await;
+        let e = app.call("apiKeys.rotate", json!({"id": d["id"]}), Some(&admin)).await.expect_err("scope not held");
+        assert_error(&e, -32003, "MISSING_PERMISSION");
+        assert_eq!(e["data"]["required"], "org:delete");
+        app.call_with_key("orgs.get", json!({"orgId": a}), &deleter).await.expect("still the owner's");
+        let e = app.call("apiKeys.update", json!({"id": d["id"], "scopes": ["org:delete"]}), Some(&admin)).await.expect_err("caller lacks it");
+        assert_error(&e, -32003, "MISSING_PERMISSION");
+        let e = app.call("apiKeys.update", json!({"id": k["id"], "scopes": ["org:read", "org:delete"]}), Some(&owner)).await.expect_err("holder lacks it");
+        assert_error(&e, -32003, "MISSING_PERMISSION");
+        assert_eq!(e["data"]["required"], "org:delete");
+    }
+}
+
+db_test! {
+    /// A key managing keys gives none (itself included) a later expiry, a
+    /// higher or absent limit, or a scope it lacks; what it may do, it does.
+    async fn a_key_cannot_loosen_itself_or_mint_looser_keys(app) {
+        let owner = user(app, "owner@a.example").await;
+        let a = create_org(app, &owner, "org-a").await;
+        let hour = chrono::Utc::now() + chrono::Duration::hours(1);
+        let (m, record) = make_key(app, &owner, &a, &["apiKeys:manage", "apiKeys:read", "org:read"], json!({"expiresAt": hour.to_rfc3339(), "rateLimitPerMinute": 100})).await;
+        let id = record["id"].clone();
+        for (params, field) in [
+            (json!({"id": id, "rateLimitPerMinute": 0}), "rateLimitPerMinute"),
+            (json!({"id": id, "rateLimitPerMinute": 1000}), "rateLimitPerMinute"),
+            (json!({"id": id, "expiresAt": (hour + chrono::Duration::days(365)).to_rfc3339()}), "expiresAt"),
+        ] {
+            let e = app.call_with_key("apiKeys.update", params.clone(), &m).await.expect_err("looser");
+            assert_error(&e, -32003, "MISSING_PERMISSION");
+            assert_eq!(e["data"]["field"], field, "{params}");
+        }
+        let base = json!({"orgId": a, "name": "minted", "scopes": ["org:read"]});
+        let with = |extra: Value| {
+            let mut p = base.clone();
+            p.as_object_mut().expect("obj").extend(extra.as_object().expect("obj").clone());
+            p
+        };
+        let soon = (chrono::Utc::now() + chrono::Duration::minutes(30)).to_rfc3339();
+        for (params, field) in [
+            (with(json!({"rateLimitPerMinute": 10})), "expiresAt"),
+            (with(json!({"expiresAt": soon})), "rateLimitPerMinute"),
+            (with(json!({"expiresAt": soon, "rateLimitPerMinute": 0})), "rateLimitPerMinute"),
+            (with(json!({"expiresAt": soon, "rateLimitPerMinute": 101})), "rateLimitPerMinute"),
+        ] {
+            let e = app.call_with_key("apiKeys.create", params.clone(), &m).await.expect_err("looser key");
+            assert_error(&e, -32003, "MISSING_PERMISSION");
+            assert_eq!(e["data"]["field"], field, "{params}");
+        }
+        let e = app.call_with_key("apiKeys.create", with(json!({"expiresAt": soon, "rateLimitPerMinute": 10, "scopes": ["org:manage"]})), &m).await.expect_err("scope it lacks");
+        assert_error(&e, -32003, "MISSING_PERMISSION");
+        assert_eq!(e["data"]["required"], "org:manage");
+
+        // Within its bounds it works, and the keys it makes are its holder's.
+        let minted = app.call_with_key("apiKeys.create", with(json!({"expiresAt": soon, "rateLimitPerMinute": 10})), &m).await.expect("within bounds");
+        assert_eq!(minted["apiKey"]["createdBy"], record["createdBy"]);
+        let tightened = app.call_with_key("apiKeys.update", json!({"id": id, "rateLimitPerMinute": 50}), &m).await.expect("tighter");
+        assert_eq!(tightened["rateLimitPerMinute"], 50);
+        assert_eq!(tightened["expiresAt"], record["expiresAt"]);
+
+        // It cannot rotate a key that outlives it (or has no limit), only itself.
+        let (_, unlimited) = make_key(app, &owner, &a, &["org:read"], json!({})).await;
+        let e = app.call_with_key("apiKeys.rotate", json!({"id": unlimited["id"]}), &m).await.expect_err("looser key");
+        assert_error(&e, -32003, "MISSING_PERMISSION");
+        let rotated = app.call_with_key("apiKeys.rotate", json!({"id": id}), &m).await.expect("itself");
+        let new = rotated["key"].as_str().expect("key").to_owned();
+        assert_eq!(rotated["apiKey"]["createdBy"], record["createdBy"], "a key's holder stays when it rotates itself");
+        let got = app.call_with_key("apiKeys.get", json!({"id": id}), &new).await.expect("new secret works");
+        assert_eq!((got["rateLimitPerMinute"].clone(), got["expiresAt"].clone()), (json!(50), record["expiresAt"].clone()));
+    }
+}
+
+db_test! {
+    /// After a rotation, get and list show the new secret's prefix.
+    async fn rotation_shows_the_new_prefix(app) {
+        let owner = user(app, "owner@a.example").await;
+        let a = create_org(app, &owner, "org-a").await;
+        let (old, record) = make_key(app, &owner, &a, &["org:read"], json!({})).await;
+        let rotated = app.call("apiKeys.rotate", json!({"id": record["id"]}), Some(&owner)).await.expect("rotated");
+        let new = rotated["key"].as_str().expect("key");
+        let prefix = rotated["apiKey"]["prefix"].as_str().expect("prefix").to_owned();
+        assert!(new.starts_with(&prefix) && !old.starts_with(&prefix), "{prefix}");
+        let got = app.call("apiKeys.get", json!({"id": record["id"]}), Some(&owner)).await.expect("get");
+        assert_eq!(got["prefix"], prefix);
+        let listed = app.call("apiKeys.list", json!({"orgId": a}), Some(&owner)).await.expect("list");
+        assert_eq!(listed["items"][0]["prefix"], prefix);
+    }
+}
+
+async fn post_batch_bearer(app: &TestApp, token: &str, calls: Vec<Value>) -> Vec<Value> {
+    let resp = app.http.post(&app.url).bearer_auth(token).json(&Value::Array(calls)).send().await.expect("sent");
+    resp.json::<Value>().await.expect("json").as_array().expect("batch answer").clone()
+}
+
+db_test! {
+    /// 40 concurrent renames with a rotation and a revocation among them,
+    /// five times over: the key (and any new secret) stays revoked every time.
+    async fn racing_updates_never_undo_a_revocation(app) {
+        let owner = user(app, "owner@a.example").await;
+        let a = create_org(app, &owner, "org-a").await;
+        for round in 0..5 {
+            let (key, record) = make_key(app, &owner, &a, &["org:read"], json!({})).await;
+            app.call_with_key("orgs.get", json!({"orgId": a}), &key).await.expect("works before");
+            let calls: Vec<Value> = (0..40)
+                .map(|i| {
+                    if i == 20 {
+                        json!({"jsonrpc": "2.0", "id": i, "method": "apiKeys.revoke", "params": {"id": record["id"]}})
+                    } else if i == 10 {
+                        json!({"jsonrpc": "2.0", "id": i, "method": "apiKeys.rotate", "params": {"id": record["id"]}})
+                    } else {
+                        json!({"jsonrpc": "2.0", "id": i, "method": "apiKeys.update", "params": {"id": record["id"], "name": format!("n{round}-{i}")}})
+                    }
+                })
+                .collect();
+            let answers = post_batch_bearer(app, &owner, calls).await;
+            assert_eq!(answers.len(), 40);
+            for r in &answers {
+                if let Some(e) = r.get("error") {
+                    assert_error(e, -32009, "INVALID_TRANSITION");
+                }
+            }
+            let e = app.call_with_key("orgs.get", json!({"orgId": a}), &key).await.expect_err("revoked");
+            assert_error(&e, -32001, "API_KEY_REVOKED");
+            let rotated = answers.iter().find(|r| r["id"] == 10).expect("the rotation's answer");
+            if let Some(new) = rotated["result"]["key"].as_str() {
+                let e = app.call_with_key("orgs.get", json!({"orgId": a}), new).await.expect_err("revoked too");
+                assert_error(&e, -32001, "API_KEY_REVOKED");
+            }
+            let got = app.call("apiKeys.get", json!({"id": record["id"]}), Some(&owner)).await.expect("get");
+            assert!(got["revokedAt"].is_string(), "round {round}: {got}");
+            let revokes = app.call("audit.list", json!({"orgId": a, "action": "apiKeys.revoke"}), Some(&owner)).await.expect("audit");
+            assert_eq!(revokes["items"].as_array().map(Vec::len), Some(round + 1));
+        }
+    }
+}
+
+const BASE62: &[u8] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+
+/// A made-up key whose checksum is right (the checksum is public).
+fn forged_key() -> String {
+    let head = format!("trl_{}{}", uuid::Uuid::now_v7().simple(), uuid::Uuid::now_v7().simple());
+    let mut crc = !0u32;
+    for &b in head.as_bytes() {
+        crc ^= u32::from(b);
+        for _ in 0..8 {
+            crc = if crc & 1 == 1 { (crc >> 1) ^ 0xEDB8_8320 } else { crc >> 1 };
+        }
+    }
+    let mut n = !crc;
+    let mut sum = [b'0'; 6];
+    for slot in sum.iter_mut().rev() {
+        *slot = BASE62[(n % 62) as usize];
+        n /= 62;
+    }
+    format!("{head}_{}", String::from_utf8_lossy(&sum))
+}
+
+/// The fewest database checkouts `body` (a batch) cost in three tries, each
+/// with a fresh forged key (the health monitor's probe may fall into one).
+async fn fewest_checkouts(app: &TestApp, method: &str, params: &Value) -> u64 {
+    let mut fewest = u64::MAX;
+    for _ in 0..3 {
+        let key = forged_key();
+        let before = app.queries.get();
+        let answers = post_batch(app, &key, batch(method, params, 100)).await;
+        fewest = fewest.min(app.queries.get() - before);
+        assert_eq!(answers.len(), 100);
+        for r in &answers {
+            if method == "health.check" {
+                assert!(r.get("result").is_some(), "a public call ignores the key: {r}");
+            } else {
+                assert_error(&r["error"], -32001, "API_KEY_INVALID");
+            }
+        }
+    }
+    fewest
+}
+
+async fn forged_keys_cost_at_most_one_lookup(backend: Backend) {
+    let Some(app) = try_spawn(backend, |c| {
+        c.mail_poll_ms = 3_600_000;
+        c.usage_flush_ms = 3_600_000;
+        c.session_sync_ms = 3_600_000;
+        c.api_key_failures_per_ip = 5;
+    })
+    .await
+    else {
+        return;
+    };
+    let owner = user(&app, "owner@a.example").await;
+    let a = create_org(&app, &owner, "org-a").await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(fewest_checkouts(&app, "health.check", &json!({})).await, 0, "a public procedure looked a key up");
+    assert!(
+        fewest_checkouts(&app, "orgs.get", &json!({"orgId": a})).await <= 1,
+        "a batch looked a forged key up more than once"
+    );
+
+    // Three lookups of unknown keys spent above; two more are allowed, then
+    // unknown keys from this address are refused without a lookup.
+    for _ in 0..2 {
+        let e = app.call_with_key("orgs.get", json!({"orgId": a}), &forged_key()).await.expect_err("unknown");
+        assert_error(&e, -32001, "API_KEY_INVALID");
+    }
+    let e = app.call_with_key("orgs.get", json!({"orgId": a}), &forged_key()).await.expect_err("limited");
+    assert_error(&e, -32029, "RATE_LIMITED");
+    assert_eq!(e["data"]["limit"], 5);
+    assert!(e["data"]["retryAfterMs"].as_u64().is_some_and(|ms| ms > 0 && ms <= 12_000), "{e}");
+    app.call_with_key("health.check", json!({}), &forged_key()).await.expect("public calls ignore keys");
+    app.call("orgs.get", json!({"orgId": a}), Some(&owner)).await.expect("a signed-in user is unaffected");
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forged_keys_cost_at_most_one_lookup_sqlite() {
+    forged_keys_cost_at_most_one_lookup(Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forged_keys_cost_at_most_one_lookup_postgres() {
+    forged_keys_cost_at_most_one_lookup(Backend::Postgres).await;
+}

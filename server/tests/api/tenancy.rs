@@ -15,7 +15,8 @@ use crate::orgs::{create_org, join, user};
 /// `org`. A procedure missing here fails the test: add it.
 fn sample(method: &str, org: &str, key_id: &str, user_id: &Value) -> Value {
     match method {
-        "orgs.get" | "orgs.listMembers" | "apiKeys.list" | "audit.list" => json!({"orgId": org}),
+        "orgs.get" | "orgs.listMembers" | "orgs.listInvites" | "apiKeys.list" | "audit.list" => json!({"orgId": org}),
+        "orgs.revokeInvite" => json!({"orgId": org, "invitationId": uuid::Uuid::now_v7()}),
         "orgs.update" => json!({"orgId": org, "name": "Changed"}),
         "orgs.invite" => json!({"orgId": org, "email": "new@example.com", "role": "viewer"}),
         "orgs.updateMemberRole" => json!({"orgId": org, "userId": user_id, "role": "viewer"}),
@@ -69,7 +70,7 @@ mail_test! {
                 assert_eq!(e["data"]["required"], required, "{}", p.method);
             }
         }
-        assert_eq!(walked, 15, "every organization-scoped procedure was walked");
+        assert_eq!(walked, 17, "every organization-scoped procedure was walked");
         // Nothing the refused calls asked for happened.
         let org = app.call("orgs.get", json!({"orgId": a}), Some(&owner)).await.expect("org");
         assert_eq!(org["name"], "Org org-a");
