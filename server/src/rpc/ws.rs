@@ -262,6 +262,17 @@ impl Shared {
         if let Some(Closing(code, why)) = closing {
             tracing::debug!(code, reason = why, "closing WebSocket");
             let _ = out.send(frames::close_frame(code, why)).await;
+            // The closing handshake: wait (briefly) for the client's close
+            // frame, so that closing the connection does not reset it under
+            // data the client is still sending.
+            let _ = tokio::time::timeout(Duration::from_secs(2), async {
+                while let Some(Ok(frame)) = frames.next().await {
+                    if matches!(frame, frames::Incoming::Close(_)) {
+                        break;
+                    }
+                }
+            })
+            .await;
         }
         drop(out);
         // The writer ends once the close frame is out; a peer that stopped

@@ -26,3 +26,4 @@ mod throttle;
 mod tokens;
 mod transport;
 mod ws;
+mod ws_sessions;

@@ -7,21 +7,26 @@ use tokio_util::compat::TokioAsyncReadCompatExt;
 
 use crate::helpers::{assert_error, spawn_sqlite};
 
-type Sender = soketto::Sender<BufReader<BufWriter<tokio_util::compat::Compat<tokio::net::TcpStream>>>>;
-type Receiver = soketto::Receiver<BufReader<BufWriter<tokio_util::compat::Compat<tokio::net::TcpStream>>>>;
+pub type Sender = soketto::Sender<BufReader<BufWriter<tokio_util::compat::Compat<tokio::net::TcpStream>>>>;
+pub type Receiver = soketto::Receiver<BufReader<BufWriter<tokio_util::compat::Compat<tokio::net::TcpStream>>>>;
 
-async fn connect(addr: std::net::SocketAddr, token: Option<&str>) -> (Sender, Receiver) {
+pub async fn connect(addr: std::net::SocketAddr, token: Option<&str>) -> (Sender, Receiver) {
     connect_to(addr, "/rpc", token).await
 }
 
-async fn connect_to(addr: std::net::SocketAddr, path: &str, token: Option<&str>) -> (Sender, Receiver) {
+pub async fn connect_to(addr: std::net::SocketAddr, path: &str, token: Option<&str>) -> (Sender, Receiver) {
+    let value = token.map(|t| format!("Bearer {t}"));
+    connect_with(addr, path, value.as_ref().map(|v| ("Authorization", v.as_str()))).await
+}
+
+/// Opens a socket with one extra header on the upgrade.
+pub async fn connect_with(addr: std::net::SocketAddr, path: &str, header: Option<(&str, &str)>) -> (Sender, Receiver) {
     let socket = tokio::net::TcpStream::connect(addr).await.expect("connect");
     let host = addr.to_string();
     let mut client = Client::new(BufReader::new(BufWriter::new(socket.compat())), &host, path);
-    let header_value = token.map(|t| format!("Bearer {t}"));
-    let headers: Vec<soketto::handshake::client::Header<'_>> = header_value
+    let headers: Vec<soketto::handshake::client::Header<'_>> = header
         .iter()
-        .map(|v| soketto::handshake::client::Header { name: "Authorization", value: v.as_bytes() })
+        .map(|(name, value)| soketto::handshake::client::Header { name, value: value.as_bytes() })
         .collect();
     client.set_headers(&headers);
     match client.handshake().await.expect("handshake") {
@@ -31,7 +36,7 @@ async fn connect_to(addr: std::net::SocketAddr, path: &str, token: Option<&str>)
     client.into_builder().finish()
 }
 
-async fn exchange(tx: &mut Sender, rx: &mut Receiver, msg: Value) -> Value {
+pub async fn exchange(tx: &mut Sender, rx: &mut Receiver, msg: Value) -> Value {
     tx.send_text(msg.to_string()).await.expect("send");
     tx.flush().await.expect("flush");
     let mut data = Vec::new();
