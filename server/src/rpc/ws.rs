@@ -75,6 +75,9 @@ impl WsEndpoint {
         let bad = |status: StatusCode, why: &'static str| {
             json_response(status, Bytes::from(format!(r#"{{"error":"{why}"}}"#)))
         };
+        if req.version() != http::Version::HTTP_11 {
+            return bad(StatusCode::BAD_REQUEST, "WebSocket is served over HTTP/1.1");
+        }
         let headers = req.headers();
         if headers.get(SEC_WEBSOCKET_VERSION).is_none_or(|v| v.as_bytes() != b"13") {
             let mut r = bad(StatusCode::UPGRADE_REQUIRED, "WebSocket version 13 is required");
