@@ -135,11 +135,17 @@ async fn served_again(app: &TestApp) {
     panic!("the server never took calls again");
 }
 
-/// Waits for the server to close `socket`; what it sent before.
+/// Waits for the server to close `socket` (or reset it); what it sent before.
 async fn closed_by_server(socket: &mut TcpStream) -> Vec<u8> {
     let mut buf = Vec::new();
-    let read = tokio::time::timeout(Duration::from_secs(15), socket.read_to_end(&mut buf)).await;
-    read.expect("the server closed the connection").expect("read");
+    let read = tokio::time::timeout(Duration::from_secs(15), async {
+        let mut chunk = [0u8; 4096];
+        while let Ok(n @ 1..) = socket.read(&mut chunk).await {
+            buf.extend_from_slice(&chunk[..n]);
+        }
+    })
+    .await;
+    read.expect("the server closed the connection");
     buf
 }
 
@@ -245,5 +251,37 @@ async fn a_websocket_that_does_not_answer_pings_is_closed() {
     assert_eq!(&frames[close + 2..close + 4], &1001u16.to_be_bytes());
     assert_eq!(&frames[close + 4..], b"no answer to pings");
     still_serving(&app).await;
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_http2_connection_that_does_not_answer_pings_is_closed() {
+    // Idle time alone would take a minute: the pings close it first.
+    let app = try_spawn(Backend::Sqlite, |c| {
+        c.h2_keep_alive_interval_ms = 100;
+        c.h2_keep_alive_timeout_ms = 200;
+    })
+    .await
+    .expect("SQLite");
+    let mut s = TcpStream::connect(app.addr).await.expect("connect");
+    // The HTTP/2 preface and an empty SETTINGS frame; then nothing, not even PING acks.
+    s.write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00\x00\x04\x00\x00\x00\x00\x00").await.expect("preface");
+    let buf = closed_by_server(&mut s).await;
+    let mut types = Vec::new();
+    let mut at = 0;
+    while at + 9 <= buf.len() {
+        let len = usize::from(buf[at]) << 16 | usize::from(buf[at + 1]) << 8 | usize::from(buf[at + 2]);
+        types.push(buf[at + 3]);
+        at += 9 + len;
+    }
+    assert!(types.contains(&0x6), "the server pinged: frame types {types:?}");
+
+    // A connection that stops in the middle of the preface is closed at its first-byte deadline.
+    let app2 = try_spawn(Backend::Sqlite, |c| c.first_byte_timeout_ms = 300).await.expect("SQLite");
+    let mut s = TcpStream::connect(app2.addr).await.expect("connect");
+    s.write_all(b"PRI * HTTP/2").await.expect("part of a preface");
+    closed_by_server(&mut s).await;
+    still_serving(&app2).await;
+    app2.stop().await;
     app.stop().await;
 }
