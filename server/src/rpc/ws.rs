@@ -213,8 +213,12 @@ impl Shared {
                                 && let Some(answer) = self.authenticate(&data, &mut auth)
                             {
                                 (session, expires) = auth.limits(&self.state);
-                                if let Some(answer) = answer && out.send(frames::frame(frames::TEXT, &answer)).await.is_err() {
-                                    break None;
+                                if let Some(answer) = answer {
+                                    // Queued by a task: the loop never waits on a client that does not read.
+                                    let out = out.clone();
+                                    calls.spawn(async move {
+                                        let _ = out.send(frames::frame(frames::TEXT, &answer)).await;
+                                    });
                                 }
                                 continue;
                             }
@@ -230,13 +234,14 @@ impl Shared {
                         }
                         Ok(frames::Incoming::Ping(payload)) => {
                             heard = Instant::now();
-                            let _ = out.send(frames::frame(frames::PONG, &payload)).await;
+                            // Under backpressure (the client does not read) a pong is dropped.
+                            let _ = out.try_send(frames::frame(frames::PONG, &payload));
                         }
                         Ok(frames::Incoming::Pong) => heard = Instant::now(),
                         Ok(frames::Incoming::Close(code)) => {
                             // The client's close: echo its code, let its calls finish unanswered.
                             let code = code.filter(|c| !matches!(c, 1005 | 1006 | 1015)).unwrap_or(close::NORMAL);
-                            let _ = out.send(frames::close_frame(code, "")).await;
+                            let _ = out.try_send(frames::close_frame(code, ""));
                             break None;
                         }
                         Err(FrameError::Protocol(code, why)) => break Some(Closing(code, why)),
@@ -251,7 +256,7 @@ impl Shared {
                     if heard.elapsed() >= idle_limit {
                         break Some(Closing(close::GOING_AWAY, "no answer to pings"));
                     }
-                    let _ = out.send(frames::frame(frames::PING, b"")).await;
+                    let _ = out.try_send(frames::frame(frames::PING, b""));
                 }
                 () = stopped(&mut stopping) => {
                     // In-flight calls finish and are answered first.
@@ -264,7 +269,7 @@ impl Shared {
         calls.detach_all();
         if let Some(Closing(code, why)) = closing {
             tracing::debug!(code, reason = why, "closing WebSocket");
-            let _ = out.send(frames::close_frame(code, why)).await;
+            let _ = tokio::time::timeout(Duration::from_secs(5), out.send(frames::close_frame(code, why))).await;
             // The closing handshake: wait (briefly) for the client's close
             // frame, so that closing the connection does not reset it under
             // data the client is still sending.
@@ -278,9 +283,12 @@ impl Shared {
             .await;
         }
         drop(out);
-        // The writer ends once the close frame is out; a peer that stopped
-        // reading does not hold the connection.
-        let _ = tokio::time::timeout(Duration::from_secs(5), writer).await;
+        // The writer ends once the close frame is out. A peer that stopped
+        // reading cannot hold the connection: the writer is stopped.
+        let mut writer = writer;
+        if tokio::time::timeout(Duration::from_secs(5), &mut writer).await.is_err() {
+            writer.abort();
+        }
     }
 
     /// Handles a message that is a single `rpc.authenticate` call: `None` if
