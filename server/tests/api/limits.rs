@@ -285,3 +285,28 @@ async fn an_http2_connection_that_does_not_answer_pings_is_closed() {
     app2.stop().await;
     app.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_http1_keep_alive_connections_are_reclaimed() {
+    // The header timeout is long here: the idle timer is what closes the connection.
+    let app = try_spawn(Backend::Sqlite, |c| {
+        c.header_read_timeout_ms = 60_000;
+        c.idle_timeout_ms = 300;
+    })
+    .await
+    .expect("SQLite");
+    let mut s = TcpStream::connect(app.addr).await.expect("connect");
+    let body = r#"{"jsonrpc":"2.0","method":"health.check","id":1}"#;
+    let request = format!(
+        "POST /rpc HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    s.write_all(request.as_bytes()).await.expect("request sent");
+    // Answered, kept alive, then closed once idle.
+    let answer = closed_by_server(&mut s).await;
+    let text = String::from_utf8_lossy(&answer);
+    assert!(text.starts_with("HTTP/1.1 200"), "{text}");
+    assert!(text.contains(r#""status":"ok""#), "{text}");
+    still_serving(&app).await;
+    app.stop().await;
+}

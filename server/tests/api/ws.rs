@@ -90,3 +90,37 @@ async fn credentials_in_the_upgrade_url() {
     assert_error(&r["error"], -32001, "TOKEN_INVALID");
     app.stop().await;
 }
+
+/// WebSocket messages take the HTTP path's framing: ids echoed as sent,
+/// notifications run unanswered, malformed messages answered per the spec.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn websocket_framing_matches_http() {
+    let app = spawn_sqlite().await;
+    let (mut tx, mut rx) = connect(app.addr, None).await;
+    async fn raw(tx: &mut Sender, rx: &mut Receiver, text: &str) -> String {
+        tx.send_text(text).await.expect("send");
+        tx.flush().await.expect("flush");
+        let mut data = Vec::new();
+        rx.receive_data(&mut data).await.expect("receive");
+        String::from_utf8(data).expect("text")
+    }
+    let answer = raw(&mut tx, &mut rx, r#"{"jsonrpc":"2.0","method":"health.check","id":-1.50}"#).await;
+    assert!(answer.ends_with(r#","id":-1.50}"#), "{answer}");
+    // A notification and a call in one batch: one answer, for the call.
+    let answer = raw(
+        &mut tx,
+        &mut rx,
+        r#"[{"jsonrpc":"2.0","method":"health.check"},{"jsonrpc":"2.0","method":"health.check","id":"x"}]"#,
+    )
+    .await;
+    let answers: Value = serde_json::from_str(&answer).expect("JSON");
+    assert_eq!(answers.as_array().map(Vec::len), Some(1), "{answer}");
+    assert_eq!(answers[0]["id"], "x");
+    let answer: Value = serde_json::from_str(&raw(&mut tx, &mut rx, "{not json").await).expect("JSON");
+    assert_error(&answer["error"], -32700, "PARSE_ERROR");
+    let answer: Value =
+        serde_json::from_str(&raw(&mut tx, &mut rx, r#"{"jsonrpc":"2.0","method":"rpc.authenticate","id":1}"#).await)
+            .expect("JSON");
+    assert_error(&answer["error"], -32602, "VALIDATION");
+    app.stop().await;
+}
