@@ -1,7 +1,7 @@
 // The public surface of @trellis/sdk.
 
 export { createClient, type Client, type ClientOptions } from "./client.js";
-export { createWsClient, defaultWsReconnect, type WebSocketCtor, type WsClient, type WsClientOptions, type WsReconnectOptions } from "./ws.js";
+export { createWsClient, defaultWsReconnect, type WebSocketCtor, type WsAuthenticated, type WsClient, type WsClientOptions, type WsReconnectOptions } from "./ws.js";
 export type { BatchBuilder, BatchItem, BatchOptions, Settled, SettledTuple } from "./batch.js";
 export type { BatchingOptions } from "./batching.js";
 export { defaultRetry, retryDelay, type RetryOptions } from "./retry.js";

@@ -4,8 +4,13 @@
 // errors, per-call timeouts, aborts and explicit batches are the HTTP client's.
 // This file only keeps the connection: opened on the first call, shared by all
 // calls, reopened (with backoff) by the next call after it closed or failed.
+//
+// The server closes a connection whose session ends (code 4001) or whose
+// access token expires (4002); `setToken()` hands it a fresh token first
+// (`rpc.authenticate`), so a long-lived connection survives token refreshes.
 
 import { createClient, type Client } from "./client.js";
+import { createRpcError, type WireError } from "./errors.js";
 
 /** A `WebSocket` constructor: the global one, or e.g. the `ws` package's. */
 export type WebSocketCtor = new (url: string) => WebSocket;
@@ -36,9 +41,27 @@ export interface WsClientOptions {
   reconnect?: Partial<WsReconnectOptions>;
 }
 
+/** The answer to `setToken()` on an open connection. */
+export interface WsAuthenticated {
+  /** When the token expires (RFC 3339); the server closes the connection then (code 4002) unless it gets a newer one. */
+  expiresAt: string;
+  /** Seconds until then. */
+  expiresIn: number;
+}
+
 export type WsClient = Client & {
   /** Closes the connection; calls under way fail with `ConnectionError`, the next call connects again. */
   close(): void;
+  /**
+   * Presents a fresh access token (of the same user) on the open connection
+   * without reconnecting (`rpc.authenticate`); the connection then lives to
+   * that token's expiry. The token is also used for every later connect (it
+   * replaces the `accessToken` option). Resolves with the new expiry, or
+   * `undefined` when no connection is open (the next one uses the token).
+   * Rejects with an `RpcError` (`TOKEN_INVALID`, `TOKEN_EXPIRED`) when the
+   * server refuses it; the connection then keeps its previous token.
+   */
+  setToken(token: string): Promise<WsAuthenticated | undefined>;
 };
 
 export function createWsClient(options: WsClientOptions): WsClient {
@@ -57,8 +80,13 @@ export function createWsClient(options: WsClientOptions): WsClient {
     // One frame per call; explicit batches still leave as one frame.
     batching: false,
   });
-  const close = () => link.close();
-  return new Proxy(client, { get: (target, prop) => (prop === "close" ? close : Reflect.get(target, prop)) }) as WsClient;
+  const extra: Record<string | symbol, unknown> = {
+    close: () => link.close(),
+    setToken: (token: string) => link.setToken(token),
+  };
+  return new Proxy(client, {
+    get: (target, prop) => (prop in extra ? extra[prop] : Reflect.get(target, prop)),
+  }) as WsClient;
 }
 
 /** The calls of one frame, waiting for their answers. */
@@ -82,6 +110,9 @@ class Link {
   #failures = 0;
   /** Bumped by `close()`, so that a connection opening for an older epoch is dropped. */
   #epoch = 0;
+  /** A token given by `setToken()`; it replaces the `accessToken` option. */
+  #token: string | undefined;
+  #authentications = 0;
 
   constructor(
     private readonly Ctor: WebSocketCtor,
@@ -118,6 +149,19 @@ class Link {
         flight.fail(error);
       }
     });
+  }
+
+  async setToken(token: string): Promise<WsAuthenticated | undefined> {
+    if (!this.#connection) {
+      this.#token = token;
+      return undefined;
+    }
+    const id = `rpc.authenticate/${++this.#authentications}`;
+    const body = JSON.stringify({ jsonrpc: "2.0", method: "rpc.authenticate", params: { accessToken: token }, id });
+    const answer = JSON.parse(await this.exchange(body)) as { result?: WsAuthenticated; error?: WireError };
+    if (answer.error) throw createRpcError(answer.error, "rpc.authenticate");
+    this.#token = token;
+    return answer.result;
   }
 
   close(): void {
@@ -171,7 +215,7 @@ class Link {
   /** The URL with the credentials; never put in error messages. */
   #connectUrl(): string {
     const { accessToken, apiKey } = this.credentials;
-    const token = typeof accessToken === "function" ? accessToken() : accessToken;
+    const token = this.#token ?? (typeof accessToken === "function" ? accessToken() : accessToken);
     if (token === undefined && apiKey === undefined) return this.url;
     const withCredentials = new URL(this.url);
     if (token !== undefined) withCredentials.searchParams.set("access_token", token);

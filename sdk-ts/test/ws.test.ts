@@ -106,6 +106,57 @@ describe("WebSocket against the server", () => {
   });
 });
 
+describe("WebSocket tokens renewed on an open connection", () => {
+  let server: RunningServer;
+  before(async () => {
+    // Short-lived access tokens: the server closes a connection 5 s (its
+    // leeway) after its token expires, unless it got a fresh one.
+    server = await startServer({ env: { TRELLIS_ACCESS_TOKEN_TTL_SECS: "2" } });
+  });
+  after(() => server?.stop());
+
+  const expOf = (jwt: string): number =>
+    (JSON.parse(Buffer.from(jwt.split(".")[1]!, "base64url").toString()) as { exp: number }).exp;
+  const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+  it("setToken() keeps the connection past the first token's expiry; another user's token is refused", async () => {
+    const http = createClient({ url: server.url });
+    const email = randomEmail();
+    await http.auth.register({ email, password });
+    const first = await http.auth.login({ email, password });
+    let sockets = 0;
+    class Counting extends WebSocket {
+      constructor(url: string) {
+        super(url);
+        sockets++;
+      }
+    }
+    const client = createWsClient({ url: server.url, accessToken: first.accessToken, WebSocket: Counting });
+    try {
+      assert.equal((await client.auth.me()).user.email, email);
+
+      await sleep(2_100);
+      const second = await http.auth.refresh({ refreshToken: first.refreshToken });
+      assert.ok(expOf(second.accessToken) > expOf(first.accessToken));
+      const renewed = await client.setToken(second.accessToken);
+      assert.equal(renewed?.expiresAt, new Date(expOf(second.accessToken) * 1000).toISOString().replace(".000Z", "Z"));
+
+      const other = randomEmail();
+      await http.auth.register({ email: other, password });
+      const stranger = await http.auth.login({ email: other, password });
+      const refused = await client.setToken(stranger.accessToken).catch((e: unknown) => e);
+      assert.ok(refused instanceof RpcError && refused.reason === "TOKEN_INVALID", String(refused));
+
+      // Past the moment the first token would have had the connection closed.
+      await sleep(Math.max(0, (expOf(first.accessToken) + 6) * 1000 - Date.now()) + 500);
+      assert.equal((await client.auth.me()).user.email, email);
+      assert.equal(sockets, 1, "the same connection throughout");
+    } finally {
+      client.close();
+    }
+  });
+});
+
 describe("WebSocket when the server goes away", () => {
   it("calls fail with ConnectionError while it is down; the next call after its return reconnects", async () => {
     let server = await startServer();

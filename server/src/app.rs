@@ -31,7 +31,6 @@ use crate::state::State;
 pub struct Application {
     listener: TcpListener,
     front: Arc<Front>,
-    ws_stop: jsonrpsee::server::ServerHandle,
     opts: ServeOptions,
     /// Background work (mail sender, housekeeping), stopped with the server.
     background: Vec<tokio::task::JoinHandle<()>>,
@@ -96,16 +95,22 @@ impl Application {
             ),
         ];
         let registry = Arc::new(Registry::build());
-        let (stop, ws_stop) = jsonrpsee::server::stop_channel();
-        let ws = WsEndpoint::new(&config, state.clone(), registry.clone(), stop)?;
+        let ws = WsEndpoint::new(state.clone(), registry.clone());
         let listener =
             TcpListener::bind(config.listen).await.with_context(|| format!("failed to bind {}", config.listen))?;
+        let ms = Duration::from_millis;
         let opts = ServeOptions {
             max_connections: config.max_connections,
+            max_connections_per_ip: config.max_connections_per_ip,
+            trusted_proxies: config.trusted_proxies.clone(),
+            first_byte_timeout: ms(config.first_byte_timeout_ms),
             header_read_timeout: config.header_read_timeout(),
-            shutdown_grace: Duration::from_millis(config.shutdown_grace_ms),
+            idle_timeout: ms(config.idle_timeout_ms),
+            h2_keep_alive_interval: ms(config.h2_keep_alive_interval_ms),
+            h2_keep_alive_timeout: ms(config.h2_keep_alive_timeout_ms),
+            shutdown_grace: ms(config.shutdown_grace_ms),
         };
-        Ok(Self { listener, front: Arc::new(Front { state, registry, ws }), ws_stop, opts, background })
+        Ok(Self { listener, front: Arc::new(Front { state, registry, ws }), opts, background })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
@@ -127,11 +132,7 @@ impl Application {
     pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()> + Send) -> anyhow::Result<()> {
         let addr = self.local_addr();
         tracing::info!(%addr, "serving JSON-RPC on http://{addr}/rpc (WebSocket on the same path)");
-        let ws_stop = self.ws_stop;
-        serve(self.listener, self.front, self.opts, shutdown, move || {
-            let _ = ws_stop.stop();
-        })
-        .await;
+        serve(self.listener, self.front, self.opts, shutdown, || {}).await;
         for task in self.background {
             task.abort();
         }

@@ -228,6 +228,41 @@ pub struct Config {
     /// together. 0: no limit.
     #[arg(long, env = "TRELLIS_INVITE_RATE_PER_RECIPIENT", default_value_t = 3)]
     pub invite_rate_per_recipient: u32,
+    /// Time a new connection has to send its first bytes, in milliseconds
+    /// (enough of them to tell HTTP/1 from HTTP/2); a silent one is closed.
+    #[arg(long, env = "TRELLIS_FIRST_BYTE_TIMEOUT_MS", default_value_t = 10_000)]
+    pub first_byte_timeout_ms: u64,
+
+    /// A connection with no request in flight for this long is closed, in
+    /// milliseconds (HTTP/2, and HTTP/1 keep-alive, where the header read
+    /// timeout, when shorter, already closes it).
+    #[arg(long, env = "TRELLIS_IDLE_TIMEOUT_MS", default_value_t = 60_000)]
+    pub idle_timeout_ms: u64,
+
+    /// HTTP/2: how often the server pings a connection, in milliseconds.
+    #[arg(long, env = "TRELLIS_H2_KEEP_ALIVE_INTERVAL_MS", default_value_t = 20_000)]
+    pub h2_keep_alive_interval_ms: u64,
+
+    /// HTTP/2: time a ping has to be answered before the connection is
+    /// closed, in milliseconds.
+    #[arg(long, env = "TRELLIS_H2_KEEP_ALIVE_TIMEOUT_MS", default_value_t = 10_000)]
+    pub h2_keep_alive_timeout_ms: u64,
+
+    /// WebSocket: how often the server pings each socket, in milliseconds.
+    #[arg(long, env = "TRELLIS_WS_PING_INTERVAL_MS", default_value_t = 30_000)]
+    pub ws_ping_interval_ms: u64,
+
+    /// WebSocket: a socket the server has heard nothing from (no message, no
+    /// pong) for this long is closed (code 1001), in milliseconds.
+    #[arg(long, env = "TRELLIS_WS_IDLE_TIMEOUT_MS", default_value_t = 75_000)]
+    pub ws_idle_timeout_ms: u64,
+
+    /// Most open connections from one client address (an IPv6 /64 counts as
+    /// one address); further ones are answered 503 and closed. 0: no limit.
+    /// The address is the connection's peer: behind a load balancer that
+    /// is the balancer, so raise this there (or set 0).
+    #[arg(long, env = "TRELLIS_MAX_CONNECTIONS_PER_IP", default_value_t = 256)]
+    pub max_connections_per_ip: usize,
 }
 
 impl Config {

@@ -1,6 +1,7 @@
-//! The load generator: a fixed set of keep-alive HTTP/1.1 connections, each
-//! sending one request and awaiting its answer in a loop. Concurrency is thus
-//! exactly the number of connections, and each latency is one round trip.
+//! The load generator: a fixed set of keep-alive HTTP/1.1 connections (or
+//! WebSockets), each sending one request and awaiting its answer in a loop.
+//! Concurrency is thus exactly the number of connections, and each latency is
+//! one round trip.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -16,7 +17,14 @@ use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 use tokio::task::JoinSet;
 
-type Sender = SendRequest<Full<Bytes>>;
+use crate::ws::WsConn;
+
+/// One load connection.
+enum Conn {
+    Http(SendRequest<Full<Bytes>>),
+    /// Each request a text frame on one socket, each answer the next frame.
+    Ws(WsConn),
+}
 
 /// What every request of a scenario sends, and where.
 pub struct Target {
@@ -26,12 +34,20 @@ pub struct Target {
     bearer: Option<HeaderValue>,
     /// JSON-RPC calls in each request: 1, or the batch size.
     pub calls: usize,
+    /// Over one WebSocket per connection (credentials sent at the upgrade).
+    websocket: bool,
 }
 
 impl Target {
     pub fn new(addr: SocketAddr, body: String, bearer: Option<HeaderValue>, calls: usize) -> anyhow::Result<Self> {
         let host = HeaderValue::from_str(&addr.to_string()).context("a socket address is a valid Host header")?;
-        Ok(Self { addr, host, body: Bytes::from(body), bearer, calls })
+        Ok(Self { addr, host, body: Bytes::from(body), bearer, calls, websocket: false })
+    }
+
+    /// The same calls over WebSocket.
+    pub fn over_websocket(mut self) -> Self {
+        self.websocket = true;
+        self
     }
 
     fn request(&self) -> anyhow::Result<Request<Full<Bytes>>> {
@@ -92,7 +108,7 @@ pub async fn run(target: Arc<Target>, load: Load) -> anyhow::Result<Outcome> {
     // Open every connection before the clock starts, so handshakes are not measured.
     let mut senders = Vec::with_capacity(load.connections);
     for _ in 0..load.connections {
-        senders.push(connect(target.addr).await?);
+        senders.push(connect(&target).await?);
     }
     let start = Instant::now() + load.warmup;
     let window = Window { start, end: start + load.measure };
@@ -117,7 +133,7 @@ pub async fn run(target: Arc<Target>, load: Load) -> anyhow::Result<Outcome> {
 /// Sends one request on a fresh connection and returns its parsed answer;
 /// fails on anything but a clean JSON-RPC result.
 pub async fn call(target: &Target) -> anyhow::Result<serde_json::Value> {
-    let mut sender = connect(target.addr).await?;
+    let mut sender = connect(target).await?;
     let (status, body) = exchange(&mut sender, target).await?;
     anyhow::ensure!(
         succeeded(status, &body, target.calls),
@@ -141,7 +157,7 @@ struct ConnStats {
 
 /// One connection's loop: request, await the answer, check it, repeat until
 /// the window ends. Only requests sent inside the window are timed.
-async fn drive(sender: Sender, target: Arc<Target>, window: Window) -> ConnStats {
+async fn drive(sender: Conn, target: Arc<Target>, window: Window) -> ConnStats {
     let mut sender = Some(sender);
     let mut stats = ConnStats { latencies: Vec::with_capacity(4096), errors: 0, last_done: window.start };
     loop {
@@ -152,7 +168,7 @@ async fn drive(sender: Sender, target: Arc<Target>, window: Window) -> ConnStats
         let Some(conn) = sender.as_mut() else {
             // A transport error leaves the connection unusable: open another,
             // pausing if even that fails so a dead server is not spun on.
-            match connect(target.addr).await {
+            match connect(&target).await {
                 Ok(s) => sender = Some(s),
                 Err(_) => {
                     stats.errors += 1;
@@ -178,7 +194,11 @@ async fn drive(sender: Sender, target: Arc<Target>, window: Window) -> ConnStats
     }
 }
 
-async fn connect(addr: SocketAddr) -> anyhow::Result<Sender> {
+async fn connect(target: &Target) -> anyhow::Result<Conn> {
+    if target.websocket {
+        return Ok(Conn::Ws(crate::ws::connect(target.addr, &target.host, target.bearer.as_ref()).await?));
+    }
+    let addr = target.addr;
     let stream = TcpStream::connect(addr).await.with_context(|| format!("failed to connect to {addr}"))?;
     stream.set_nodelay(true)?;
     let (sender, conn) = http1::handshake(TokioIo::new(stream)).await?;
@@ -186,11 +206,15 @@ async fn connect(addr: SocketAddr) -> anyhow::Result<Sender> {
     tokio::spawn(async move {
         let _ = conn.await;
     });
-    Ok(sender)
+    Ok(Conn::Http(sender))
 }
 
-/// One request and its whole answer.
-async fn exchange(sender: &mut Sender, target: &Target) -> anyhow::Result<(StatusCode, Bytes)> {
+/// One request and its whole answer (a WebSocket answer counts as a 200).
+async fn exchange(conn: &mut Conn, target: &Target) -> anyhow::Result<(StatusCode, Bytes)> {
+    let sender = match conn {
+        Conn::Http(sender) => sender,
+        Conn::Ws(ws) => return Ok((StatusCode::OK, Bytes::from(ws.exchange(&target.body).await?))),
+    };
     sender.ready().await?;
     let resp = sender.send_request(target.request()?).await?;
     let status = resp.status();

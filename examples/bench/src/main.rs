@@ -13,7 +13,10 @@
 //! 4. `auth.me` with that JWT (one database read);
 //! 5. `health.check` in batches of 50 calls;
 //! 6. `health.check` and `orgs.get` with an API key (a cache hit after the first call), and `orgs.get` with the
-//!    JWT (its membership check reads the database), for the API key ÷ JWT ratios.
+//!    JWT (its membership check reads the database), for the API key ÷ JWT ratios;
+//! 7. `health.check` over WebSocket (one socket per connection), without credentials and with the JWT given at
+//!    the upgrade: every message re-checks the token (verified-token cache) and its session (in memory), so the
+//!    JWT ÷ anonymous ratio is the cost of those per-call checks.
 //!
 //! Both servers run for the whole program on one runtime, the load generator on another of the same size, so
 //! the floor and Trellis get identical treatment. Trellis runs with its defaults, an SQLite file in a fresh
@@ -22,6 +25,7 @@
 mod floor;
 mod load;
 mod report;
+mod ws;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -127,11 +131,17 @@ async fn run_scenarios(load: Load, rounds: usize, floor: SocketAddr, trellis: So
         (report::FLOOR, "floor (bare hyper)", Target::new(floor, single.clone(), None, 1)?),
         (report::SINGLE, "health.check", Target::new(trellis, single.clone(), None, 1)?),
         ("health_check_jwt", "health.check + JWT", Target::new(trellis, single.clone(), Some(bearer.clone()), 1)?),
-        ("health_check_key", "health.check + API key", Target::new(trellis, single, Some(key.clone()), 1)?),
-        ("auth_me", "auth.me + JWT", Target::new(trellis, me, Some(bearer), 1)?),
+        ("health_check_key", "health.check + API key", Target::new(trellis, single.clone(), Some(key.clone()), 1)?),
+        ("auth_me", "auth.me + JWT", Target::new(trellis, me, Some(bearer.clone()), 1)?),
         ("orgs_get_jwt", "orgs.get + JWT", Target::new(trellis, org_get.clone(), Some(member), 1)?),
         ("orgs_get_key", "orgs.get + API key", Target::new(trellis, org_get, Some(key), 1)?),
         ("health_check_batch50", "health.check x50 batch", Target::new(trellis, batch, None, BATCH)?),
+        ("health_check_ws", "health.check, WS", Target::new(trellis, single.clone(), None, 1)?.over_websocket()),
+        (
+            "health_check_jwt_ws",
+            "health.check + JWT, WS",
+            Target::new(trellis, single.clone(), Some(bearer.clone()), 1)?.over_websocket(),
+        ),
     ];
     // `BENCH_ONLY=auth_me,health_check` narrows the run (for profiling); the floor always runs.
     let only = std::env::var("BENCH_ONLY").ok();

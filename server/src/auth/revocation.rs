@@ -2,33 +2,78 @@
 //! authenticated call, so it lives in memory: a lookup, no database query.
 //! An entry is kept as long as an access token of that session could still
 //! be valid, then dropped. Sessions ended by another replica reach this one
-//! through a once-a-second query for recently ended sessions.
+//! through a once-a-second query for recently ended sessions. Open
+//! WebSocket connections watch their session here, so they are closed the
+//! moment it ends.
 
 use std::collections::HashMap;
-use std::sync::RwLock;
+use std::sync::{Mutex, PoisonError, RwLock};
 use std::time::{Duration, Instant};
 
+use tokio::sync::watch;
 use uuid::Uuid;
 
 pub(crate) struct RevokedSessions {
     entries: RwLock<HashMap<Uuid, Instant>>,
     keep_for: Duration,
+    /// Open WebSocket connections waiting to hear that their session ended,
+    /// by session (see [`RevokedSessions::watch`]).
+    watchers: Mutex<Watchers>,
+}
+
+#[derive(Default)]
+struct Watchers {
+    by_session: HashMap<Uuid, watch::Sender<bool>>,
+    /// Size after the last sweep of unwatched entries; the next sweep runs at twice it.
+    swept_at: usize,
 }
 
 impl RevokedSessions {
     pub(crate) fn new(access_ttl: Duration) -> Self {
-        Self { entries: RwLock::new(HashMap::new()), keep_for: access_ttl + Duration::from_secs(30) }
+        Self {
+            entries: RwLock::new(HashMap::new()),
+            keep_for: access_ttl + Duration::from_secs(30),
+            watchers: Mutex::new(Watchers::default()),
+        }
     }
 
     pub(crate) fn revoke(&self, session_id: Uuid) {
         let now = Instant::now();
-        let mut map = self.entries.write().unwrap_or_else(std::sync::PoisonError::into_inner);
-        map.retain(|_, until| *until > now);
-        map.insert(session_id, now + self.keep_for);
+        {
+            let mut map = self.entries.write().unwrap_or_else(PoisonError::into_inner);
+            map.retain(|_, until| *until > now);
+            map.insert(session_id, now + self.keep_for);
+        }
+        let watcher = self.watchers.lock().unwrap_or_else(PoisonError::into_inner).by_session.remove(&session_id);
+        if let Some(tx) = watcher {
+            tx.send_replace(true);
+        }
+    }
+
+    /// Tells when `session_id` ends: the receiver turns `true` as soon as the
+    /// session is revoked here (by this replica, or by the sync with the
+    /// others), or at once if it already was.
+    pub(crate) fn watch(&self, session_id: Uuid) -> watch::Receiver<bool> {
+        let rx = {
+            let mut w = self.watchers.lock().unwrap_or_else(PoisonError::into_inner);
+            if w.by_session.len() >= (2 * w.swept_at).max(64) {
+                w.by_session.retain(|_, tx| tx.receiver_count() > 0);
+                w.swept_at = w.by_session.len();
+            }
+            w.by_session.entry(session_id).or_insert_with(|| watch::channel(false).0).subscribe()
+        };
+        // Revoked before the watcher was in place: the revocation did not see it.
+        if self.is_revoked(&session_id) {
+            let watcher = self.watchers.lock().unwrap_or_else(PoisonError::into_inner).by_session.remove(&session_id);
+            if let Some(tx) = watcher {
+                tx.send_replace(true);
+            }
+        }
+        rx
     }
 
     pub(crate) fn is_revoked(&self, session_id: &Uuid) -> bool {
-        let map = self.entries.read().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let map = self.entries.read().unwrap_or_else(PoisonError::into_inner);
         map.get(session_id).is_some_and(|until| *until > Instant::now())
     }
 }

@@ -16,7 +16,7 @@ use uuid::Uuid;
 const ISSUER: &str = "trellis";
 const AUDIENCE: &str = "trellis-api";
 /// Clock skew tolerated between replicas, in seconds.
-const LEEWAY_SECS: u64 = 5;
+pub(crate) const LEEWAY_SECS: u64 = 5;
 
 #[derive(Debug, Serialize, Deserialize)]
 pub(crate) struct Claims {
@@ -93,9 +93,15 @@ impl TokenKeys {
     /// Checks signature, algorithm, issuer, audience and expiry; returns the
     /// user and session the token is for.
     pub(crate) fn verify(&self, token: &str) -> Result<(Uuid, Uuid), Reason> {
+        self.verify_until(token).map(|(sub, sid, _)| (sub, sid))
+    }
+
+    /// [`Self::verify`], also returning the token's `exp` (Unix seconds):
+    /// the token is accepted through second `exp + LEEWAY_SECS`.
+    pub(crate) fn verify_until(&self, token: &str) -> Result<(Uuid, Uuid, u64), Reason> {
         let now = jsonwebtoken::get_current_timestamp();
         if let Some((sub, sid, exp)) = self.verified.get(token) {
-            return if now <= exp + LEEWAY_SECS { Ok((sub, sid)) } else { Err(Reason::TokenExpired) };
+            return if now <= exp + LEEWAY_SECS { Ok((sub, sid, exp)) } else { Err(Reason::TokenExpired) };
         }
         match jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation) {
             Ok(data) => {
@@ -103,7 +109,7 @@ impl TokenKeys {
                     return Err(Reason::TokenInvalid);
                 }
                 self.verified.put(token, &data.claims);
-                Ok((data.claims.sub, data.claims.sid))
+                Ok((data.claims.sub, data.claims.sid, data.claims.exp))
             }
             Err(e) if matches!(e.kind(), ErrorKind::ExpiredSignature) => Err(Reason::TokenExpired),
             Err(_) => Err(Reason::TokenInvalid),

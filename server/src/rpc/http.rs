@@ -1,6 +1,6 @@
 //! The HTTP front: routes, request ids, credentials, body limits, and the
 //! JSON-RPC exchange over `POST /rpc`. WebSocket upgrades on `GET /rpc` are
-//! handed to jsonrpsee (see [`super::ws`]).
+//! served by [`super::ws`].
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -93,14 +93,17 @@ async fn route(front: &Front, peer: SocketAddr, request_id: Arc<str>, req: Reque
         (&Method::POST, "/rpc") => rpc_over_http(front, peer, request_id, req).await,
         (&Method::GET, "/rpc") if is_upgrade(&req) => {
             let mut meta = request_meta(front, peer, request_id, req.headers());
+            // The access token is checked again on every message of the socket.
+            let mut token = bearer(req.headers()).map(str::to_owned);
             // Browsers cannot set headers on a WebSocket upgrade: there, the
             // credentials may come in the URL instead (RFC 6750 §2.3).
             if matches!(meta.principal, Ok(None)) {
                 let query = req.uri().query().unwrap_or_default();
-                let (token, key) = (query_param(query, "access_token"), query_param(query, "api_key"));
+                let key = query_param(query, "api_key");
+                token = query_param(query, "access_token");
                 meta.principal = resolve_credentials(&front.state, token.as_deref(), key.as_deref());
             }
-            front.ws.upgrade(req, meta).await
+            front.ws.upgrade(req, meta, token)
         }
         (_, "/rpc") => {
             let mut r = json_response(
@@ -418,8 +421,14 @@ fn resolve_principal(state: &AppState, headers: &HeaderMap) -> Result<Option<Cre
     resolve_credentials(state, bearer, api_key)
 }
 
+/// The token of `Authorization: Bearer <token>`, when well formed.
+fn bearer(headers: &HeaderMap) -> Option<&str> {
+    let (scheme, token) = headers.get(AUTHORIZATION)?.to_str().ok()?.split_once(' ')?;
+    (scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty()).then(|| token.trim())
+}
+
 /// Checks a bearer token (JWT or API key) or an API key.
-fn resolve_credentials(
+pub(crate) fn resolve_credentials(
     state: &AppState,
     bearer: Option<&str>,
     api_key: Option<&str>,

@@ -10,3 +10,4 @@ pub(crate) mod paging;
 pub(crate) mod registry;
 pub(crate) mod server;
 pub(crate) mod ws;
+pub(crate) mod ws_frames;

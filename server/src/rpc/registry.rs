@@ -93,10 +93,6 @@ impl Registry {
     ) -> Option<BoxFuture<'static, Result<Box<RawValue>, ApiError>>> {
         self.calls.get(method).map(|f| f(state, meta, params))
     }
-
-    pub(crate) fn methods(&self) -> impl Iterator<Item = &'static str> + '_ {
-        self.calls.keys().copied()
-    }
 }
 
 /// Decodes params: absent is `{}`; an array fills the fields in order.

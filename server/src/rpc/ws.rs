@@ -1,174 +1,471 @@
-//! WebSocket transport: jsonrpsee serves `GET /rpc` upgrades on the same port
-//! and dispatches into the same registry, so a call behaves alike on both
-//! transports. Its RPC middleware runs batch entries concurrently (jsonrpsee
-//! alone runs them one after another) and executes notifications.
+//! WebSocket transport on `GET /rpc`: the same procedures through the same
+//! registry and the same JSON-RPC framing as HTTP (a batch's calls run
+//! concurrently, notifications run unanswered, ids are echoed byte for byte).
+//!
+//! A socket is not trusted for its life on the strength of its upgrade:
+//! - every message passes the checks an HTTP request passes: a JWT is
+//!   verified again (from the verified-token cache) and its session looked up
+//!   in the revocation set; an API key is looked up per call as on HTTP;
+//! - the server closes the socket when its session ends (close code 4001,
+//!   "session ended"): at once for a session ended on this replica, within
+//!   the sync interval for one ended on another; and when its token expires
+//!   (4002, "token expired");
+//! - `rpc.authenticate {accessToken}` presents a fresh token of the same user
+//!   without reconnecting; the socket then lives to that token's expiry;
+//! - the server pings every `TRELLIS_WS_PING_INTERVAL_MS` and closes (1001) a
+//!   socket it has heard nothing from (no message, no pong) for
+//!   `TRELLIS_WS_IDLE_TIMEOUT_MS`.
 
 use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use bytes::Bytes;
+use futures::StreamExt;
 use futures::future::join_all;
-use http::{Request, Response};
-use http_body_util::BodyExt;
-use hyper::body::Incoming;
-use jsonrpsee::RpcModule;
-use jsonrpsee::core::middleware::{Batch, BatchEntry, Notification, RpcServiceBuilder, RpcServiceT};
-use jsonrpsee::core::server::{BatchResponseBuilder, MethodResponse};
-use jsonrpsee::server::{ServerConfig, StopHandle, TowerServiceBuilder};
-use jsonrpsee::types::{ErrorObjectOwned, Id, Request as RpcRequest};
+use http::header::{CONNECTION, SEC_WEBSOCKET_ACCEPT, SEC_WEBSOCKET_KEY, SEC_WEBSOCKET_VERSION, UPGRADE};
+use http::{HeaderValue, Request, Response, StatusCode};
+use hyper::body::Incoming as Body;
+use hyper_util::rt::TokioIo;
+use serde::Deserialize;
 use serde_json::value::RawValue;
-use tower::Service;
+use tokio::io::AsyncWriteExt;
+use tokio::sync::{Semaphore, mpsc, watch};
+use tokio::task::JoinSet;
+use trellis_schema::{ApiError, Reason};
+use uuid::Uuid;
 
-use super::context::RequestMeta;
-use super::http::{BoxError, HttpBody, json_response};
-use super::registry::Registry;
-use crate::config::Config;
+use super::context::{Credential, RequestMeta};
+use super::framing::{self, BodyError, Entry};
+use super::http::{HttpBody, full, json_response, resolve_credentials};
+use super::registry::{Registry, decode_params};
+use super::server::{Connection, stopped};
+use super::ws_frames::{self as frames, FrameError, FrameReader, close};
+use crate::auth::tokens::LEEWAY_SECS;
 use crate::state::AppState;
 
-type Middleware = tower::layer::util::Stack<
-    tower::layer::LayerFn<
-        fn(
-            jsonrpsee::server::middleware::rpc::RpcService,
-        ) -> ConcurrentBatch<jsonrpsee::server::middleware::rpc::RpcService>,
-    >,
-    tower::layer::util::Identity,
->;
+/// The transport method that replaces a socket's access token.
+pub(crate) const AUTHENTICATE: &str = "rpc.authenticate";
+
+/// Messages of one socket handled at once; further ones wait to be read.
+const MAX_IN_FLIGHT: usize = 32;
 
 pub(crate) struct WsEndpoint {
-    builder: TowerServiceBuilder<Middleware, tower::layer::util::Identity>,
-    methods: jsonrpsee::Methods,
-    stop: StopHandle,
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    state: AppState,
+    registry: Arc<Registry>,
 }
 
 impl WsEndpoint {
-    pub(crate) fn new(
-        config: &Config,
-        state: AppState,
-        registry: Arc<Registry>,
-        stop: StopHandle,
-    ) -> anyhow::Result<Self> {
-        let server_config = ServerConfig::builder()
-            .ws_only()
-            .max_request_body_size(u32::try_from(config.max_body_bytes).unwrap_or(u32::MAX))
-            .max_response_body_size(u32::try_from(config.max_response_bytes).unwrap_or(u32::MAX))
-            .max_subscriptions_per_connection(config.max_subscriptions_per_connection)
-            .set_batch_request_config(jsonrpsee::server::BatchRequestConfig::Limit(
-                u32::try_from(config.max_batch).unwrap_or(u32::MAX),
-            ))
-            .max_connections(u32::try_from(config.max_connections).unwrap_or(u32::MAX))
-            .build();
-        let layer: fn(
-            jsonrpsee::server::middleware::rpc::RpcService,
-        ) -> ConcurrentBatch<jsonrpsee::server::middleware::rpc::RpcService> = |inner| ConcurrentBatch { inner };
-        let builder = jsonrpsee::server::Server::builder()
-            .set_config(server_config)
-            .set_rpc_middleware(RpcServiceBuilder::new().layer_fn(layer))
-            .to_service_builder();
-
-        let mut module = RpcModule::new((state, registry.clone()));
-        for method in registry.methods() {
-            module.register_async_method(method, move |params, ctx, ext| async move {
-                let (state, registry) = (ctx.0.clone(), ctx.1.clone());
-                let meta = ext
-                    .get::<Arc<RequestMeta>>()
-                    .cloned()
-                    .ok_or_else(|| ErrorObjectOwned::owned(-32603, "internal error", None::<()>))?;
-                let raw: Option<&RawValue> = params.as_str().and_then(|s| serde_json::from_str(s).ok());
-                let request_id = meta.request_id.clone();
-                let fut = registry
-                    .call(method, state, meta, raw)
-                    .ok_or_else(|| ErrorObjectOwned::owned(-32601, "Method not found", None::<()>))?;
-                fut.await.map_err(|e| {
-                    let obj = e.to_error_object(&request_id);
-                    ErrorObjectOwned::owned(e.code().number(), e.message.into_owned(), obj.get("data").cloned())
-                })
-            })?;
-        }
-        Ok(Self { builder, methods: module.into(), stop })
+    pub(crate) fn new(state: AppState, registry: Arc<Registry>) -> Self {
+        Self { shared: Arc::new(Shared { state, registry }) }
     }
 
-    pub(crate) async fn upgrade(&self, mut req: Request<Incoming>, meta: RequestMeta) -> Response<HttpBody> {
-        req.extensions_mut().insert(Arc::new(meta));
-        let mut svc = self.builder.clone().build(self.methods.clone(), self.stop.clone());
-        match svc.call(req).await {
-            Ok(resp) => resp.map(|b| b.map_err(|e| -> BoxError { e }).boxed_unsync()),
-            Err(e) => {
-                tracing::warn!(error = %e, "WebSocket upgrade failed");
-                json_response(
-                    http::StatusCode::BAD_REQUEST,
-                    bytes::Bytes::from_static(br#"{"error":"WebSocket upgrade failed"}"#),
-                )
+    /// Answers an upgrade request (101, or 400/426 when it is not a valid
+    /// one) and hands the socket to the connection's task. `token` is the
+    /// access token among the credentials, checked again on every message.
+    pub(crate) fn upgrade(
+        &self,
+        mut req: Request<Body>,
+        meta: RequestMeta,
+        token: Option<String>,
+    ) -> Response<HttpBody> {
+        let bad = |status: StatusCode, why: &'static str| {
+            json_response(status, Bytes::from(format!(r#"{{"error":"{why}"}}"#)))
+        };
+        if req.version() != http::Version::HTTP_11 {
+            return bad(StatusCode::BAD_REQUEST, "WebSocket is served over HTTP/1.1");
+        }
+        let headers = req.headers();
+        if headers.get(SEC_WEBSOCKET_VERSION).is_none_or(|v| v.as_bytes() != b"13") {
+            let mut r = bad(StatusCode::UPGRADE_REQUIRED, "WebSocket version 13 is required");
+            r.headers_mut().insert(SEC_WEBSOCKET_VERSION, HeaderValue::from_static("13"));
+            return r;
+        }
+        let upgrade_asked = headers
+            .get_all(CONNECTION)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .any(|t| t.trim().eq_ignore_ascii_case("upgrade"));
+        let Some(key) = headers.get(SEC_WEBSOCKET_KEY).filter(|_| upgrade_asked) else {
+            return bad(StatusCode::BAD_REQUEST, "not a valid WebSocket upgrade request");
+        };
+        let Some(connection) = req.extensions().get::<Arc<Connection>>().cloned() else {
+            return bad(StatusCode::BAD_REQUEST, "WebSocket is served over HTTP/1.1");
+        };
+        let accept = frames::accept_key(key.as_bytes());
+        let on_upgrade = hyper::upgrade::on(&mut req);
+        let user = match &meta.principal {
+            Ok(Some(Credential::User(p))) => Some(p.user_id),
+            _ => None,
+        };
+        let token = token.filter(|_| user.is_some()).map(Arc::from);
+        let auth = Auth { meta: Arc::new(meta), token, user };
+        let shared = self.shared.clone();
+        let stopping = connection.stopping();
+        connection.take_over(Box::pin(async move {
+            match on_upgrade.await {
+                Ok(upgraded) => shared.serve(TokioIo::new(upgraded), auth, stopping).await,
+                Err(e) => tracing::debug!(error = %e, "WebSocket upgrade not completed"),
+            }
+        }));
+        let mut r = Response::new(full(Bytes::new()));
+        *r.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
+        let h = r.headers_mut();
+        h.insert(UPGRADE, HeaderValue::from_static("websocket"));
+        h.insert(CONNECTION, HeaderValue::from_static("Upgrade"));
+        if let Ok(v) = HeaderValue::from_str(&accept) {
+            h.insert(SEC_WEBSOCKET_ACCEPT, v);
+        }
+        r
+    }
+}
+
+/// Who a socket acts as.
+struct Auth {
+    /// The facts shared by its calls; `principal` as of the last check.
+    meta: Arc<RequestMeta>,
+    /// The access token, checked again before each message.
+    token: Option<Arc<str>>,
+    /// The user the socket belongs to: a fresh token must be theirs.
+    user: Option<Uuid>,
+}
+
+impl Auth {
+    /// The credentials of the next message, checked now as an HTTP request's
+    /// would be (expiry, ended session).
+    fn current(&mut self, state: &AppState) -> Arc<RequestMeta> {
+        if let Some(token) = &self.token {
+            let principal = resolve_credentials(state, Some(token), None);
+            if principal.is_err() || self.meta.principal.is_err() {
+                self.meta = Arc::new(RequestMeta { principal, ..(*self.meta).clone() });
             }
         }
+        self.meta.clone()
+    }
+
+    /// The session to watch and when the token stops being accepted.
+    fn limits(&self, state: &AppState) -> (Option<watch::Receiver<bool>>, Option<tokio::time::Instant>) {
+        let Some(token) = &self.token else { return (None, None) };
+        match state.tokens.verify_until(token) {
+            Ok((_, sid, exp)) => (Some(state.revoked.watch(sid)), Some(instant_after(exp + LEEWAY_SECS))),
+            // Already refused: each call says why; nothing to watch.
+            Err(_) => (None, None),
+        }
     }
 }
 
-/// Runs a batch's calls concurrently and runs notifications (answering none).
-#[derive(Clone)]
-pub(crate) struct ConcurrentBatch<S> {
-    inner: S,
+/// The first instant at which Unix second `last` is over.
+fn instant_after(last: u64) -> tokio::time::Instant {
+    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
+    tokio::time::Instant::now() + Duration::from_secs(last + 1).saturating_sub(now)
 }
 
-impl<S> RpcServiceT for ConcurrentBatch<S>
-where
-    S: RpcServiceT<
-            MethodResponse = MethodResponse,
-            BatchResponse = MethodResponse,
-            NotificationResponse = MethodResponse,
-        > + Clone
-        + Send
-        + Sync
-        + 'static,
-{
-    type MethodResponse = MethodResponse;
-    type BatchResponse = MethodResponse;
-    type NotificationResponse = MethodResponse;
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct AuthenticateParams {
+    access_token: String,
+}
 
-    fn call<'a>(&self, req: RpcRequest<'a>) -> impl Future<Output = MethodResponse> + Send + 'a {
-        self.inner.call(req)
-    }
+/// Why the server closes a socket.
+struct Closing(u16, &'static str);
 
-    fn batch<'a>(&self, batch: Batch<'a>) -> impl Future<Output = MethodResponse> + Send + 'a {
-        let inner = self.inner.clone();
-        async move {
-            let answers = join_all(batch.into_iter().map(|entry| {
-                let inner = inner.clone();
-                async move {
-                    match entry {
-                        Ok(BatchEntry::Call(req)) => Some(inner.call(req).await),
-                        Ok(BatchEntry::Notification(n)) => {
-                            inner.call(as_request(n)).await;
-                            None
+impl Shared {
+    async fn serve(
+        self: Arc<Self>,
+        io: TokioIo<hyper::upgrade::Upgraded>,
+        mut auth: Auth,
+        mut stopping: watch::Receiver<bool>,
+    ) {
+        let config = &self.state.config;
+        let (read, write) = tokio::io::split(io);
+        let (out, out_rx) = mpsc::channel::<Vec<u8>>(64);
+        let writer = tokio::spawn(write_frames(write, out_rx));
+        let max_message = config.max_body_bytes;
+        let frames = futures::stream::unfold(
+            FrameReader::new(tokio::io::BufReader::new(read), max_message),
+            |mut r| async move { Some((r.next().await, r)) },
+        );
+        tokio::pin!(frames);
+
+        let ping_every = Duration::from_millis(config.ws_ping_interval_ms.max(10));
+        let idle_limit = Duration::from_millis(config.ws_idle_timeout_ms.max(10));
+        let mut ping = tokio::time::interval_at(tokio::time::Instant::now() + ping_every, ping_every);
+        ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut heard = Instant::now();
+
+        let (mut session, mut expires) = auth.limits(&self.state);
+        let slots = Arc::new(Semaphore::new(MAX_IN_FLIGHT));
+        let mut slot = slots.clone().try_acquire_owned().ok();
+        let mut calls = JoinSet::new();
+
+        let closing: Option<Closing> = loop {
+            tokio::select! {
+                frame = frames.next(), if slot.is_some() => {
+                    let Some(frame) = frame else { break None };
+                    match frame {
+                        Ok(frames::Incoming::Message(data)) => {
+                            heard = Instant::now();
+                            if contains(&data, AUTHENTICATE.as_bytes())
+                                && let Some(answer) = self.authenticate(&data, &mut auth)
+                            {
+                                (session, expires) = auth.limits(&self.state);
+                                if let Some(answer) = answer {
+                                    // Queued by a task: the loop never waits on a client that does not read.
+                                    let out = out.clone();
+                                    calls.spawn(async move {
+                                        let _ = out.send(frames::frame(frames::TEXT, &answer)).await;
+                                    });
+                                }
+                                continue;
+                            }
+                            let meta = auth.current(&self.state);
+                            let (this, out, permit) = (self.clone(), out.clone(), slot.take());
+                            calls.spawn(async move {
+                                let _permit = permit;
+                                if let Some(answer) = this.answer(&meta, &data).await {
+                                    let _ = out.send(frames::frame(frames::TEXT, &answer)).await;
+                                }
+                            });
+                            slot = slots.clone().try_acquire_owned().ok();
                         }
-                        Err(err) => {
-                            let (err, id) = err.into_parts();
-                            Some(MethodResponse::error(id, err))
+                        Ok(frames::Incoming::Ping(payload)) => {
+                            heard = Instant::now();
+                            // Under backpressure (the client does not read) a pong is dropped.
+                            let _ = out.try_send(frames::frame(frames::PONG, &payload));
                         }
+                        Ok(frames::Incoming::Pong) => heard = Instant::now(),
+                        Ok(frames::Incoming::Close(code)) => {
+                            // The client's close: echo its code, let its calls finish unanswered.
+                            let code = code.filter(|c| !matches!(c, 1005 | 1006 | 1015)).unwrap_or(close::NORMAL);
+                            let _ = out.try_send(frames::close_frame(code, ""));
+                            break None;
+                        }
+                        Err(FrameError::Protocol(code, why)) => break Some(Closing(code, why)),
+                        Err(FrameError::Io) => break None,
                     }
                 }
-            }))
-            .await;
-            let mut builder = BatchResponseBuilder::new_with_limit(usize::MAX);
-            let mut any = false;
-            for answer in answers.into_iter().flatten() {
-                any = true;
-                if let Err(too_big) = builder.append(answer) {
-                    return too_big;
+                permit = slots.clone().acquire_owned(), if slot.is_none() => slot = permit.ok(),
+                Some(_) = calls.join_next(), if !calls.is_empty() => {}
+                () = ended(&mut session) => break Some(Closing(close::SESSION_ENDED, "session ended")),
+                () = until(expires) => break Some(Closing(close::TOKEN_EXPIRED, "token expired")),
+                _ = ping.tick() => {
+                    if heard.elapsed() >= idle_limit {
+                        break Some(Closing(close::GOING_AWAY, "no answer to pings"));
+                    }
+                    let _ = out.try_send(frames::frame(frames::PING, b""));
+                }
+                () = stopped(&mut stopping) => {
+                    // In-flight calls finish and are answered first.
+                    while calls.join_next().await.is_some() {}
+                    break Some(Closing(close::GOING_AWAY, "server shutting down"));
                 }
             }
-            if any { MethodResponse::from_batch(builder.finish()) } else { MethodResponse::notification() }
+        };
+        // Calls still running finish on their own; a closed socket drops their answers.
+        calls.detach_all();
+        if let Some(Closing(code, why)) = closing {
+            tracing::debug!(code, reason = why, "closing WebSocket");
+            let _ = tokio::time::timeout(Duration::from_secs(5), out.send(frames::close_frame(code, why))).await;
+            // The closing handshake: wait (briefly) for the client's close
+            // frame, so that closing the connection does not reset it under
+            // data the client is still sending.
+            let _ = tokio::time::timeout(Duration::from_secs(2), async {
+                while let Some(Ok(frame)) = frames.next().await {
+                    if matches!(frame, frames::Incoming::Close(_)) {
+                        break;
+                    }
+                }
+            })
+            .await;
+        }
+        drop(out);
+        // The writer ends once the close frame is out. A peer that stopped
+        // reading cannot hold the connection: the writer is stopped.
+        let mut writer = writer;
+        if tokio::time::timeout(Duration::from_secs(5), &mut writer).await.is_err() {
+            writer.abort();
         }
     }
 
-    fn notification<'a>(&self, n: Notification<'a>) -> impl Future<Output = MethodResponse> + Send + 'a {
-        let inner = self.inner.clone();
-        async move {
-            inner.call(as_request(n)).await;
-            MethodResponse::notification()
+    /// Handles a message that is a single `rpc.authenticate` call: `None` if
+    /// it is not one; `Some(None)` for a notification (nothing to answer).
+    fn authenticate(&self, data: &[u8], auth: &mut Auth) -> Option<Option<Vec<u8>>> {
+        let Ok(framing::Body::Single(Entry::Call(call))) =
+            framing::parse_body(data, self.state.config.max_json_depth, self.state.config.max_batch)
+        else {
+            return None;
+        };
+        if call.method != AUTHENTICATE {
+            return None;
+        }
+        let result = self.reauthenticate(call.params, auth);
+        let id = call.id?;
+        let mut out = Vec::with_capacity(128);
+        match result {
+            Ok(value) => framing::write_result(&mut out, Some(id), &value),
+            Err(e) => framing::write_error(&mut out, Some(id), &e.to_error_object(&auth.meta.request_id)),
+        }
+        Some(Some(out))
+    }
+
+    fn reauthenticate(&self, params: Option<&RawValue>, auth: &mut Auth) -> Result<Box<RawValue>, ApiError> {
+        let params: AuthenticateParams = decode_params(params)?;
+        if matches!(auth.meta.principal, Ok(Some(Credential::ApiKey(_)))) {
+            return Err(ApiError::new(Reason::InvalidRequest)
+                .message("this connection uses an API key; rpc.authenticate replaces an access token"));
+        }
+        let (user, _, exp) = self.state.tokens.verify_until(&params.access_token).map_err(ApiError::new)?;
+        let principal = resolve_credentials(&self.state, Some(&params.access_token), None)?;
+        if auth.user.is_some_and(|u| u != user) {
+            return Err(
+                ApiError::new(Reason::TokenInvalid).message("the token is for another user than this connection's")
+            );
+        }
+        auth.user = Some(user);
+        auth.token = Some(Arc::from(params.access_token));
+        auth.meta = Arc::new(RequestMeta { principal: Ok(principal), ..(*auth.meta).clone() });
+        let expires_at = i64::try_from(exp)
+            .ok()
+            .and_then(|s| chrono::DateTime::from_timestamp(s, 0))
+            .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true));
+        let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_secs();
+        serde_json::value::to_raw_value(&serde_json::json!({
+            "expiresAt": expires_at,
+            "expiresIn": exp.saturating_sub(now),
+        }))
+        .map_err(|_| ApiError::new(Reason::Internal))
+    }
+
+    /// The answer to one message (`None` when it held only notifications).
+    async fn answer(&self, meta: &Arc<RequestMeta>, data: &[u8]) -> Option<Vec<u8>> {
+        let config = &self.state.config;
+        let mut out = Vec::with_capacity(256);
+        match framing::parse_body(data, config.max_json_depth, config.max_batch) {
+            Err(e) => {
+                let err = match e {
+                    BodyError::Parse => ApiError::new(Reason::ParseError),
+                    BodyError::EmptyBatch | BodyError::NotRequest => ApiError::new(Reason::InvalidRequest),
+                    BodyError::TooDeep => ApiError::new(Reason::NestingTooDeep).with("limit", config.max_json_depth),
+                    BodyError::BatchTooLarge { len, max } => ApiError::new(Reason::BatchTooLarge)
+                        .message(format!("the batch has {len} calls; at most {max} are accepted"))
+                        .with("limit", max),
+                };
+                framing::write_error(&mut out, None, &err.to_error_object(&meta.request_id));
+            }
+            Ok(framing::Body::Single(entry)) => {
+                let (id, answered, result) = self.run(meta, entry).await;
+                if !answered {
+                    return None;
+                }
+                write_answer(&mut out, id, result, meta);
+            }
+            Ok(framing::Body::Batch(entries)) => {
+                let results = join_all(entries.into_iter().map(|e| self.run(meta, e))).await;
+                out.push(b'[');
+                for (id, answered, result) in results {
+                    if !answered {
+                        continue;
+                    }
+                    if out.len() > 1 {
+                        out.push(b',');
+                    }
+                    write_answer(&mut out, id, result, meta);
+                }
+                if out.len() == 1 {
+                    return None;
+                }
+                out.push(b']');
+            }
+        }
+        if out.len() > config.max_response_bytes {
+            tracing::warn!(bytes = out.len(), "response over the size limit");
+            out.clear();
+            let err = ApiError::new(Reason::Internal).message("the response is larger than the server sends");
+            framing::write_error(&mut out, None, &err.to_error_object(&meta.request_id));
+        }
+        Some(out)
+    }
+
+    /// Runs one entry: its id, whether it is answered, its result.
+    async fn run<'a>(
+        &self,
+        meta: &Arc<RequestMeta>,
+        entry: Entry<'a>,
+    ) -> (Option<&'a RawValue>, bool, Result<Box<RawValue>, ApiError>) {
+        match entry {
+            Entry::Invalid { id } => (id, true, Err(ApiError::new(Reason::InvalidRequest))),
+            Entry::Call(call) => {
+                let answered = call.id.is_some();
+                let result = if call.method == AUTHENTICATE {
+                    Err(ApiError::new(Reason::InvalidRequest)
+                        .message("send rpc.authenticate on its own, not in a batch"))
+                } else {
+                    match self.registry.call(&call.method, self.state.clone(), meta.clone(), call.params) {
+                        Some(fut) => fut.await,
+                        None => Err(ApiError::new(Reason::MethodNotFound)),
+                    }
+                };
+                if !answered && let Err(e) = &result {
+                    tracing::debug!(error = %e, "notification failed");
+                }
+                (call.id, answered, result)
+            }
         }
     }
 }
 
-fn as_request(n: Notification<'_>) -> RpcRequest<'static> {
-    let mut req = RpcRequest::owned(n.method.into_owned(), n.params.map(std::borrow::Cow::into_owned), Id::Null);
-    req.extensions = n.extensions;
-    req
+fn write_answer(out: &mut Vec<u8>, id: Option<&RawValue>, result: Result<Box<RawValue>, ApiError>, meta: &RequestMeta) {
+    match result {
+        Ok(value) => framing::write_result(out, id, &value),
+        Err(e) => {
+            tracing::debug!(error = %e, "call failed");
+            framing::write_error(out, id, &e.to_error_object(&meta.request_id));
+        }
+    }
+}
+
+/// Writes frames in order; after a close frame, ends the connection.
+async fn write_frames(mut io: impl tokio::io::AsyncWrite + Unpin, mut rx: mpsc::Receiver<Vec<u8>>) {
+    while let Some(frame) = rx.recv().await {
+        let is_close = frame.first() == Some(&(0x80 | frames::CLOSE));
+        if io.write_all(&frame).await.is_err() {
+            return;
+        }
+        if rx.is_empty() && io.flush().await.is_err() {
+            return;
+        }
+        if is_close {
+            break;
+        }
+    }
+    let _ = io.flush().await;
+    let _ = io.shutdown().await;
+}
+
+async fn ended(session: &mut Option<watch::Receiver<bool>>) {
+    match session {
+        Some(rx) => {
+            if rx.wait_for(|ended| *ended).await.is_err() {
+                // The watch was dropped (cannot happen while the set lives).
+                *session = None;
+                std::future::pending::<()>().await;
+            }
+        }
+        None => std::future::pending().await,
+    }
+}
+
+async fn until(deadline: Option<tokio::time::Instant>) {
+    match deadline {
+        Some(d) => tokio::time::sleep_until(d).await,
+        None => std::future::pending().await,
+    }
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
 }

@@ -27,3 +27,4 @@ mod throttle;
 mod tokens;
 mod transport;
 mod ws;
+mod ws_sessions;

@@ -329,3 +329,36 @@ async fn retention_prunes_the_outbox_and_the_audit_trail_sqlite() {
 async fn retention_prunes_the_outbox_and_the_audit_trail_postgres() {
     retention_prunes_the_outbox_and_the_audit_trail(Backend::Postgres).await;
 }
+
+/// A load balancer carries many clients' connections: a trusted proxy is
+/// not held to the per-address connection cap.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn trusted_proxies_are_exempt_from_the_per_address_connection_cap() {
+    let app = try_spawn(Backend::Sqlite, |c| {
+        c.max_connections_per_ip = 2;
+        c.trusted_proxies = trellis_server::net::parse_list("127.0.0.1").expect("blocks");
+    })
+    .await
+    .expect("SQLite");
+    // Five connections at once, each with a call: all answered.
+    let clients: Vec<reqwest::Client> =
+        (0..5).map(|_| reqwest::Client::builder().pool_max_idle_per_host(1).build().expect("client")).collect();
+    let first = futures::future::join_all(
+        clients
+            .iter()
+            .map(|c| c.post(&app.url).json(&json!({"jsonrpc": "2.0", "method": "health.check", "id": 1})).send()),
+    )
+    .await;
+    // The connections stay open (kept alive by each client) while a second
+    // round goes over them.
+    let second = futures::future::join_all(
+        clients
+            .iter()
+            .map(|c| c.post(&app.url).json(&json!({"jsonrpc": "2.0", "method": "health.check", "id": 2})).send()),
+    )
+    .await;
+    for r in first.into_iter().chain(second) {
+        assert_eq!(r.expect("answered").status(), 200);
+    }
+    app.stop().await;
+}

@@ -7,21 +7,26 @@ use tokio_util::compat::TokioAsyncReadCompatExt;
 
 use crate::helpers::{assert_error, spawn_sqlite};
 
-type Sender = soketto::Sender<BufReader<BufWriter<tokio_util::compat::Compat<tokio::net::TcpStream>>>>;
-type Receiver = soketto::Receiver<BufReader<BufWriter<tokio_util::compat::Compat<tokio::net::TcpStream>>>>;
+pub type Sender = soketto::Sender<BufReader<BufWriter<tokio_util::compat::Compat<tokio::net::TcpStream>>>>;
+pub type Receiver = soketto::Receiver<BufReader<BufWriter<tokio_util::compat::Compat<tokio::net::TcpStream>>>>;
 
-async fn connect(addr: std::net::SocketAddr, token: Option<&str>) -> (Sender, Receiver) {
+pub async fn connect(addr: std::net::SocketAddr, token: Option<&str>) -> (Sender, Receiver) {
     connect_to(addr, "/rpc", token).await
 }
 
-async fn connect_to(addr: std::net::SocketAddr, path: &str, token: Option<&str>) -> (Sender, Receiver) {
+pub async fn connect_to(addr: std::net::SocketAddr, path: &str, token: Option<&str>) -> (Sender, Receiver) {
+    let value = token.map(|t| format!("Bearer {t}"));
+    connect_with(addr, path, value.as_ref().map(|v| ("Authorization", v.as_str()))).await
+}
+
+/// Opens a socket with one extra header on the upgrade.
+pub async fn connect_with(addr: std::net::SocketAddr, path: &str, header: Option<(&str, &str)>) -> (Sender, Receiver) {
     let socket = tokio::net::TcpStream::connect(addr).await.expect("connect");
     let host = addr.to_string();
     let mut client = Client::new(BufReader::new(BufWriter::new(socket.compat())), &host, path);
-    let header_value = token.map(|t| format!("Bearer {t}"));
-    let headers: Vec<soketto::handshake::client::Header<'_>> = header_value
+    let headers: Vec<soketto::handshake::client::Header<'_>> = header
         .iter()
-        .map(|v| soketto::handshake::client::Header { name: "Authorization", value: v.as_bytes() })
+        .map(|(name, value)| soketto::handshake::client::Header { name, value: value.as_bytes() })
         .collect();
     client.set_headers(&headers);
     match client.handshake().await.expect("handshake") {
@@ -31,7 +36,7 @@ async fn connect_to(addr: std::net::SocketAddr, path: &str, token: Option<&str>)
     client.into_builder().finish()
 }
 
-async fn exchange(tx: &mut Sender, rx: &mut Receiver, msg: Value) -> Value {
+pub async fn exchange(tx: &mut Sender, rx: &mut Receiver, msg: Value) -> Value {
     tx.send_text(msg.to_string()).await.expect("send");
     tx.flush().await.expect("flush");
     let mut data = Vec::new();
@@ -83,5 +88,39 @@ async fn credentials_in_the_upgrade_url() {
     let (mut tx, mut rx) = connect_to(app.addr, "/rpc?access_token=forged", None).await;
     let r = exchange(&mut tx, &mut rx, json!({"jsonrpc": "2.0", "method": "auth.me", "id": 1})).await;
     assert_error(&r["error"], -32001, "TOKEN_INVALID");
+    app.stop().await;
+}
+
+/// WebSocket messages take the HTTP path's framing: ids echoed as sent,
+/// notifications run unanswered, malformed messages answered per the spec.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn websocket_framing_matches_http() {
+    let app = spawn_sqlite().await;
+    let (mut tx, mut rx) = connect(app.addr, None).await;
+    async fn raw(tx: &mut Sender, rx: &mut Receiver, text: &str) -> String {
+        tx.send_text(text).await.expect("send");
+        tx.flush().await.expect("flush");
+        let mut data = Vec::new();
+        rx.receive_data(&mut data).await.expect("receive");
+        String::from_utf8(data).expect("text")
+    }
+    let answer = raw(&mut tx, &mut rx, r#"{"jsonrpc":"2.0","method":"health.check","id":-1.50}"#).await;
+    assert!(answer.ends_with(r#","id":-1.50}"#), "{answer}");
+    // A notification and a call in one batch: one answer, for the call.
+    let answer = raw(
+        &mut tx,
+        &mut rx,
+        r#"[{"jsonrpc":"2.0","method":"health.check"},{"jsonrpc":"2.0","method":"health.check","id":"x"}]"#,
+    )
+    .await;
+    let answers: Value = serde_json::from_str(&answer).expect("JSON");
+    assert_eq!(answers.as_array().map(Vec::len), Some(1), "{answer}");
+    assert_eq!(answers[0]["id"], "x");
+    let answer: Value = serde_json::from_str(&raw(&mut tx, &mut rx, "{not json").await).expect("JSON");
+    assert_error(&answer["error"], -32700, "PARSE_ERROR");
+    let answer: Value =
+        serde_json::from_str(&raw(&mut tx, &mut rx, r#"{"jsonrpc":"2.0","method":"rpc.authenticate","id":1}"#).await)
+            .expect("JSON");
+    assert_error(&answer["error"], -32602, "VALIDATION");
     app.stop().await;
 }
