@@ -145,6 +145,7 @@ define_reasons! {
     AccountDisabled = "ACCOUNT_DISABLED" => Forbidden, "the account is disabled";
     AdminRequired = "ADMIN_REQUIRED" => Forbidden, "this method is for system administrators";
     InvitationMismatch = "INVITATION_MISMATCH" => Forbidden, "the invitation is for another e-mail address";
+    ReauthenticationRequired = "REAUTHENTICATION_REQUIRED" => Forbidden, "this change needs the current password (currentPassword) or a recent sign-in";
     NotFound = "NOT_FOUND" => NotFound, "not found";
     VersionConflict = "VERSION_CONFLICT" => Conflict, "the record was changed by someone else";
     AlreadyExists = "ALREADY_EXISTS" => Conflict, "it already exists";

@@ -58,6 +58,11 @@ impl Application {
         })
         .await??;
 
+        let secrets = crate::auth::sealed::SecretBox::from_setting(config.encryption_keys.as_deref(), &secret)?;
+        let resealed = crate::auth::sealed::reseal_all(&db, &secrets).await.context("failed to seal TOTP secrets")?;
+        if resealed > 0 {
+            tracing::info!(resealed, key_id = secrets.current_id(), "TOTP secrets sealed under the current key");
+        }
         let state = Arc::new(State {
             tokens: TokenKeys::new(&secret, access_ttl),
             revoked,
@@ -68,6 +73,7 @@ impl Application {
             throttle: AuthThrottle::new(&config),
             policy: PasswordPolicy::new(&config),
             codes: CodeHasher::new(&secret),
+            secrets,
             mail: Wakeup::default(),
             health: HealthMonitor::start(db.clone()).await,
             db,

@@ -133,12 +133,12 @@ export interface Procedures {
     reason: "NOT_FOUND" | "CREDENTIALS_MISSING" | "TOKEN_EXPIRED" | "TOKEN_INVALID" | "API_KEY_INVALID" | "API_KEY_EXPIRED" | "API_KEY_REVOKED" | "ACCOUNT_DISABLED" | "MISSING_SCOPE" | "VALIDATION" | "RATE_LIMITED" | "DATABASE_UNAVAILABLE" | "CACHE_UNAVAILABLE" | "SHUTTING_DOWN" | "INTERNAL";
   };
   "mfa.enrollTotp": {
-    params: T.Empty;
+    params: T.EnrollTotpParams;
     result: T.EnrollTotpResult;
     kind: "mutation";
     access: "user";
     /** Every reason a call can fail with: the procedure's own, its access rule's, and the common ones. */
-    reason: "ALREADY_EXISTS" | "CREDENTIALS_MISSING" | "TOKEN_EXPIRED" | "TOKEN_INVALID" | "API_KEY_INVALID" | "API_KEY_EXPIRED" | "API_KEY_REVOKED" | "ACCOUNT_DISABLED" | "MISSING_SCOPE" | "VALIDATION" | "RATE_LIMITED" | "DATABASE_UNAVAILABLE" | "CACHE_UNAVAILABLE" | "SHUTTING_DOWN" | "INTERNAL";
+    reason: "ALREADY_EXISTS" | "REAUTHENTICATION_REQUIRED" | "INVALID_CREDENTIALS" | "ACCOUNT_LOCKED" | "CREDENTIALS_MISSING" | "TOKEN_EXPIRED" | "TOKEN_INVALID" | "API_KEY_INVALID" | "API_KEY_EXPIRED" | "API_KEY_REVOKED" | "ACCOUNT_DISABLED" | "MISSING_SCOPE" | "VALIDATION" | "RATE_LIMITED" | "DATABASE_UNAVAILABLE" | "CACHE_UNAVAILABLE" | "SHUTTING_DOWN" | "INTERNAL";
   };
   "mfa.confirmTotp": {
     params: T.CodeParams;
@@ -149,12 +149,12 @@ export interface Procedures {
     reason: "OTP_INVALID" | "INVALID_TRANSITION" | "CREDENTIALS_MISSING" | "TOKEN_EXPIRED" | "TOKEN_INVALID" | "API_KEY_INVALID" | "API_KEY_EXPIRED" | "API_KEY_REVOKED" | "ACCOUNT_DISABLED" | "MISSING_SCOPE" | "VALIDATION" | "RATE_LIMITED" | "DATABASE_UNAVAILABLE" | "CACHE_UNAVAILABLE" | "SHUTTING_DOWN" | "INTERNAL";
   };
   "mfa.disable": {
-    params: T.CodeParams;
+    params: T.DisableMfaParams;
     result: T.Empty;
     kind: "mutation";
     access: "user";
     /** Every reason a call can fail with: the procedure's own, its access rule's, and the common ones. */
-    reason: "OTP_INVALID" | "INVALID_TRANSITION" | "CREDENTIALS_MISSING" | "TOKEN_EXPIRED" | "TOKEN_INVALID" | "API_KEY_INVALID" | "API_KEY_EXPIRED" | "API_KEY_REVOKED" | "ACCOUNT_DISABLED" | "MISSING_SCOPE" | "VALIDATION" | "RATE_LIMITED" | "DATABASE_UNAVAILABLE" | "CACHE_UNAVAILABLE" | "SHUTTING_DOWN" | "INTERNAL";
+    reason: "OTP_INVALID" | "INVALID_TRANSITION" | "REAUTHENTICATION_REQUIRED" | "INVALID_CREDENTIALS" | "ACCOUNT_LOCKED" | "CREDENTIALS_MISSING" | "TOKEN_EXPIRED" | "TOKEN_INVALID" | "API_KEY_INVALID" | "API_KEY_EXPIRED" | "API_KEY_REVOKED" | "ACCOUNT_DISABLED" | "MISSING_SCOPE" | "VALIDATION" | "RATE_LIMITED" | "DATABASE_UNAVAILABLE" | "CACHE_UNAVAILABLE" | "SHUTTING_DOWN" | "INTERNAL";
   };
   "users.updateProfile": {
     params: T.UpdateProfileParams;
@@ -274,7 +274,7 @@ export interface Procedures {
     kind: "mutation";
     access: "org:apiKeys:manage";
     /** Every reason a call can fail with: the procedure's own, its access rule's, and the common ones. */
-    reason: "MISSING_PERMISSION" | "CREDENTIALS_MISSING" | "TOKEN_EXPIRED" | "TOKEN_INVALID" | "API_KEY_INVALID" | "API_KEY_EXPIRED" | "API_KEY_REVOKED" | "ACCOUNT_DISABLED" | "MISSING_SCOPE" | "NOT_FOUND" | "VALIDATION" | "RATE_LIMITED" | "DATABASE_UNAVAILABLE" | "CACHE_UNAVAILABLE" | "SHUTTING_DOWN" | "INTERNAL";
+    reason: "MISSING_PERMISSION" | "REAUTHENTICATION_REQUIRED" | "INVALID_CREDENTIALS" | "ACCOUNT_LOCKED" | "CREDENTIALS_MISSING" | "TOKEN_EXPIRED" | "TOKEN_INVALID" | "API_KEY_INVALID" | "API_KEY_EXPIRED" | "API_KEY_REVOKED" | "ACCOUNT_DISABLED" | "MISSING_SCOPE" | "NOT_FOUND" | "VALIDATION" | "RATE_LIMITED" | "DATABASE_UNAVAILABLE" | "CACHE_UNAVAILABLE" | "SHUTTING_DOWN" | "INTERNAL";
   };
   "apiKeys.list": {
     params: T.ListApiKeysParams;
@@ -359,9 +359,9 @@ export const procedures = {
   "auth.resetPassword": { kind: "mutation", access: "public", summary: "Sets a new password with the token from the reset e-mail; every session of the account ends.", reasons: ["TOKEN_INVALID", "TOKEN_EXPIRED", "TOKEN_USED", "PASSWORD_POLICY", "PASSWORD_REUSED", "VALIDATION", "RATE_LIMITED", "DATABASE_UNAVAILABLE", "CACHE_UNAVAILABLE", "SHUTTING_DOWN", "INTERNAL"] },
   "sessions.list": { kind: "query", access: "user", summary: "The caller's live sessions, newest first.", reasons: ["CREDENTIALS_MISSING", "TOKEN_EXPIRED", "TOKEN_INVALID", "API_KEY_INVALID", "API_KEY_EXPIRED", "API_KEY_REVOKED", "ACCOUNT_DISABLED", "MISSING_SCOPE", "VALIDATION", "RATE_LIMITED", "DATABASE_UNAVAILABLE", "CACHE_UNAVAILABLE", "SHUTTING_DOWN", "INTERNAL"] },
   "sessions.revoke": { kind: "mutation", access: "user", summary: "Ends one of the caller's sessions; its tokens stop working at once.", reasons: ["NOT_FOUND", "CREDENTIALS_MISSING", "TOKEN_EXPIRED", "TOKEN_INVALID", "API_KEY_INVALID", "API_KEY_EXPIRED", "API_KEY_REVOKED", "ACCOUNT_DISABLED", "MISSING_SCOPE", "VALIDATION", "RATE_LIMITED", "DATABASE_UNAVAILABLE", "CACHE_UNAVAILABLE", "SHUTTING_DOWN", "INTERNAL"] },
-  "mfa.enrollTotp": { kind: "mutation", access: "user", summary: "Starts TOTP enrolment: a new secret, not in force until `mfa.confirmTotp`.", reasons: ["ALREADY_EXISTS", "CREDENTIALS_MISSING", "TOKEN_EXPIRED", "TOKEN_INVALID", "API_KEY_INVALID", "API_KEY_EXPIRED", "API_KEY_REVOKED", "ACCOUNT_DISABLED", "MISSING_SCOPE", "VALIDATION", "RATE_LIMITED", "DATABASE_UNAVAILABLE", "CACHE_UNAVAILABLE", "SHUTTING_DOWN", "INTERNAL"] },
+  "mfa.enrollTotp": { kind: "mutation", access: "user", summary: "Starts TOTP enrolment: a new secret, not in force until `mfa.confirmTotp`. Needs the current password, or a sign-in within the last 5 minutes.", reasons: ["ALREADY_EXISTS", "REAUTHENTICATION_REQUIRED", "INVALID_CREDENTIALS", "ACCOUNT_LOCKED", "CREDENTIALS_MISSING", "TOKEN_EXPIRED", "TOKEN_INVALID", "API_KEY_INVALID", "API_KEY_EXPIRED", "API_KEY_REVOKED", "ACCOUNT_DISABLED", "MISSING_SCOPE", "VALIDATION", "RATE_LIMITED", "DATABASE_UNAVAILABLE", "CACHE_UNAVAILABLE", "SHUTTING_DOWN", "INTERNAL"] },
   "mfa.confirmTotp": { kind: "mutation", access: "user", summary: "Turns MFA on with a first code from the app; returns the recovery codes.", reasons: ["OTP_INVALID", "INVALID_TRANSITION", "CREDENTIALS_MISSING", "TOKEN_EXPIRED", "TOKEN_INVALID", "API_KEY_INVALID", "API_KEY_EXPIRED", "API_KEY_REVOKED", "ACCOUNT_DISABLED", "MISSING_SCOPE", "VALIDATION", "RATE_LIMITED", "DATABASE_UNAVAILABLE", "CACHE_UNAVAILABLE", "SHUTTING_DOWN", "INTERNAL"] },
-  "mfa.disable": { kind: "mutation", access: "user", summary: "Turns MFA off, with a current code or a recovery code.", reasons: ["OTP_INVALID", "INVALID_TRANSITION", "CREDENTIALS_MISSING", "TOKEN_EXPIRED", "TOKEN_INVALID", "API_KEY_INVALID", "API_KEY_EXPIRED", "API_KEY_REVOKED", "ACCOUNT_DISABLED", "MISSING_SCOPE", "VALIDATION", "RATE_LIMITED", "DATABASE_UNAVAILABLE", "CACHE_UNAVAILABLE", "SHUTTING_DOWN", "INTERNAL"] },
+  "mfa.disable": { kind: "mutation", access: "user", summary: "Turns MFA off, with a current code or a recovery code, and the current password or a sign-in within the last 5 minutes.", reasons: ["OTP_INVALID", "INVALID_TRANSITION", "REAUTHENTICATION_REQUIRED", "INVALID_CREDENTIALS", "ACCOUNT_LOCKED", "CREDENTIALS_MISSING", "TOKEN_EXPIRED", "TOKEN_INVALID", "API_KEY_INVALID", "API_KEY_EXPIRED", "API_KEY_REVOKED", "ACCOUNT_DISABLED", "MISSING_SCOPE", "VALIDATION", "RATE_LIMITED", "DATABASE_UNAVAILABLE", "CACHE_UNAVAILABLE", "SHUTTING_DOWN", "INTERNAL"] },
   "users.updateProfile": { kind: "mutation", access: "user", summary: "Changes the caller's display name.", reasons: ["CREDENTIALS_MISSING", "TOKEN_EXPIRED", "TOKEN_INVALID", "API_KEY_INVALID", "API_KEY_EXPIRED", "API_KEY_REVOKED", "ACCOUNT_DISABLED", "MISSING_SCOPE", "VALIDATION", "RATE_LIMITED", "DATABASE_UNAVAILABLE", "CACHE_UNAVAILABLE", "SHUTTING_DOWN", "INTERNAL"] },
   "users.activity": { kind: "query", access: "user", summary: "The caller's own security events (sign-ins, failures, lockouts, password and MFA changes, sessions ended), newest first.", reasons: ["CREDENTIALS_MISSING", "TOKEN_EXPIRED", "TOKEN_INVALID", "API_KEY_INVALID", "API_KEY_EXPIRED", "API_KEY_REVOKED", "ACCOUNT_DISABLED", "MISSING_SCOPE", "VALIDATION", "RATE_LIMITED", "DATABASE_UNAVAILABLE", "CACHE_UNAVAILABLE", "SHUTTING_DOWN", "INTERNAL"] },
   "admin.listUsers": { kind: "query", access: "admin", summary: "Every account, oldest first, optionally filtered by e-mail or name.", reasons: ["CREDENTIALS_MISSING", "TOKEN_EXPIRED", "TOKEN_INVALID", "ACCOUNT_DISABLED", "ADMIN_REQUIRED", "VALIDATION", "RATE_LIMITED", "DATABASE_UNAVAILABLE", "CACHE_UNAVAILABLE", "SHUTTING_DOWN", "INTERNAL"] },
@@ -376,7 +376,7 @@ export const procedures = {
   "orgs.acceptInvite": { kind: "mutation", access: "user", summary: "Joins the organization of an invitation sent to the caller's own address.", reasons: ["TOKEN_INVALID", "TOKEN_EXPIRED", "TOKEN_USED", "INVITATION_MISMATCH", "ALREADY_EXISTS", "CREDENTIALS_MISSING", "API_KEY_INVALID", "API_KEY_EXPIRED", "API_KEY_REVOKED", "ACCOUNT_DISABLED", "MISSING_SCOPE", "VALIDATION", "RATE_LIMITED", "DATABASE_UNAVAILABLE", "CACHE_UNAVAILABLE", "SHUTTING_DOWN", "INTERNAL"] },
   "orgs.updateMemberRole": { kind: "mutation", access: "org:org:manage", summary: "Changes a member's role. Nobody grants a role above their own or changes a member above them; the last owner stays.", reasons: ["NOT_FOUND", "MISSING_PERMISSION", "INVALID_TRANSITION", "CREDENTIALS_MISSING", "TOKEN_EXPIRED", "TOKEN_INVALID", "API_KEY_INVALID", "API_KEY_EXPIRED", "API_KEY_REVOKED", "ACCOUNT_DISABLED", "MISSING_SCOPE", "VALIDATION", "RATE_LIMITED", "DATABASE_UNAVAILABLE", "CACHE_UNAVAILABLE", "SHUTTING_DOWN", "INTERNAL"] },
   "orgs.removeMember": { kind: "mutation", access: "org:org:manage", summary: "Removes a member; nobody removes a member above them, and the last owner stays.", reasons: ["NOT_FOUND", "MISSING_PERMISSION", "INVALID_TRANSITION", "CREDENTIALS_MISSING", "TOKEN_EXPIRED", "TOKEN_INVALID", "API_KEY_INVALID", "API_KEY_EXPIRED", "API_KEY_REVOKED", "ACCOUNT_DISABLED", "MISSING_SCOPE", "VALIDATION", "RATE_LIMITED", "DATABASE_UNAVAILABLE", "CACHE_UNAVAILABLE", "SHUTTING_DOWN", "INTERNAL"] },
-  "apiKeys.create": { kind: "mutation", access: "org:apiKeys:manage", summary: "Makes a key with scopes no wider than the caller's own permissions.", reasons: ["MISSING_PERMISSION", "CREDENTIALS_MISSING", "TOKEN_EXPIRED", "TOKEN_INVALID", "API_KEY_INVALID", "API_KEY_EXPIRED", "API_KEY_REVOKED", "ACCOUNT_DISABLED", "MISSING_SCOPE", "NOT_FOUND", "VALIDATION", "RATE_LIMITED", "DATABASE_UNAVAILABLE", "CACHE_UNAVAILABLE", "SHUTTING_DOWN", "INTERNAL"] },
+  "apiKeys.create": { kind: "mutation", access: "org:apiKeys:manage", summary: "Makes a key with scopes no wider than the caller's own permissions.", reasons: ["MISSING_PERMISSION", "REAUTHENTICATION_REQUIRED", "INVALID_CREDENTIALS", "ACCOUNT_LOCKED", "CREDENTIALS_MISSING", "TOKEN_EXPIRED", "TOKEN_INVALID", "API_KEY_INVALID", "API_KEY_EXPIRED", "API_KEY_REVOKED", "ACCOUNT_DISABLED", "MISSING_SCOPE", "NOT_FOUND", "VALIDATION", "RATE_LIMITED", "DATABASE_UNAVAILABLE", "CACHE_UNAVAILABLE", "SHUTTING_DOWN", "INTERNAL"] },
   "apiKeys.list": { kind: "query", access: "org:apiKeys:read", summary: "The organization's keys, oldest first.", reasons: ["CREDENTIALS_MISSING", "TOKEN_EXPIRED", "TOKEN_INVALID", "API_KEY_INVALID", "API_KEY_EXPIRED", "API_KEY_REVOKED", "ACCOUNT_DISABLED", "MISSING_PERMISSION", "MISSING_SCOPE", "NOT_FOUND", "VALIDATION", "RATE_LIMITED", "DATABASE_UNAVAILABLE", "CACHE_UNAVAILABLE", "SHUTTING_DOWN", "INTERNAL"] },
   "apiKeys.get": { kind: "query", access: "org:apiKeys:read", summary: "One key (never its secret).", reasons: ["CREDENTIALS_MISSING", "TOKEN_EXPIRED", "TOKEN_INVALID", "API_KEY_INVALID", "API_KEY_EXPIRED", "API_KEY_REVOKED", "ACCOUNT_DISABLED", "MISSING_PERMISSION", "MISSING_SCOPE", "NOT_FOUND", "VALIDATION", "RATE_LIMITED", "DATABASE_UNAVAILABLE", "CACHE_UNAVAILABLE", "SHUTTING_DOWN", "INTERNAL"] },
   "apiKeys.update": { kind: "mutation", access: "org:apiKeys:manage", summary: "Changes a key's name, scopes, expiry or limit; takes effect within a second everywhere.", reasons: ["MISSING_PERMISSION", "INVALID_TRANSITION", "CREDENTIALS_MISSING", "TOKEN_EXPIRED", "TOKEN_INVALID", "API_KEY_INVALID", "API_KEY_EXPIRED", "API_KEY_REVOKED", "ACCOUNT_DISABLED", "MISSING_SCOPE", "NOT_FOUND", "VALIDATION", "RATE_LIMITED", "DATABASE_UNAVAILABLE", "CACHE_UNAVAILABLE", "SHUTTING_DOWN", "INTERNAL"] },
@@ -431,6 +431,7 @@ export const reasonCategories = {
   ACCOUNT_DISABLED: "FORBIDDEN",
   ADMIN_REQUIRED: "FORBIDDEN",
   INVITATION_MISMATCH: "FORBIDDEN",
+  REAUTHENTICATION_REQUIRED: "FORBIDDEN",
   NOT_FOUND: "NOT_FOUND",
   VERSION_CONFLICT: "CONFLICT",
   ALREADY_EXISTS: "CONFLICT",

@@ -43,7 +43,11 @@ impl Handler for ChangePassword {
             mail: Some(&mail),
             event: &event,
         };
-        let ended = accounts::change_password(&ctx.state.db, change).await?.unwrap_or_default();
+        let Some(ended) = accounts::change_password(&ctx.state.db, change).await? else {
+            // Changed meanwhile by another call: the password given is no
+            // longer the current one.
+            return Err(HandlerError::reason(ChangePasswordReason::InvalidCredentials));
+        };
         for sid in &ended {
             ctx.state.revoked.revoke(*sid);
         }

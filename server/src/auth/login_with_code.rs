@@ -15,8 +15,13 @@ impl Handler for LoginWithCode {
     async fn handle(ctx: Ctx, p: LoginWithCodeParams) -> Result<Tokens, HandlerError<LoginWithCodeReason>> {
         let key = p.email.normalized();
         ctx.state.throttle.attempt(ctx.ip_addr(), &key).map_err(HandlerError::Common)?;
-        let user = store::find_user_by_email(&ctx.state.db, &key).await?;
+        let (user, address_locked) = store::find_for_sign_in(&ctx.state.db, &key).await?;
         let Some(user) = user else {
+            if let Some(until) = address_locked {
+                let event = Event::new(&ctx.meta, actions::LOGIN_WITH_CODE).failed("ACCOUNT_LOCKED").row();
+                crate::audit::store::record(&ctx.state.db, event).await?;
+                return Err(Refusal::Locked(until).into_error());
+            }
             let event = Event::new(&ctx.meta, actions::LOGIN_WITH_CODE).failed("OTP_INVALID").row();
             crate::audit::store::record(&ctx.state.db, event).await?;
             return Err(HandlerError::reason(LoginWithCodeReason::OtpInvalid));

@@ -179,6 +179,16 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    /// Failed sign-ins of addresses without an account (see `auth::lockout`).
+    address_lockouts (email_key) {
+        email_key -> Text,
+        failed_logins -> Integer,
+        locked_until -> Nullable<Timestamp>,
+        updated_at -> Timestamp,
+    }
+}
+
 diesel::joinable!(sessions -> users (user_id));
 diesel::joinable!(invitations -> orgs (org_id));
 diesel::joinable!(api_keys -> orgs (org_id));
