@@ -90,6 +90,7 @@ impl Application {
             }
             .spawn(),
             AuthThrottle::spawn_housekeeping(state.clone()),
+            crate::auth::accounts::spawn_address_housekeeping(state.db.clone()),
             RevokedSessions::spawn_sync(state.clone(), Duration::from_millis(config.session_sync_ms.max(10))),
             crate::api_keys::usage::UsageRecorder::spawn(
                 state.usage.clone(),

@@ -65,10 +65,12 @@ pub(crate) async fn set_disabled(
                     .select(sessions::id)
                     .load(conn)
                     .await?;
-                diesel::update(sessions::table.filter(sessions::id.eq_any(&ended)))
-                    .set((sessions::revoked_at.eq(t), sessions::revoked_reason.eq("account disabled")))
-                    .execute(conn)
-                    .await?;
+                diesel::update(
+                    sessions::table.filter(sessions::id.eq_any(&ended)).filter(sessions::revoked_at.is_null()),
+                )
+                .set((sessions::revoked_at.eq(t), sessions::revoked_reason.eq("account disabled")))
+                .execute(conn)
+                .await?;
             }
             diesel::insert_into(audit_events::table).values(event).execute(conn).await?;
             let user = users::table.find(user_id).select(UserRow::as_select()).first(conn).await?;

@@ -375,6 +375,33 @@ pub(crate) async fn record_address_failure(
         .await)
 }
 
+/// Forgets addresses whose lock has ended (their count is back at 0, as if
+/// they had never failed), once an hour; counts below the threshold are kept,
+/// as an account keeps them.
+pub(crate) fn spawn_address_housekeeping(db: std::sync::Arc<Db>) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(std::time::Duration::from_secs(3600));
+        loop {
+            tick.tick().await;
+            let t = now();
+            let done: Result<usize, DbError> = async {
+                Ok(db_run!(db, |conn| diesel::delete(
+                    address_lockouts::table
+                        .filter(address_lockouts::failed_logins.eq(0))
+                        .filter(address_lockouts::locked_until.lt(t).or(address_lockouts::locked_until.is_null())),
+                )
+                .execute(conn)
+                .await
+                .map_err(DbError::from)?))
+            }
+            .await;
+            if let Err(e) = done {
+                tracing::warn!(error = %e, "failed to forget ended address locks");
+            }
+        }
+    })
+}
+
 /// How an e-mailed sign-in code compared.
 pub(crate) enum CodeCheck {
     Accepted,
