@@ -81,7 +81,7 @@ export type ChangePasswordParams = { currentPassword: Password, newPassword: New
 /**
  * Why `auth.changePassword` can refuse.
  */
-export type ChangePasswordReason = "INVALID_CREDENTIALS" | "PASSWORD_POLICY" | "PASSWORD_REUSED";
+export type ChangePasswordReason = "INVALID_CREDENTIALS" | "ACCOUNT_LOCKED" | "PASSWORD_POLICY" | "PASSWORD_REUSED";
 
 export type CheckResult = { status: HealthStatus, version: string, uptimeSecs: number, checks: Checks, };
 

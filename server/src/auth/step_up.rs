@@ -47,6 +47,20 @@ pub(crate) async fn require<R: ErrorReason>(
             ),
         ));
     };
+    check_password(ctx, user, password, action).await
+}
+
+/// The account's current password, given by its signed-in owner (step-up,
+/// `auth.changePassword`): throttled per IP and account like a sign-in, refused
+/// while the account is locked (ACCOUNT_LOCKED), and a wrong one counted as a
+/// failed sign-in (INVALID_CREDENTIALS, or ACCOUNT_LOCKED when it locks), so
+/// a stolen access token cannot be used to guess the password for long.
+pub(crate) async fn check_password<R: ErrorReason>(
+    ctx: &Ctx,
+    user: &UserRow,
+    password: &Password,
+    action: &str,
+) -> Result<(), HandlerError<R>> {
     ctx.state.throttle.attempt(ctx.ip_addr(), &user.email_key).map_err(HandlerError::Common)?;
     if let Some(until) = user.locked_at(now()) {
         let event = Event::new(&ctx.meta, action).by_user(&user.id).failed(Reason::AccountLocked.as_str());
@@ -56,7 +70,7 @@ pub(crate) async fn require<R: ErrorReason>(
     if ctx.state.hasher.verify(password.expose(), Some(&user.password_hash)).await? {
         return Ok(());
     }
-    tracing::info!(user_id = %user.id, "step-up refused: wrong password");
+    tracing::info!(user_id = %user.id, action, "password refused");
     Err(count_failure(ctx, user, action, Refusal::InvalidCredentials).await?.into_error())
 }
 

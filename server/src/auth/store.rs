@@ -186,7 +186,15 @@ pub(crate) async fn rotate_refresh_token(
             let mut new = new.clone();
             new.session_id.clone_from(&session.id);
             diesel::insert_into(refresh_tokens::table).values(&new).execute(conn).await?;
-            diesel::update(sessions::table.find(&session.id)).set(sessions::last_used_at.eq(t)).execute(conn).await?;
+            // Ended meanwhile: the new token belongs to an ended session and
+            // is never accepted.
+            let live = diesel::update(sessions::table.find(&session.id).filter(sessions::revoked_at.is_null()))
+                .set(sessions::last_used_at.eq(t))
+                .execute(conn)
+                .await?;
+            if live == 0 {
+                return Ok(Rotation::Invalid);
+            }
             let user = users::table.find(&session.user_id).select(UserRow::as_select()).first(conn).await?;
             Ok(Rotation::Rotated { user: Box::new(user), session_id })
         })

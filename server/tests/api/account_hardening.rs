@@ -247,9 +247,9 @@ db_test_with! {
 }
 
 db_test_with! {
-    /// A wrong step-up password counts as a failed sign-in: at the
-    /// threshold the account locks, and even the right password is then
-    /// ACCOUNT_LOCKED.
+    /// A wrong step-up password, or a wrong current password given to
+    /// auth.changePassword, counts as a failed sign-in: at the threshold the
+    /// account locks, and even the right password is then ACCOUNT_LOCKED.
     async fn wrong_step_up_passwords_lock_the_account(app) where |c| { c.step_up_secs = 0; c.lockout_threshold = 2; } {
         let t = token_of(&app.signed_in("guess@example.com").await);
         let e = app.call("mfa.enrollTotp", json!({"currentPassword": "guess 1"}), Some(&t)).await.expect_err("wrong");
@@ -260,6 +260,16 @@ db_test_with! {
         assert_error(&e, -32023, "ACCOUNT_LOCKED");
         let e = app.call("auth.login", json!({"email": "guess@example.com", "password": PASSWORD}), None).await
             .expect_err("locked");
+        assert_error(&e, -32023, "ACCOUNT_LOCKED");
+
+        // auth.changePassword follows the same rule.
+        let t = token_of(&app.signed_in("change@example.com").await);
+        let change = |current: &str| json!({"currentPassword": current, "newPassword": "a brand new password 9"});
+        let e = app.call("auth.changePassword", change("guess 1"), Some(&t)).await.expect_err("wrong");
+        assert_error(&e, -32001, "INVALID_CREDENTIALS");
+        let e = app.call("auth.changePassword", change("guess 2"), Some(&t)).await.expect_err("locks");
+        assert_error(&e, -32023, "ACCOUNT_LOCKED");
+        let e = app.call("auth.changePassword", change(PASSWORD), Some(&t)).await.expect_err("locked");
         assert_error(&e, -32023, "ACCOUNT_LOCKED");
     }
 }
