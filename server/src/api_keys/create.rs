@@ -47,7 +47,8 @@ impl Handler for Create {
     async fn handle(ctx: Ctx, p: CreateApiKeyParams) -> Result<CreatedApiKey, HandlerError<CreateApiKeyReason>> {
         let access = ctx.org()?;
         // A member proves they are at the keyboard now; a key acting on keys does not.
-        if let (crate::rpc::context::OrgActor::Member(_), Some(me)) = (access.actor, ctx.principal) {
+        if let crate::rpc::context::OrgActor::Member(_) = access.actor {
+            let me = ctx.caller()?;
             let user = crate::auth::store::signed_in_user(&ctx).await?;
             let pw = p.current_password.as_ref();
             crate::auth::step_up::require(&ctx, &user, me, pw, "apiKeys.create").await?;
