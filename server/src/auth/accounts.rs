@@ -255,16 +255,16 @@ pub(crate) async fn change_password(db: &Db, c: PasswordChange<'_>) -> Result<Op
                     .execute(conn)
                     .await?;
             }
-            let live = sessions::table
-                .filter(sessions::user_id.eq(c.user_id))
-                .filter(sessions::revoked_at.is_null())
-                .filter(sessions::id.ne(c.keep_session.unwrap_or("")))
-                .select(sessions::id);
-            let ids: Vec<String> = live.load(conn).await?;
-            diesel::update(sessions::table.filter(sessions::id.eq_any(&ids)).filter(sessions::revoked_at.is_null()))
-                .set((sessions::revoked_at.eq(t), sessions::revoked_reason.eq(c.reason)))
-                .execute(conn)
-                .await?;
+            let ids: Vec<String> = diesel::update(
+                sessions::table
+                    .filter(sessions::user_id.eq(c.user_id))
+                    .filter(sessions::revoked_at.is_null())
+                    .filter(sessions::id.ne(c.keep_session.unwrap_or(""))),
+            )
+            .set((sessions::revoked_at.eq(t), sessions::revoked_reason.eq(c.reason)))
+            .returning(sessions::id)
+            .get_results(conn)
+            .await?;
             if let Some(mail) = c.mail {
                 diesel::insert_into(outbox::table).values(mail).on_conflict_do_nothing().execute(conn).await?;
             }

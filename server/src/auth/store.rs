@@ -243,16 +243,15 @@ pub(crate) async fn end_all_sessions(
     let (uid, t) = (user_id.to_string(), now());
     let ids: Vec<String> = db_run!(db, |conn| conn
         .transaction(async |conn| {
-            let ids: Vec<String> = sessions::table
-                .filter(sessions::user_id.eq(&uid))
-                .filter(sessions::revoked_at.is_null())
-                .select(sessions::id)
-                .load(conn)
-                .await?;
-            diesel::update(sessions::table.filter(sessions::id.eq_any(&ids)).filter(sessions::revoked_at.is_null()))
-                .set((sessions::revoked_at.eq(t), sessions::revoked_reason.eq(reason)))
-                .execute(conn)
-                .await?;
+            // One statement ends them and says which: none ended meanwhile
+            // is counted or rewritten.
+            let ids: Vec<String> = diesel::update(
+                sessions::table.filter(sessions::user_id.eq(&uid)).filter(sessions::revoked_at.is_null()),
+            )
+            .set((sessions::revoked_at.eq(t), sessions::revoked_reason.eq(reason)))
+            .returning(sessions::id)
+            .get_results(conn)
+            .await?;
             let mut event = event.clone();
             event.detail = Some(format!("{} session(s) ended", ids.len()));
             diesel::insert_into(audit_events::table).values(&event).execute(conn).await?;
