@@ -375,9 +375,75 @@ pub(crate) async fn record_address_failure(
         .await)
 }
 
-/// Forgets addresses whose lock has ended (their count is back at 0, as if
-/// they had never failed), once an hour; counts below the threshold are kept,
-/// as an account keeps them.
+/// Records `event` for a sign-in code requested for an address that gets
+/// none (no account, or a disabled one), and starts the attempts of the code
+/// it would have had, so guessing at it runs out as a real code does
+/// ([`check_address_code`]). One write transaction, as a real code's.
+pub(crate) async fn issue_address_code(db: &Db, email_key: &str, event: &AuditEventRow) -> Result<(), DbError> {
+    let t = now();
+    let expires = t + Purpose::LoginCode.ttl();
+    db_run!(db, |conn| conn
+        .transaction(async |conn| {
+            diesel::insert_into(audit_events::table).values(event).execute(conn).await?;
+            diesel::insert_into(address_lockouts::table)
+                .values((
+                    address_lockouts::email_key.eq(email_key),
+                    address_lockouts::code_expires_at.eq(Some(expires)),
+                    address_lockouts::code_attempts.eq(0),
+                    address_lockouts::updated_at.eq(t),
+                ))
+                .on_conflict(address_lockouts::email_key)
+                .do_update()
+                .set((
+                    address_lockouts::code_expires_at.eq(Some(expires)),
+                    address_lockouts::code_attempts.eq(0),
+                    address_lockouts::updated_at.eq(t),
+                ))
+                .execute(conn)
+                .await?;
+            Ok::<_, DbError>(())
+        })
+        .await)
+}
+
+/// A guess at the code of an address that was sent none: spends an attempt
+/// of the code [`issue_address_code`] started, by the same conditional
+/// update as [`check_login_code`], and answers as a wrong guess at a real
+/// code would (never accepted).
+pub(crate) async fn check_address_code(db: &Db, email_key: &str) -> Result<CodeCheck, DbError> {
+    let t = now();
+    db_run!(db, |conn| conn
+        .transaction(async |conn| {
+            let spent: Option<i32> = diesel::update(
+                address_lockouts::table
+                    .filter(address_lockouts::email_key.eq(email_key))
+                    .filter(address_lockouts::code_expires_at.gt(t))
+                    .filter(address_lockouts::code_attempts.lt(LOGIN_CODE_ATTEMPTS)),
+            )
+            .set(address_lockouts::code_attempts.eq(address_lockouts::code_attempts + 1))
+            .returning(address_lockouts::code_attempts)
+            .get_result(conn)
+            .await
+            .optional()?;
+            let exhausted = match spent {
+                Some(attempts) => attempts >= LOGIN_CODE_ATTEMPTS,
+                None => address_lockouts::table
+                    .find(email_key)
+                    .filter(address_lockouts::code_expires_at.gt(t))
+                    .select(address_lockouts::code_attempts)
+                    .first::<i32>(conn)
+                    .await
+                    .optional()?
+                    .is_some_and(|a| a >= LOGIN_CODE_ATTEMPTS),
+            };
+            Ok::<_, DbError>(if exhausted { CodeCheck::Exhausted } else { CodeCheck::Invalid })
+        })
+        .await)
+}
+
+/// Forgets addresses whose lock and code have ended (their count is back
+/// at 0, as if they had never failed), once an hour; counts below the
+/// threshold are kept, as an account keeps them.
 pub(crate) fn spawn_address_housekeeping(db: std::sync::Arc<Db>) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(std::time::Duration::from_secs(3600));
@@ -388,7 +454,10 @@ pub(crate) fn spawn_address_housekeeping(db: std::sync::Arc<Db>) -> tokio::task:
                 Ok(db_run!(db, |conn| diesel::delete(
                     address_lockouts::table
                         .filter(address_lockouts::failed_logins.eq(0))
-                        .filter(address_lockouts::locked_until.lt(t).or(address_lockouts::locked_until.is_null())),
+                        .filter(address_lockouts::locked_until.lt(t).or(address_lockouts::locked_until.is_null()))
+                        .filter(
+                            address_lockouts::code_expires_at.lt(t).or(address_lockouts::code_expires_at.is_null())
+                        ),
                 )
                 .execute(conn)
                 .await

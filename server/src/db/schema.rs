@@ -185,6 +185,8 @@ diesel::table! {
         email_key -> Text,
         failed_logins -> Integer,
         locked_until -> Nullable<Timestamp>,
+        code_expires_at -> Nullable<Timestamp>,
+        code_attempts -> Integer,
         updated_at -> Timestamp,
     }
 }

@@ -405,3 +405,41 @@ async fn totp_secrets_are_sealed_with_rotatable_keys_sqlite() {
 async fn totp_secrets_are_sealed_with_rotatable_keys_postgres() {
     totp_secrets_are_sealed_with_rotatable_keys(Backend::Postgres).await;
 }
+
+mail_test! {
+    /// Wrong guesses at an e-mailed code answer alike for an address with an
+    /// account, one without, and a disabled account: OTP_INVALID until the
+    /// third spends the code, OTP_EXHAUSTED after, and a new request starts
+    /// over. (The known address's code comes by mail and is never guessed.)
+    async fn code_guesses_answer_alike_with_or_without_an_account(app, mail) where |c| { c.require_verified_email = Some(false); } {
+        app.register("real@example.com", PASSWORD).await;
+        app.register("off@example.com", PASSWORD).await;
+        let admin = crate::admin::admin_token(app, "root@example.com").await;
+        let users = app.call("admin.listUsers", json!({"query": "off@"}), Some(&admin)).await.expect("list");
+        app.call("admin.setUserDisabled", json!({"userId": users["items"][0]["id"], "disabled": true}), Some(&admin))
+            .await.expect("disabled");
+        let addresses = ["real@example.com", "ghost@example.com", "off@example.com"];
+        for round in 1..=2 {
+            for email in addresses {
+                app.call("auth.requestLoginCode", json!({"email": email}), None).await.expect("requested");
+            }
+            let code = mail.wait_nth("real@example.com", "sign-in code", round).await.code();
+            let wrong = if code == "000000" { "111111" } else { "000000" };
+            for attempt in 0..4 {
+                let mut answers = Vec::new();
+                for email in addresses {
+                    let e = app.call("auth.loginWithCode", json!({"email": email, "code": wrong}), None).await
+                        .expect_err("wrong");
+                    answers.push(shape(e));
+                }
+                assert_eq!(answers[0], answers[1], "round {round}, attempt {attempt}: {answers:?}");
+                assert_eq!(answers[0], answers[2], "round {round}, attempt {attempt}: {answers:?}");
+                let expected = if attempt < 2 { "OTP_INVALID" } else { "OTP_EXHAUSTED" };
+                assert_eq!(answers[0]["data"]["reason"], expected, "round {round}, attempt {attempt}");
+            }
+        }
+        let to_them = mail.all().iter().filter(|m| m.subject.contains("code") && m.to.iter().any(|t| t.contains("ghost@") || t.contains("off@")))
+            .count();
+        assert_eq!(to_them, 0, "no code is sent to those");
+    }
+}
