@@ -11,7 +11,7 @@ use uuid::Uuid;
 use crate::access::{OrgRef, Permission};
 use crate::error::{NoReason, Reason};
 use crate::list::Page;
-use crate::values::{Cursor, DisplayName, PageLimit, Token};
+use crate::values::{Cursor, DisplayName, PageLimit, Password, Token};
 use crate::{Access, procedure, reasons};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS, JsonSchema)]
@@ -54,6 +54,12 @@ pub struct CreateApiKeyParams {
     #[serde(default)]
     #[ts(optional)]
     pub rate_limit_per_minute: Option<u32>,
+    /// A member (not a key) gives their current password, unless they signed
+    /// in within the last 5 minutes (else REAUTHENTICATION_REQUIRED; a wrong
+    /// one is INVALID_CREDENTIALS and counts as a failed sign-in).
+    #[serde(default)]
+    #[ts(optional)]
+    pub current_password: Option<Password>,
 }
 
 /// A key as made: the secret, shown this once, and its record.
@@ -66,7 +72,7 @@ pub struct CreatedApiKey {
 
 reasons! {
     /// Why `apiKeys.create` can refuse.
-    pub enum CreateApiKeyReason { MissingPermission }
+    pub enum CreateApiKeyReason { MissingPermission, ReauthenticationRequired, InvalidCredentials, AccountLocked }
 }
 
 procedure! {

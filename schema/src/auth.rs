@@ -291,11 +291,11 @@ pub struct ChangePasswordParams {
 
 reasons! {
     /// Why `auth.changePassword` can refuse.
-    pub enum ChangePasswordReason { InvalidCredentials, PasswordPolicy, PasswordReused }
+    pub enum ChangePasswordReason { InvalidCredentials, AccountLocked, PasswordPolicy, PasswordReused }
 }
 
 procedure! {
-    /// Changes the password; the user's other sessions end.
+    /// Changes the password; the user's other sessions end. A wrong current password counts as a failed sign-in (the account locks after too many).
     ChangePassword {
         method: "auth.changePassword",
         kind: Mutation,

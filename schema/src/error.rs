@@ -148,6 +148,7 @@ define_reasons! {
     /// The invitation was revoked, or the member who sent it may no longer
     /// grant its role (left, disabled, or now below it): ask for a new one.
     InvitationRevoked = "INVITATION_REVOKED" => PreconditionFailed, "the invitation is no longer valid: it was revoked, or its sender may no longer grant its role";
+    ReauthenticationRequired = "REAUTHENTICATION_REQUIRED" => Forbidden, "this change needs the current password (currentPassword) or a recent sign-in";
     NotFound = "NOT_FOUND" => NotFound, "not found";
     VersionConflict = "VERSION_CONFLICT" => Conflict, "the record was changed by someone else";
     AlreadyExists = "ALREADY_EXISTS" => Conflict, "it already exists";

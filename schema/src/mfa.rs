@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 use ts_rs::TS;
 
 use crate::health::Empty;
-use crate::values::OneTimeCode;
+use crate::values::{OneTimeCode, Password};
 use crate::{procedure, reasons};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS, JsonSchema)]
@@ -17,18 +17,34 @@ pub struct EnrollTotpResult {
     pub otpauth_url: String,
 }
 
+/// Proof that the caller is the account's owner right now, for changes to
+/// how the account is protected: the current password, or else a sign-in
+/// (with the password, a code or a second factor; refreshing does not
+/// count) within the last 5 minutes (the server's `TRELLIS_STEP_UP_SECS`).
+/// Without either the call answers REAUTHENTICATION_REQUIRED; a wrong
+/// password is INVALID_CREDENTIALS and counts as a failed sign-in (the
+/// account locks after too many, ACCOUNT_LOCKED).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, TS, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct EnrollTotpParams {
+    /// The account's current password; not needed within 5 minutes of signing in.
+    #[serde(default)]
+    #[ts(optional)]
+    pub current_password: Option<Password>,
+}
+
 reasons! {
     /// Why `mfa.enrollTotp` can refuse.
-    pub enum EnrollTotpReason { AlreadyExists }
+    pub enum EnrollTotpReason { AlreadyExists, ReauthenticationRequired, InvalidCredentials, AccountLocked }
 }
 
 procedure! {
-    /// Starts TOTP enrolment: a new secret, not in force until `mfa.confirmTotp`.
+    /// Starts TOTP enrolment: a new secret, not in force until `mfa.confirmTotp`. Needs the current password, or a sign-in within the last 5 minutes.
     EnrollTotp {
         method: "mfa.enrollTotp",
         kind: Mutation,
         access: crate::Access::User,
-        params: Empty,
+        params: EnrollTotpParams,
         output: EnrollTotpResult,
         reasons: EnrollTotpReason,
     }
@@ -49,8 +65,25 @@ pub struct ConfirmTotpResult {
 }
 
 reasons! {
-    /// Why `mfa.confirmTotp` and `mfa.disable` can refuse.
+    /// Why `mfa.confirmTotp` can refuse.
     pub enum MfaCodeReason { OtpInvalid, InvalidTransition }
+}
+
+/// A code, and the step-up proof of [`EnrollTotpParams`].
+#[derive(Debug, Clone, Serialize, Deserialize, TS, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct DisableMfaParams {
+    /// A current code from the authenticator app, or a recovery code.
+    pub code: OneTimeCode,
+    /// The account's current password; not needed within 5 minutes of signing in.
+    #[serde(default)]
+    #[ts(optional)]
+    pub current_password: Option<Password>,
+}
+
+reasons! {
+    /// Why `mfa.disable` can refuse.
+    pub enum DisableMfaReason { OtpInvalid, InvalidTransition, ReauthenticationRequired, InvalidCredentials, AccountLocked }
 }
 
 procedure! {
@@ -66,13 +99,13 @@ procedure! {
 }
 
 procedure! {
-    /// Turns MFA off, with a current code or a recovery code.
+    /// Turns MFA off, with a current code or a recovery code, and the current password or a sign-in within the last 5 minutes.
     Disable {
         method: "mfa.disable",
         kind: Mutation,
         access: crate::Access::User,
-        params: CodeParams,
+        params: DisableMfaParams,
         output: Empty,
-        reasons: MfaCodeReason,
+        reasons: DisableMfaReason,
     }
 }

@@ -132,7 +132,7 @@ namespaces! {
     }
     /// `mfa.*`: TOTP second factor and recovery codes.
     mfa => Mfa {
-        enroll_totp() => mfa::EnrollTotp;
+        enroll_totp(params) => mfa::EnrollTotp;
         confirm_totp(params) => mfa::ConfirmTotp;
         disable(params) => mfa::Disable;
     }

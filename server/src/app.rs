@@ -57,6 +57,11 @@ impl Application {
         })
         .await??;
 
+        let secrets = crate::auth::sealed::SecretBox::from_setting(config.encryption_keys.as_deref(), &secret)?;
+        let resealed = crate::auth::sealed::reseal_all(&db, &secrets).await.context("failed to seal TOTP secrets")?;
+        if resealed > 0 {
+            tracing::info!(resealed, key_id = secrets.current_id(), "TOTP secrets sealed under the current key");
+        }
         let state = Arc::new(State {
             tokens: TokenKeys::new(&secret, access_ttl),
             revoked,
@@ -69,6 +74,7 @@ impl Application {
             throttle: AuthThrottle::new(&config),
             policy: PasswordPolicy::new(&config),
             codes: CodeHasher::new(&secret),
+            secrets,
             mail: Wakeup::default(),
             health: HealthMonitor::start(db.clone()).await,
             db,
@@ -85,6 +91,7 @@ impl Application {
             }
             .spawn(),
             AuthThrottle::spawn_housekeeping(state.clone()),
+            crate::auth::accounts::spawn_address_housekeeping(state.db.clone()),
             RevokedSessions::spawn_sync(state.clone(), Duration::from_millis(config.session_sync_ms.max(10)), follower),
             crate::retention::spawn(state.db.clone(), config.outbox_retention_days, config.audit_retention_days),
             crate::api_keys::usage::UsageRecorder::spawn(

@@ -263,6 +263,25 @@ pub struct Config {
     /// is the balancer, so raise this there (or set 0).
     #[arg(long, env = "TRELLIS_MAX_CONNECTIONS_PER_IP", default_value_t = 256)]
     pub max_connections_per_ip: usize,
+    /// Failed `auth.refresh` calls (unknown, expired or reused tokens)
+    /// allowed per client IP per minute (0: no limit); over it refreshes from
+    /// that IP answer RATE_LIMITED until the limit refills.
+    #[arg(long, env = "TRELLIS_REFRESH_FAILURES_PER_IP", default_value_t = 30)]
+    pub refresh_failures_per_ip: u32,
+
+    /// How long after signing in (the session's start, not a refresh) a user
+    /// may turn MFA on or off and create API keys without giving the
+    /// password again, in seconds.
+    #[arg(long, env = "TRELLIS_STEP_UP_SECS", default_value_t = 300)]
+    pub step_up_secs: u64,
+
+    /// Keys that encrypt secrets stored readable (TOTP secrets): a comma
+    /// list of `id:base64key` (32 bytes each; ids of letters, digits, `-`
+    /// and `_`). The first encrypts, every one decrypts, so a key is rotated
+    /// by putting a new one first and keeping the old one after it. Unset:
+    /// one key, id `k0`, derived from the server secret.
+    #[arg(long, env = "TRELLIS_ENCRYPTION_KEYS", hide_env_values = true)]
+    pub encryption_keys: Option<String>,
 }
 
 impl Config {
@@ -276,12 +295,13 @@ impl Config {
             config: Config,
         }
         let mut c = <Bare as clap::Parser>::parse_from(["trellis"]).config;
-        // `parse_from` reads the environment too; these four must come from
+        // `parse_from` reads the environment too; these must come from
         // the caller.
         c.database_url = None;
         c.redis_url = None;
         c.jwt_secret = None;
         c.smtp_url = None;
+        c.encryption_keys = None;
         c
     }
 
@@ -304,6 +324,7 @@ impl Config {
         c.invite_rate_per_inviter = 10_000;
         c.invite_rate_per_org = 10_000;
         c.invite_rate_per_recipient = 10_000;
+        c.refresh_failures_per_ip = 100_000;
         c
     }
 

@@ -36,6 +36,8 @@ pub(crate) struct State {
     pub throttle: AuthThrottle,
     pub policy: PasswordPolicy,
     pub codes: CodeHasher,
+    /// Seals secrets the server must read back (TOTP secrets).
+    pub secrets: crate::auth::sealed::SecretBox,
     /// Wakes the mail sender after a change that queued mail.
     pub mail: Wakeup,
     pub health: Arc<HealthMonitor>,

@@ -86,7 +86,7 @@ export type ChangePasswordParams = { currentPassword: Password, newPassword: New
 /**
  * Why `auth.changePassword` can refuse.
  */
-export type ChangePasswordReason = "INVALID_CREDENTIALS" | "PASSWORD_POLICY" | "PASSWORD_REUSED";
+export type ChangePasswordReason = "INVALID_CREDENTIALS" | "ACCOUNT_LOCKED" | "PASSWORD_POLICY" | "PASSWORD_REUSED";
 
 export type CheckResult = { status: HealthStatus, version: string, uptimeSecs: number, checks: Checks, };
 
@@ -120,12 +120,18 @@ expiresAt?: string,
  * an API key that has a limit, it is required and no higher than that
  * key's own.
  */
-rateLimitPerMinute?: number, };
+rateLimitPerMinute?: number,
+/**
+ * A member (not a key) gives their current password, unless they signed
+ * in within the last 5 minutes (else REAUTHENTICATION_REQUIRED; a wrong
+ * one is INVALID_CREDENTIALS and counts as a failed sign-in).
+ */
+currentPassword?: Password, };
 
 /**
  * Why `apiKeys.create` can refuse.
  */
-export type CreateApiKeyReason = "MISSING_PERMISSION";
+export type CreateApiKeyReason = "MISSING_PERMISSION" | "REAUTHENTICATION_REQUIRED" | "INVALID_CREDENTIALS" | "ACCOUNT_LOCKED";
 
 export type CreateOrgParams = { name: DisplayName,
 /**
@@ -156,6 +162,24 @@ export type DependencyCheck = { ok: boolean,
 latencyMs: number, };
 
 /**
+ * A code, and the step-up proof of [`EnrollTotpParams`].
+ */
+export type DisableMfaParams = {
+/**
+ * A current code from the authenticator app, or a recovery code.
+ */
+code: OneTimeCode,
+/**
+ * The account's current password; not needed within 5 minutes of signing in.
+ */
+currentPassword?: Password, };
+
+/**
+ * Why `mfa.disable` can refuse.
+ */
+export type DisableMfaReason = "OTP_INVALID" | "INVALID_TRANSITION" | "REAUTHENTICATION_REQUIRED" | "INVALID_CREDENTIALS" | "ACCOUNT_LOCKED";
+
+/**
  * A name shown to people: trimmed, 1 to 100 characters, no control characters.
  */
 export type DisplayName = string;
@@ -176,9 +200,24 @@ export type EmailParams = { email: Email, };
 export type Empty = Record<symbol, never>;
 
 /**
+ * Proof that the caller is the account's owner right now, for changes to
+ * how the account is protected: the current password, or else a sign-in
+ * (with the password, a code or a second factor; refreshing does not
+ * count) within the last 5 minutes (the server's `TRELLIS_STEP_UP_SECS`).
+ * Without either the call answers REAUTHENTICATION_REQUIRED; a wrong
+ * password is INVALID_CREDENTIALS and counts as a failed sign-in (the
+ * account locks after too many, ACCOUNT_LOCKED).
+ */
+export type EnrollTotpParams = {
+/**
+ * The account's current password; not needed within 5 minutes of signing in.
+ */
+currentPassword?: Password, };
+
+/**
  * Why `mfa.enrollTotp` can refuse.
  */
-export type EnrollTotpReason = "ALREADY_EXISTS";
+export type EnrollTotpReason = "ALREADY_EXISTS" | "REAUTHENTICATION_REQUIRED" | "INVALID_CREDENTIALS" | "ACCOUNT_LOCKED";
 
 export type EnrollTotpResult = {
 /**
@@ -286,7 +325,7 @@ export type Membership = { org: Org, role: OrgRole, };
 export type MethodUsage = { method: string, calls: number, errors: number, };
 
 /**
- * Why `mfa.confirmTotp` and `mfa.disable` can refuse.
+ * Why `mfa.confirmTotp` can refuse.
  */
 export type MfaCodeReason = "OTP_INVALID" | "INVALID_TRANSITION";
 
@@ -374,7 +413,7 @@ invitedBy: string, createdAt: string, expiresAt: string, };
 export type Permission = "org:read" | "org:manage" | "org:delete" | "apiKeys:read" | "apiKeys:manage" | "audit:read" | "performance:read" | "notifications:read" | "notifications:manage" | "trades:read" | "trades:write" | "trades:approve";
 
 /** Every precise cause of an error, as sent in `data.reason`. */
-export type Reason = "PARSE_ERROR" | "INVALID_REQUEST" | "BATCH_TOO_LARGE" | "BODY_TOO_LARGE" | "NESTING_TOO_DEEP" | "METHOD_NOT_FOUND" | "VALIDATION" | "INTERNAL" | "CREDENTIALS_MISSING" | "INVALID_CREDENTIALS" | "TOKEN_EXPIRED" | "TOKEN_INVALID" | "TOKEN_REUSED" | "API_KEY_INVALID" | "API_KEY_EXPIRED" | "API_KEY_REVOKED" | "MFA_REQUIRED" | "EMAIL_NOT_VERIFIED" | "PASSWORD_EXPIRED" | "MISSING_PERMISSION" | "MISSING_SCOPE" | "NOT_A_MEMBER" | "ACCOUNT_DISABLED" | "ADMIN_REQUIRED" | "INVITATION_MISMATCH" | "INVITATION_REVOKED" | "NOT_FOUND" | "VERSION_CONFLICT" | "ALREADY_EXISTS" | "INVALID_TRANSITION" | "PASSWORD_POLICY" | "PASSWORD_REUSED" | "OTP_INVALID" | "OTP_EXHAUSTED" | "TOKEN_USED" | "ACCOUNT_LOCKED" | "RATE_LIMITED" | "DATABASE_UNAVAILABLE" | "CACHE_UNAVAILABLE" | "SHUTTING_DOWN";
+export type Reason = "PARSE_ERROR" | "INVALID_REQUEST" | "BATCH_TOO_LARGE" | "BODY_TOO_LARGE" | "NESTING_TOO_DEEP" | "METHOD_NOT_FOUND" | "VALIDATION" | "INTERNAL" | "CREDENTIALS_MISSING" | "INVALID_CREDENTIALS" | "TOKEN_EXPIRED" | "TOKEN_INVALID" | "TOKEN_REUSED" | "API_KEY_INVALID" | "API_KEY_EXPIRED" | "API_KEY_REVOKED" | "MFA_REQUIRED" | "EMAIL_NOT_VERIFIED" | "PASSWORD_EXPIRED" | "MISSING_PERMISSION" | "MISSING_SCOPE" | "NOT_A_MEMBER" | "ACCOUNT_DISABLED" | "ADMIN_REQUIRED" | "INVITATION_MISMATCH" | "INVITATION_REVOKED" | "REAUTHENTICATION_REQUIRED" | "NOT_FOUND" | "VERSION_CONFLICT" | "ALREADY_EXISTS" | "INVALID_TRANSITION" | "PASSWORD_POLICY" | "PASSWORD_REUSED" | "OTP_INVALID" | "OTP_EXHAUSTED" | "TOKEN_USED" | "ACCOUNT_LOCKED" | "RATE_LIMITED" | "DATABASE_UNAVAILABLE" | "CACHE_UNAVAILABLE" | "SHUTTING_DOWN";
 
 export type RefreshParams = { refreshToken: Token, };
 

@@ -59,16 +59,13 @@ pub(crate) async fn set_disabled(
             }
             let mut ended = Vec::new();
             if disabled {
-                ended = sessions::table
-                    .filter(sessions::user_id.eq(user_id))
-                    .filter(sessions::revoked_at.is_null())
-                    .select(sessions::id)
-                    .load(conn)
-                    .await?;
-                diesel::update(sessions::table.filter(sessions::id.eq_any(&ended)))
-                    .set((sessions::revoked_at.eq(t), sessions::revoked_reason.eq("account disabled")))
-                    .execute(conn)
-                    .await?;
+                ended = diesel::update(
+                    sessions::table.filter(sessions::user_id.eq(user_id)).filter(sessions::revoked_at.is_null()),
+                )
+                .set((sessions::revoked_at.eq(t), sessions::revoked_reason.eq("account disabled")))
+                .returning(sessions::id)
+                .get_results(conn)
+                .await?;
             }
             diesel::insert_into(audit_events::table).values(event).execute(conn).await?;
             let user = users::table.find(user_id).select(UserRow::as_select()).first(conn).await?;

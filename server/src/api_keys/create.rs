@@ -118,6 +118,13 @@ impl Handler for Create {
     /// (for a key: its holder) holds the new key.
     async fn handle(ctx: Ctx, p: CreateApiKeyParams) -> Result<CreatedApiKey, HandlerError<CreateApiKeyReason>> {
         let access = ctx.org()?;
+        // A member proves they are at the keyboard now; a key acting on keys does not.
+        if let crate::rpc::context::OrgActor::Member(_) = access.actor {
+            let me = ctx.caller()?;
+            let user = crate::auth::store::signed_in_user(&ctx).await?;
+            let pw = p.current_password.as_ref();
+            crate::auth::step_up::require(&ctx, &user, me, pw, "apiKeys.create").await?;
+        }
         if p.scopes.is_empty() {
             return Err(HandlerError::Common(invalid("scopes", "must name at least one scope")));
         }

@@ -9,7 +9,9 @@ use uuid::Uuid;
 
 use super::codes;
 use crate::db::models::{AuditEventRow, OneTimeTokenRow, OutboxRow, UserRow, now};
-use crate::db::schema::{audit_events, one_time_tokens, outbox, password_history, recovery_codes, sessions, users};
+use crate::db::schema::{
+    address_lockouts, audit_events, one_time_tokens, outbox, password_history, recovery_codes, sessions, users,
+};
 use crate::db::{Db, DbError, db_read, db_run};
 
 /// What a one-time token is for, with its lifetime.
@@ -200,29 +202,38 @@ pub(crate) struct PasswordChange<'a> {
     pub event: &'a AuditEventRow,
 }
 
-/// Applies a password change; `None` when its token was used meanwhile, else
-/// the sessions it ended.
+/// Applies a password change; `None` when its token was used meanwhile (or,
+/// for a change by the current password, the password changed meanwhile),
+/// else the sessions it ended.
 pub(crate) async fn change_password(db: &Db, c: PasswordChange<'_>) -> Result<Option<Vec<Uuid>>, DbError> {
     let t = now();
-    let ended: Option<Vec<String>> = db_run!(db, |conn| conn
+    let ended: Result<Option<Vec<String>>, DbError> = db_run!(db, |conn| conn
         .transaction(async |conn| {
+            // The change applies only while the password it replaces is
+            // current: of two concurrent changes one wins.
+            let changed = diesel::update(
+                users::table.filter(users::id.eq(c.user_id)).filter(users::password_hash.eq(c.old_hash)),
+            )
+            .set((
+                users::password_hash.eq(c.new_hash),
+                users::password_changed_at.eq(Some(t)),
+                users::updated_at.eq(t),
+                // Proving control of the address (a reset link) or
+                // knowing the password ends a lockout.
+                users::failed_logins.eq(0),
+                users::locked_until.eq(None::<NaiveDateTime>),
+            ))
+            .execute(conn)
+            .await?;
+            if changed == 0 {
+                return Ok::<_, DbError>(None);
+            }
             if let Some(token_id) = c.token_id
                 && !claim_token!(conn, token_id, t)?
             {
-                return Ok::<_, DbError>(None);
+                // Undoes the change above.
+                return Err(DbError::NotFound);
             }
-            diesel::update(users::table.find(c.user_id))
-                .set((
-                    users::password_hash.eq(c.new_hash),
-                    users::password_changed_at.eq(Some(t)),
-                    users::updated_at.eq(t),
-                    // Proving control of the address (a reset link) or
-                    // knowing the password ends a lockout.
-                    users::failed_logins.eq(0),
-                    users::locked_until.eq(None::<NaiveDateTime>),
-                ))
-                .execute(conn)
-                .await?;
             diesel::insert_into(password_history::table)
                 .values((
                     password_history::id.eq(Uuid::now_v7().to_string()),
@@ -244,23 +255,27 @@ pub(crate) async fn change_password(db: &Db, c: PasswordChange<'_>) -> Result<Op
                     .execute(conn)
                     .await?;
             }
-            let live = sessions::table
-                .filter(sessions::user_id.eq(c.user_id))
-                .filter(sessions::revoked_at.is_null())
-                .filter(sessions::id.ne(c.keep_session.unwrap_or("")))
-                .select(sessions::id);
-            let ids: Vec<String> = live.load(conn).await?;
-            diesel::update(sessions::table.filter(sessions::id.eq_any(&ids)))
-                .set((sessions::revoked_at.eq(t), sessions::revoked_reason.eq(c.reason)))
-                .execute(conn)
-                .await?;
+            let ids: Vec<String> = diesel::update(
+                sessions::table
+                    .filter(sessions::user_id.eq(c.user_id))
+                    .filter(sessions::revoked_at.is_null())
+                    .filter(sessions::id.ne(c.keep_session.unwrap_or(""))),
+            )
+            .set((sessions::revoked_at.eq(t), sessions::revoked_reason.eq(c.reason)))
+            .returning(sessions::id)
+            .get_results(conn)
+            .await?;
             if let Some(mail) = c.mail {
                 diesel::insert_into(outbox::table).values(mail).on_conflict_do_nothing().execute(conn).await?;
             }
             diesel::insert_into(audit_events::table).values(c.event).execute(conn).await?;
             Ok(Some(ids))
         })
-        .await?);
+        .await);
+    let ended = match ended {
+        Err(DbError::NotFound) => None,
+        other => other?,
+    };
     Ok(ended.map(|ids| ids.iter().filter_map(|s| Uuid::parse_str(s).ok()).collect()))
 }
 
@@ -313,6 +328,149 @@ pub(crate) async fn record_failure(
         .await)
 }
 
+/// Counts a failed sign-in for an address that has no account, as
+/// [`record_failure`] counts one for an account: the same threshold and
+/// lock time, in the database (keyed by the normalized address, so every
+/// replica shares it), so a lock answers the same whether or not the
+/// address is registered. Returns the lock's end when this failure locked it.
+pub(crate) async fn record_address_failure(
+    db: &Db,
+    email_key: &str,
+    threshold: u32,
+    lock_until: NaiveDateTime,
+    failure: &AuditEventRow,
+) -> Result<Option<NaiveDateTime>, DbError> {
+    let threshold = i32::try_from(threshold).unwrap_or(i32::MAX);
+    let t = now();
+    db_run!(db, |conn| conn
+        .transaction(async |conn| {
+            diesel::insert_into(audit_events::table).values(failure).execute(conn).await?;
+            diesel::insert_into(address_lockouts::table)
+                .values((
+                    address_lockouts::email_key.eq(email_key),
+                    address_lockouts::failed_logins.eq(1),
+                    address_lockouts::updated_at.eq(t),
+                ))
+                .on_conflict(address_lockouts::email_key)
+                .do_update()
+                .set((
+                    address_lockouts::failed_logins.eq(address_lockouts::failed_logins + 1),
+                    address_lockouts::updated_at.eq(t),
+                ))
+                .execute(conn)
+                .await?;
+            if threshold == 0 {
+                return Ok::<_, DbError>(None);
+            }
+            let locked = diesel::update(
+                address_lockouts::table
+                    .filter(address_lockouts::email_key.eq(email_key))
+                    .filter(address_lockouts::failed_logins.ge(threshold)),
+            )
+            .set((address_lockouts::locked_until.eq(Some(lock_until)), address_lockouts::failed_logins.eq(0)))
+            .execute(conn)
+            .await?;
+            Ok((locked > 0).then_some(lock_until))
+        })
+        .await)
+}
+
+/// Records `event` for a sign-in code requested for an address that gets
+/// none (no account, or a disabled one), and starts the attempts of the code
+/// it would have had, so guessing at it runs out as a real code does
+/// ([`check_address_code`]). One write transaction, as a real code's.
+pub(crate) async fn issue_address_code(db: &Db, email_key: &str, event: &AuditEventRow) -> Result<(), DbError> {
+    let t = now();
+    let expires = t + Purpose::LoginCode.ttl();
+    db_run!(db, |conn| conn
+        .transaction(async |conn| {
+            diesel::insert_into(audit_events::table).values(event).execute(conn).await?;
+            diesel::insert_into(address_lockouts::table)
+                .values((
+                    address_lockouts::email_key.eq(email_key),
+                    address_lockouts::code_expires_at.eq(Some(expires)),
+                    address_lockouts::code_attempts.eq(0),
+                    address_lockouts::updated_at.eq(t),
+                ))
+                .on_conflict(address_lockouts::email_key)
+                .do_update()
+                .set((
+                    address_lockouts::code_expires_at.eq(Some(expires)),
+                    address_lockouts::code_attempts.eq(0),
+                    address_lockouts::updated_at.eq(t),
+                ))
+                .execute(conn)
+                .await?;
+            Ok::<_, DbError>(())
+        })
+        .await)
+}
+
+/// A guess at the code of an address that was sent none: spends an attempt
+/// of the code [`issue_address_code`] started, by the same conditional
+/// update as [`check_login_code`], and answers as a wrong guess at a real
+/// code would (never accepted).
+pub(crate) async fn check_address_code(db: &Db, email_key: &str) -> Result<CodeCheck, DbError> {
+    let t = now();
+    db_run!(db, |conn| conn
+        .transaction(async |conn| {
+            let spent: Option<i32> = diesel::update(
+                address_lockouts::table
+                    .filter(address_lockouts::email_key.eq(email_key))
+                    .filter(address_lockouts::code_expires_at.gt(t))
+                    .filter(address_lockouts::code_attempts.lt(LOGIN_CODE_ATTEMPTS)),
+            )
+            .set(address_lockouts::code_attempts.eq(address_lockouts::code_attempts + 1))
+            .returning(address_lockouts::code_attempts)
+            .get_result(conn)
+            .await
+            .optional()?;
+            let exhausted = match spent {
+                Some(attempts) => attempts >= LOGIN_CODE_ATTEMPTS,
+                None => address_lockouts::table
+                    .find(email_key)
+                    .filter(address_lockouts::code_expires_at.gt(t))
+                    .select(address_lockouts::code_attempts)
+                    .first::<i32>(conn)
+                    .await
+                    .optional()?
+                    .is_some_and(|a| a >= LOGIN_CODE_ATTEMPTS),
+            };
+            Ok::<_, DbError>(if exhausted { CodeCheck::Exhausted } else { CodeCheck::Invalid })
+        })
+        .await)
+}
+
+/// Forgets addresses whose lock and code have ended (their count is back
+/// at 0, as if they had never failed), once an hour; counts below the
+/// threshold are kept, as an account keeps them.
+pub(crate) fn spawn_address_housekeeping(db: std::sync::Arc<Db>) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(std::time::Duration::from_secs(3600));
+        loop {
+            tick.tick().await;
+            let t = now();
+            let done: Result<usize, DbError> = async {
+                Ok(db_run!(db, |conn| diesel::delete(
+                    address_lockouts::table
+                        .filter(address_lockouts::failed_logins.eq(0))
+                        .filter(address_lockouts::locked_until.lt(t).or(address_lockouts::locked_until.is_null()))
+                        .filter(
+                            address_lockouts::code_expires_at.lt(t).or(address_lockouts::code_expires_at.is_null())
+                        ),
+                )
+                .execute(conn)
+                .await
+                .map_err(DbError::from)?))
+            }
+            .await;
+            if let Err(e) = done {
+                tracing::warn!(error = %e, "failed to forget ended address locks");
+            }
+        }
+    })
+}
+
 /// How an e-mailed sign-in code compared.
 pub(crate) enum CodeCheck {
     Accepted,
@@ -321,53 +479,74 @@ pub(crate) enum CodeCheck {
     Exhausted,
 }
 
-/// Checks `hash` against the user's live sign-in code, spending an attempt
-/// when it does not match.
+/// Checks `hash` against the user's live sign-in code. Every guess, right
+/// or wrong, first spends an attempt by one conditional update in SQL
+/// (`attempts = attempts + 1 ... AND attempts < 3 AND used_at IS NULL`),
+/// which is also the transaction's first statement (so on SQLite it takes
+/// the write lock at once): concurrent guesses cannot share an attempt, and
+/// only a guess that got one is compared. A code with every attempt spent
+/// stays spent (its count never goes down); a used code stays used.
 pub(crate) async fn check_login_code(db: &Db, user_id: &str, hash: &str) -> Result<CodeCheck, DbError> {
     let t = now();
     db_run!(db, |conn| conn
         .transaction(async |conn| {
-            let live: Option<OneTimeTokenRow> = one_time_tokens::table
-                .filter(one_time_tokens::user_id.eq(user_id))
-                .filter(one_time_tokens::purpose.eq(Purpose::LoginCode.as_str()))
-                .filter(one_time_tokens::used_at.is_null())
-                .filter(one_time_tokens::expires_at.gt(t))
-                .order(one_time_tokens::created_at.desc())
-                .select(OneTimeTokenRow::as_select())
-                .first(conn)
-                .await
-                .optional()?;
-            let Some(live) = live else { return Ok::<_, DbError>(CodeCheck::Invalid) };
-            if codes::same(&live.token_hash, hash) {
-                return Ok(if claim_token!(conn, &live.id, t)? { CodeCheck::Accepted } else { CodeCheck::Invalid });
+            // The live code (a newer code expires the older ones, so there
+            // is one, or two after two requests at once: each then pays).
+            let spent: Vec<(String, String, i32)> = diesel::update(
+                one_time_tokens::table
+                    .filter(one_time_tokens::user_id.eq(user_id))
+                    .filter(one_time_tokens::purpose.eq(Purpose::LoginCode.as_str()))
+                    .filter(one_time_tokens::expires_at.gt(t))
+                    .filter(one_time_tokens::used_at.is_null())
+                    .filter(one_time_tokens::attempts.lt(LOGIN_CODE_ATTEMPTS)),
+            )
+            .set(one_time_tokens::attempts.eq(one_time_tokens::attempts + 1))
+            .returning((one_time_tokens::id, one_time_tokens::token_hash, one_time_tokens::attempts))
+            .get_results(conn)
+            .await?;
+            if spent.is_empty() {
+                // No attempt for this guess: it is not compared. Say why.
+                let newest: Option<(Option<NaiveDateTime>, i32)> = one_time_tokens::table
+                    .filter(one_time_tokens::user_id.eq(user_id))
+                    .filter(one_time_tokens::purpose.eq(Purpose::LoginCode.as_str()))
+                    .filter(one_time_tokens::expires_at.gt(t))
+                    .order(one_time_tokens::created_at.desc())
+                    .select((one_time_tokens::used_at, one_time_tokens::attempts))
+                    .first(conn)
+                    .await
+                    .optional()?;
+                let exhausted = matches!(newest, Some((None, a)) if a >= LOGIN_CODE_ATTEMPTS);
+                return Ok::<_, DbError>(if exhausted { CodeCheck::Exhausted } else { CodeCheck::Invalid });
             }
-            let attempts = live.attempts + 1;
-            let spent = attempts >= LOGIN_CODE_ATTEMPTS;
-            diesel::update(one_time_tokens::table.find(&live.id))
-                .set((one_time_tokens::attempts.eq(attempts), one_time_tokens::used_at.eq(spent.then_some(t))))
-                .execute(conn)
-                .await?;
-            Ok(if spent { CodeCheck::Exhausted } else { CodeCheck::Invalid })
+            if let Some((id, _, _)) = spent.iter().find(|(_, stored, _)| codes::same(stored, hash)) {
+                return Ok(if claim_token!(conn, id, t)? { CodeCheck::Accepted } else { CodeCheck::Invalid });
+            }
+            let left = spent.iter().any(|(_, _, attempts)| *attempts < LOGIN_CODE_ATTEMPTS);
+            Ok(if left { CodeCheck::Invalid } else { CodeCheck::Exhausted })
         })
         .await)
 }
 
-/// Stores a TOTP secret enrolled but not yet confirmed.
+/// Stores a TOTP secret enrolled but not yet confirmed; `false` when MFA is
+/// on (turned on meanwhile).
 pub(crate) async fn set_pending_totp(
     db: &Db,
     user_id: &str,
     secret: &str,
     event: &AuditEventRow,
-) -> Result<(), DbError> {
+) -> Result<bool, DbError> {
     let t = now();
     db_run!(db, |conn| conn
         .transaction(async |conn| {
-            diesel::update(users::table.find(user_id))
+            let n = diesel::update(users::table.filter(users::id.eq(user_id)).filter(users::mfa_enabled.eq(false)))
                 .set((users::totp_pending_secret.eq(Some(secret)), users::updated_at.eq(t)))
                 .execute(conn)
                 .await?;
+            if n == 0 {
+                return Ok::<_, DbError>(false);
+            }
             diesel::insert_into(audit_events::table).values(event).execute(conn).await?;
-            Ok::<_, DbError>(())
+            Ok(true)
         })
         .await)
 }
@@ -447,12 +626,13 @@ pub(crate) async fn enable_mfa(
         .await)
 }
 
-/// Turns MFA off and drops its secret and recovery codes.
-pub(crate) async fn disable_mfa(db: &Db, user_id: &str, event: &AuditEventRow) -> Result<(), DbError> {
+/// Turns MFA off and drops its secret and recovery codes; `false` when it
+/// was off already (turned off meanwhile).
+pub(crate) async fn disable_mfa(db: &Db, user_id: &str, event: &AuditEventRow) -> Result<bool, DbError> {
     let t = now();
     db_run!(db, |conn| conn
         .transaction(async |conn| {
-            diesel::update(users::table.find(user_id))
+            let n = diesel::update(users::table.filter(users::id.eq(user_id)).filter(users::mfa_enabled.eq(true)))
                 .set((
                     users::totp_secret.eq(None::<String>),
                     users::totp_pending_secret.eq(None::<String>),
@@ -461,9 +641,12 @@ pub(crate) async fn disable_mfa(db: &Db, user_id: &str, event: &AuditEventRow) -
                 ))
                 .execute(conn)
                 .await?;
+            if n == 0 {
+                return Ok::<_, DbError>(false);
+            }
             diesel::delete(recovery_codes::table.filter(recovery_codes::user_id.eq(user_id))).execute(conn).await?;
             diesel::insert_into(audit_events::table).values(event).execute(conn).await?;
-            Ok::<_, DbError>(())
+            Ok(true)
         })
         .await)
 }

@@ -10,16 +10,13 @@ use crate::rpc::error::HandlerError;
 use crate::rpc::registry::Handler;
 
 impl Handler for ChangePassword {
-    /// Needs the current password; every other session of the user ends.
+    /// Needs the current password (a wrong one counts as a failed sign-in;
+    /// a locked account is ACCOUNT_LOCKED); every other session of the user
+    /// ends.
     async fn handle(ctx: Ctx, p: ChangePasswordParams) -> Result<Empty, HandlerError<ChangePasswordReason>> {
         let me = ctx.caller()?;
         let user = store::signed_in_user(&ctx).await?;
-        ctx.state.throttle.attempt(ctx.ip_addr(), &user.email_key).map_err(HandlerError::Common)?;
-        if !ctx.state.hasher.verify(p.current_password.expose(), Some(&user.password_hash)).await? {
-            let event = Event::new(&ctx.meta, actions::CHANGE_PASSWORD).by_user(&user.id).failed("INVALID_CREDENTIALS");
-            crate::audit::store::record(&ctx.state.db, event.row()).await?;
-            return Err(HandlerError::reason(ChangePasswordReason::InvalidCredentials));
-        }
+        super::step_up::check_password(&ctx, &user, &p.current_password, actions::CHANGE_PASSWORD).await?;
         let password = p.new_password.expose();
         let new_hash = new_password_hash(
             &ctx,
@@ -43,7 +40,11 @@ impl Handler for ChangePassword {
             mail: Some(&mail),
             event: &event,
         };
-        let ended = accounts::change_password(&ctx.state.db, change).await?.unwrap_or_default();
+        let Some(ended) = accounts::change_password(&ctx.state.db, change).await? else {
+            // Changed meanwhile by another call: the password given is no
+            // longer the current one.
+            return Err(HandlerError::reason(ChangePasswordReason::InvalidCredentials));
+        };
         for sid in &ended {
             ctx.state.revoked.revoke(*sid);
         }

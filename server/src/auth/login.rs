@@ -1,3 +1,4 @@
+use chrono::Duration;
 use trellis_schema::auth::{Login, LoginParams, LoginReason, Tokens};
 
 use super::accounts;
@@ -11,22 +12,31 @@ use crate::rpc::registry::Handler;
 
 impl Handler for Login {
     /// An unknown e-mail costs one password verification and one write, like
-    /// a wrong password, and gets the same answer. A locked account is
-    /// refused whatever the password.
+    /// a wrong password, and gets the same answers, ACCOUNT_LOCKED included
+    /// after as many failures. A locked account is refused whatever the
+    /// password.
     async fn handle(ctx: Ctx, p: LoginParams) -> Result<Tokens, HandlerError<LoginReason>> {
         let key = p.email.normalized();
         ctx.state.throttle.attempt(ctx.ip_addr(), &key).map_err(HandlerError::Common)?;
-        let user = store::find_user_by_email(&ctx.state.db, &key).await?;
+        let (user, address_locked) = store::find_for_sign_in(&ctx.state.db, &key).await?;
         let valid =
             ctx.state.hasher.verify(p.password.expose(), user.as_ref().map(|u| u.password_hash.as_str())).await?;
         let Some(user) = user else {
-            // The same transaction a wrong password on a real account makes
-            // (its updates match no row), so the time taken tells nothing.
+            // An address without an account fails, and locks, as an account
+            // does: the same transaction as a wrong password, the same
+            // threshold and lock time, the same answers.
+            if let Some(until) = address_locked {
+                let event = Event::new(&ctx.meta, actions::LOGIN).failed("ACCOUNT_LOCKED").row();
+                crate::audit::store::record(&ctx.state.db, event).await?;
+                return Err(Refusal::Locked(until).into_error());
+            }
             let event = Event::new(&ctx.meta, actions::LOGIN).failed("INVALID_CREDENTIALS").row();
             let config = &ctx.state.config;
-            accounts::record_failure(&ctx.state.db, "", config.lockout_threshold, now(), &event, None).await?;
+            let until = now() + Duration::minutes(i64::from(config.lockout_minutes));
+            let locked =
+                accounts::record_address_failure(&ctx.state.db, &key, config.lockout_threshold, until, &event).await?;
             tracing::info!("sign-in refused: invalid credentials");
-            return Err(Refusal::InvalidCredentials.into_error());
+            return Err(locked.map_or(Refusal::InvalidCredentials, Refusal::Locked).into_error());
         };
         if let Some(until) = user.locked_at(now()) {
             let event = Event::new(&ctx.meta, actions::LOGIN).about(&user.id).failed("ACCOUNT_LOCKED").row();

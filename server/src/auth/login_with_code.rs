@@ -10,21 +10,29 @@ use crate::rpc::error::HandlerError;
 use crate::rpc::registry::Handler;
 
 impl Handler for LoginWithCode {
-    /// An unknown address and a wrong code get the same answer. A code has 3
-    /// attempts; the third wrong one spends it.
+    /// An unknown address and a wrong code get the same answers: a code has
+    /// 3 attempts, the third wrong one spends it (OTP_EXHAUSTED from then
+    /// on), and an address sent no code runs out alike.
     async fn handle(ctx: Ctx, p: LoginWithCodeParams) -> Result<Tokens, HandlerError<LoginWithCodeReason>> {
         let key = p.email.normalized();
         ctx.state.throttle.attempt(ctx.ip_addr(), &key).map_err(HandlerError::Common)?;
-        let user = store::find_user_by_email(&ctx.state.db, &key).await?;
+        let (user, address_locked) = store::find_for_sign_in(&ctx.state.db, &key).await?;
         let Some(user) = user else {
-            let event = Event::new(&ctx.meta, actions::LOGIN_WITH_CODE).failed("OTP_INVALID").row();
-            crate::audit::store::record(&ctx.state.db, event).await?;
-            return Err(HandlerError::reason(LoginWithCodeReason::OtpInvalid));
+            if let Some(until) = address_locked {
+                let event = Event::new(&ctx.meta, actions::LOGIN_WITH_CODE).failed("ACCOUNT_LOCKED").row();
+                crate::audit::store::record(&ctx.state.db, event).await?;
+                return Err(Refusal::Locked(until).into_error());
+            }
+            return Err(no_code(&ctx, None, &key).await?);
         };
         if let Some(until) = user.locked_at(now()) {
             let event = Event::new(&ctx.meta, actions::LOGIN_WITH_CODE).about(&user.id).failed("ACCOUNT_LOCKED").row();
             crate::audit::store::record(&ctx.state.db, event).await?;
             return Err(Refusal::Locked(until).into_error());
+        }
+        if user.disabled {
+            // A disabled account is sent no code, as an unknown address.
+            return Err(no_code(&ctx, Some(&user.id), &key).await?);
         }
         let hash = ctx.state.codes.hash(Purpose::LoginCode.as_str(), &user.id, p.code.expose());
         let refused = match accounts::check_login_code(&ctx.state.db, &user.id, &hash).await? {
@@ -50,4 +58,25 @@ impl Handler for LoginWithCode {
         tracing::info!(user_id = %user.id, "signed in with an e-mailed code");
         Ok(tokens)
     }
+}
+
+/// The answer for an address that was sent no code (no account, or a
+/// disabled one): the attempts of the code it would have had run out as a
+/// real code's do, so the answers tell nothing.
+async fn no_code(
+    ctx: &Ctx,
+    user_id: Option<&str>,
+    key: &str,
+) -> Result<HandlerError<LoginWithCodeReason>, HandlerError<LoginWithCodeReason>> {
+    let reason = match accounts::check_address_code(&ctx.state.db, key).await? {
+        CodeCheck::Exhausted => LoginWithCodeReason::OtpExhausted,
+        _ => LoginWithCodeReason::OtpInvalid,
+    };
+    let mut event = Event::new(&ctx.meta, actions::LOGIN_WITH_CODE);
+    if let Some(id) = user_id {
+        event = event.about(id);
+    }
+    let wire = trellis_schema::ErrorReason::reason(reason).as_str();
+    crate::audit::store::record(&ctx.state.db, event.failed(wire).row()).await?;
+    Ok(HandlerError::reason(reason))
 }

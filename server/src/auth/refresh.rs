@@ -2,36 +2,41 @@ use trellis_schema::auth::{Refresh, RefreshParams, RefreshReason, Tokens};
 
 use super::store::{self, Rotation};
 use super::{session, tokens::token_hash};
+use crate::audit::{Event, actions};
 use crate::rpc::context::Ctx;
 use crate::rpc::error::HandlerError;
 use crate::rpc::registry::Handler;
 
 impl Handler for Refresh {
+    /// Failed refreshes (unknown, expired or reused tokens) are limited per
+    /// client IP (`TRELLIS_REFRESH_FAILURES_PER_IP` a minute); over the limit
+    /// every refresh from that IP answers RATE_LIMITED, before any query,
+    /// until the limit refills.
     async fn handle(ctx: Ctx, p: RefreshParams) -> Result<Tokens, HandlerError<RefreshReason>> {
+        let ip = ctx.ip_addr();
+        ctx.state.throttle.refresh(ip).map_err(HandlerError::Common)?;
         let presented = token_hash(p.refresh_token.expose());
         let (new_token, new_row) = session::refresh_row(&ctx.state, "");
-        match store::rotate_refresh_token(&ctx.state.db, &presented, &new_row).await? {
+        let reused = Event::new(&ctx.meta, actions::REFRESH_REUSED).failed("TOKEN_REUSED").row();
+        let refused = match store::rotate_refresh_token(&ctx.state.db, &presented, &new_row, &reused).await? {
             Rotation::Rotated { user, session_id } => {
                 if user.disabled {
                     return Err(HandlerError::reason(RefreshReason::AccountDisabled));
                 }
-                Ok(session::tokens(&ctx.state, &user, session_id, new_token)?)
+                return Ok(session::tokens(&ctx.state, &user, session_id, new_token)?);
             }
-            Rotation::Reused { session_id, user_id } => {
-                // Someone holds a copy of a spent token: end the session so
-                // neither copy, nor any access token of it, works again.
+            Rotation::Reused { session_id } => {
+                // Someone holds a copy of a spent token: the session is
+                // ended, so neither copy, nor any access token of it, works
+                // again.
                 ctx.state.revoked.revoke(session_id);
-                let event = crate::audit::Event::new(&ctx.meta, crate::audit::actions::REFRESH_REUSED)
-                    .about(&user_id)
-                    .target(format!("session:{session_id}"))
-                    .failed("TOKEN_REUSED")
-                    .row();
-                crate::audit::store::record(&ctx.state.db, event).await?;
                 tracing::warn!(%session_id, "refresh token reused; session ended");
-                Err(HandlerError::reason(RefreshReason::TokenReused))
+                RefreshReason::TokenReused
             }
-            Rotation::Expired => Err(HandlerError::reason(RefreshReason::TokenExpired)),
-            Rotation::Invalid => Err(HandlerError::reason(RefreshReason::TokenInvalid)),
-        }
+            Rotation::Expired => RefreshReason::TokenExpired,
+            Rotation::Invalid => RefreshReason::TokenInvalid,
+        };
+        ctx.state.throttle.refresh_failed(ip).map_err(HandlerError::Common)?;
+        Err(HandlerError::reason(refused))
     }
 }

@@ -39,7 +39,7 @@ impl Handler for RequestLoginCode {
                 accounts::issue(&ctx.state.db, Some(&token), Some(&mail), &event.about(&u.id).row()).await?;
                 ctx.state.mail.wake();
             }
-            None => accounts::issue(&ctx.state.db, None, None, &event.failed("NO_ACCOUNT").row()).await?,
+            None => accounts::issue_address_code(&ctx.state.db, &key, &event.failed("NO_ACCOUNT").row()).await?,
         }
         answer_no_sooner(started).await;
         Ok(Empty {})

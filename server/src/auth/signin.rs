@@ -2,8 +2,6 @@
 //! (lockout, disabled account, second factor, verified address, password
 //! age), counting failures, and the mail helpers.
 
-use base64::Engine;
-use base64::engine::general_purpose::STANDARD;
 use chrono::{Duration, NaiveDateTime};
 use trellis_schema::values::OneTimeCode;
 use trellis_schema::{ErrorReason, Reason};
@@ -102,7 +100,8 @@ async fn refuse<R>(
 /// A TOTP code (once per time step) or an unused recovery code.
 pub(crate) async fn second_factor<R>(ctx: &Ctx, user: &UserRow, code: &OneTimeCode) -> Result<bool, HandlerError<R>> {
     if code.is_six_digits() {
-        let Some(secret) = user.totp_secret.as_deref().and_then(|s| STANDARD.decode(s).ok()) else { return Ok(false) };
+        let Some(stored) = user.totp_secret.as_deref() else { return Ok(false) };
+        let secret = ctx.state.secrets.open(stored, &user.id)?;
         let Some(step) = totp::matching_step(&secret, code.expose(), totp::current_step()) else { return Ok(false) };
         Ok(accounts::accept_totp_step(&ctx.state.db, &user.id, step).await?)
     } else {

@@ -1,11 +1,12 @@
 //! Account and session queries, portable across both backends.
 
+use chrono::NaiveDateTime;
 use diesel::prelude::*;
 use diesel_async::{AsyncConnection, RunQueryDsl};
 use uuid::Uuid;
 
 use crate::db::models::{AuditEventRow, OrgRow, RefreshTokenRow, SessionRow, UserRow, now};
-use crate::db::schema::{audit_events, org_members, orgs, refresh_tokens, sessions, users};
+use crate::db::schema::{address_lockouts, audit_events, org_members, orgs, refresh_tokens, sessions, users};
 use crate::db::{Db, DbError, db_read, db_run};
 
 pub(crate) async fn find_user(db: &Db, id: Uuid) -> Result<Option<UserRow>, DbError> {
@@ -29,6 +30,33 @@ pub(crate) async fn find_user_by_email(db: &Db, email_key: &str) -> Result<Optio
         .first(conn)
         .await
         .optional()?))
+}
+
+/// What sign-in needs to know of an address: its account, if any, and, for
+/// an address without one, until when it is locked (see
+/// `accounts::record_address_failure`). Both are read either way, so the
+/// work does not tell whether the address is registered.
+pub(crate) async fn find_for_sign_in(
+    db: &Db,
+    email_key: &str,
+) -> Result<(Option<UserRow>, Option<NaiveDateTime>), DbError> {
+    db_read!(db, |conn| {
+        let user = users::table
+            .filter(users::email_key.eq(email_key))
+            .select(UserRow::as_select())
+            .first(conn)
+            .await
+            .optional()?;
+        let address: Option<Option<NaiveDateTime>> = address_lockouts::table
+            .find(email_key)
+            .select(address_lockouts::locked_until)
+            .first(conn)
+            .await
+            .optional()?;
+        let t = now();
+        let locked = if user.is_some() { None } else { address.flatten().filter(|until| *until > t) };
+        Ok::<_, DbError>((user, locked))
+    })
 }
 
 /// Inserts a user; `Ok(false)` when the e-mail is already registered.
@@ -94,10 +122,10 @@ pub(crate) enum Rotation {
         user: Box<UserRow>,
         session_id: Uuid,
     },
-    /// The token had been used before: its session is now ended.
+    /// The token had been used before: its session is now ended (and the
+    /// `reused` event recorded with it).
     Reused {
         session_id: Uuid,
-        user_id: String,
     },
     Expired,
     /// Unknown token, or its session has ended.
@@ -107,10 +135,13 @@ pub(crate) enum Rotation {
 /// Marks `token_hash` used and stores `new` in its place, atomically. Two
 /// concurrent uses of one token cannot both succeed: the conditional update
 /// lets exactly one through, and the other is treated as reuse.
+/// A reused token's session ends in the same transaction as the `reused`
+/// event (its subject and target filled in here) is recorded.
 pub(crate) async fn rotate_refresh_token(
     db: &Db,
     token_hash: &str,
     new: &RefreshTokenRow,
+    reused: &AuditEventRow,
 ) -> Result<Rotation, DbError> {
     let t = now();
     db_run!(db, |conn| conn
@@ -133,13 +164,18 @@ pub(crate) async fn rotate_refresh_token(
             let Some((token, session)) = found else { return Ok::<_, DbError>(Rotation::Invalid) };
             let session_id = Uuid::parse_str(&session.id).unwrap_or_default();
             if claimed == 0 {
-                if session.revoked_at.is_none() {
-                    diesel::update(sessions::table.find(&session.id))
-                        .set((sessions::revoked_at.eq(t), sessions::revoked_reason.eq("refresh token reused")))
-                        .execute(conn)
-                        .await?;
+                let ended = diesel::update(sessions::table.find(&session.id).filter(sessions::revoked_at.is_null()))
+                    .set((sessions::revoked_at.eq(t), sessions::revoked_reason.eq("refresh token reused")))
+                    .execute(conn)
+                    .await?;
+                let mut event = reused.clone();
+                event.subject_user_id = Some(session.user_id.clone());
+                event.target = Some(format!("session:{session_id}"));
+                if ended == 0 {
+                    event.detail = Some("the session had already ended".into());
                 }
-                return Ok(Rotation::Reused { session_id, user_id: session.user_id });
+                diesel::insert_into(audit_events::table).values(&event).execute(conn).await?;
+                return Ok(Rotation::Reused { session_id });
             }
             if session.revoked_at.is_some() {
                 return Ok(Rotation::Invalid);
@@ -150,44 +186,75 @@ pub(crate) async fn rotate_refresh_token(
             let mut new = new.clone();
             new.session_id.clone_from(&session.id);
             diesel::insert_into(refresh_tokens::table).values(&new).execute(conn).await?;
-            diesel::update(sessions::table.find(&session.id)).set(sessions::last_used_at.eq(t)).execute(conn).await?;
+            // Ended meanwhile: the new token belongs to an ended session and
+            // is never accepted.
+            let live = diesel::update(sessions::table.find(&session.id).filter(sessions::revoked_at.is_null()))
+                .set(sessions::last_used_at.eq(t))
+                .execute(conn)
+                .await?;
+            if live == 0 {
+                return Ok(Rotation::Invalid);
+            }
             let user = users::table.find(&session.user_id).select(UserRow::as_select()).first(conn).await?;
             Ok(Rotation::Rotated { user: Box::new(user), session_id })
         })
         .await)
 }
 
-/// Ends one session of `user_id`; `false` if there was no such live session.
-pub(crate) async fn end_session(db: &Db, user_id: Uuid, session_id: Uuid, reason: &str) -> Result<bool, DbError> {
+/// Ends one session of `user_id`, recording `event` in the same
+/// transaction; `false` (and nothing recorded) if there was no such live
+/// session.
+pub(crate) async fn end_session(
+    db: &Db,
+    user_id: Uuid,
+    session_id: Uuid,
+    reason: &str,
+    event: &AuditEventRow,
+) -> Result<bool, DbError> {
     let (uid, sid, t) = (user_id.to_string(), session_id.to_string(), now());
-    let n = db_run!(db, |conn| diesel::update(
-        sessions::table
-            .filter(sessions::id.eq(&sid))
-            .filter(sessions::user_id.eq(&uid))
-            .filter(sessions::revoked_at.is_null())
-    )
-    .set((sessions::revoked_at.eq(t), sessions::revoked_reason.eq(reason)))
-    .execute(conn)
-    .await
-    .map_err(DbError::from)?);
-    Ok(n > 0)
+    db_run!(db, |conn| conn
+        .transaction(async |conn| {
+            let n = diesel::update(
+                sessions::table
+                    .filter(sessions::id.eq(&sid))
+                    .filter(sessions::user_id.eq(&uid))
+                    .filter(sessions::revoked_at.is_null()),
+            )
+            .set((sessions::revoked_at.eq(t), sessions::revoked_reason.eq(reason)))
+            .execute(conn)
+            .await?;
+            if n == 0 {
+                return Ok::<_, DbError>(false);
+            }
+            diesel::insert_into(audit_events::table).values(event).execute(conn).await?;
+            Ok(true)
+        })
+        .await)
 }
 
-/// Ends every live session of `user_id`; returns their ids.
-pub(crate) async fn end_all_sessions(db: &Db, user_id: Uuid, reason: &str) -> Result<Vec<Uuid>, DbError> {
+/// Ends every live session of `user_id`, recording `event` (its detail
+/// says how many) in the same transaction; returns their ids.
+pub(crate) async fn end_all_sessions(
+    db: &Db,
+    user_id: Uuid,
+    reason: &str,
+    event: &AuditEventRow,
+) -> Result<Vec<Uuid>, DbError> {
     let (uid, t) = (user_id.to_string(), now());
     let ids: Vec<String> = db_run!(db, |conn| conn
         .transaction(async |conn| {
-            let ids: Vec<String> = sessions::table
-                .filter(sessions::user_id.eq(&uid))
-                .filter(sessions::revoked_at.is_null())
-                .select(sessions::id)
-                .load(conn)
-                .await?;
-            diesel::update(sessions::table.filter(sessions::id.eq_any(&ids)))
-                .set((sessions::revoked_at.eq(t), sessions::revoked_reason.eq(reason)))
-                .execute(conn)
-                .await?;
+            // One statement ends them and says which: none ended meanwhile
+            // is counted or rewritten.
+            let ids: Vec<String> = diesel::update(
+                sessions::table.filter(sessions::user_id.eq(&uid)).filter(sessions::revoked_at.is_null()),
+            )
+            .set((sessions::revoked_at.eq(t), sessions::revoked_reason.eq(reason)))
+            .returning(sessions::id)
+            .get_results(conn)
+            .await?;
+            let mut event = event.clone();
+            event.detail = Some(format!("{} session(s) ended", ids.len()));
+            diesel::insert_into(audit_events::table).values(&event).execute(conn).await?;
             Ok::<_, DbError>(ids)
         })
         .await?);

@@ -19,6 +19,8 @@ pub(crate) struct AuthThrottle {
     per_ip: Limit<IpAddr>,
     per_account: Limit<String>,
     mail_per_account: Limit<String>,
+    /// Failed `auth.refresh` calls per IP: each costs a write transaction.
+    refresh_failures: FailureLimit,
 }
 
 struct Limit<K: std::hash::Hash + Eq + Clone> {
@@ -58,6 +60,10 @@ impl AuthThrottle {
             per_ip: Limit::new(config.auth_rate_per_ip, Quota::per_minute, "minute from one IP"),
             per_account: Limit::new(config.auth_rate_per_account, Quota::per_minute, "minute for one account"),
             mail_per_account: Limit::new(config.mail_rate_per_account, Quota::per_hour, "hour for one address"),
+            refresh_failures: FailureLimit {
+                limit: Limit::new(config.refresh_failures_per_ip, Quota::per_minute, "minute from one IP"),
+                refused_until: Default::default(),
+            },
         }
     }
 
@@ -81,6 +87,17 @@ impl AuthThrottle {
         self.mail_per_account.check(&account.to_owned())
     }
 
+    /// Before an `auth.refresh`: refused while the IP is over its limit of
+    /// failed refreshes (so a flood of made-up tokens costs no query).
+    pub(crate) fn refresh(&self, ip: Option<IpAddr>) -> Result<(), ApiError> {
+        ip.map_or(Ok(()), |ip| self.refresh_failures.check(crate::net::limit_bucket(ip)))
+    }
+
+    /// After an `auth.refresh` that failed: counts it; `Err` once over the limit.
+    pub(crate) fn refresh_failed(&self, ip: Option<IpAddr>) -> Result<(), ApiError> {
+        ip.map_or(Ok(()), |ip| self.refresh_failures.fail(crate::net::limit_bucket(ip)))
+    }
+
     /// Drops the state of keys not seen lately, every minute.
     pub(crate) fn spawn_housekeeping(this: std::sync::Arc<crate::state::State>) -> tokio::task::JoinHandle<()> {
         tokio::spawn(async move {
@@ -90,7 +107,43 @@ impl AuthThrottle {
                 this.throttle.per_ip.housekeep();
                 this.throttle.per_account.housekeep();
                 this.throttle.mail_per_account.housekeep();
+                this.throttle.refresh_failures.housekeep();
             }
         })
+    }
+}
+
+/// A limit on failures only: a failure takes from the limit, and while it is
+/// spent every attempt is refused before it does any work.
+struct FailureLimit {
+    limit: Limit<IpAddr>,
+    /// Keys over the limit, until when (with the limit's answer).
+    refused_until: std::sync::Mutex<std::collections::HashMap<IpAddr, std::time::Instant>>,
+}
+
+impl FailureLimit {
+    fn check(&self, ip: IpAddr) -> Result<(), ApiError> {
+        let map = self.refused_until.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        match map.get(&ip).map(|until| until.saturating_duration_since(std::time::Instant::now())) {
+            Some(wait) if !wait.is_zero() => Err(ApiError::new(Reason::RateLimited)
+                .message(format!("too many failed attempts: at most {} per {}", self.limit.n, self.limit.per))
+                .with("retryAfterMs", u64::try_from(wait.as_millis()).unwrap_or(u64::MAX).max(1))
+                .with("limit", self.limit.n)),
+            _ => Ok(()),
+        }
+    }
+
+    fn fail(&self, ip: IpAddr) -> Result<(), ApiError> {
+        self.limit.check(&ip).inspect_err(|e| {
+            let ms = e.data.get("retryAfterMs").and_then(serde_json::Value::as_u64).unwrap_or(1000);
+            let until = std::time::Instant::now() + Duration::from_millis(ms);
+            self.refused_until.lock().unwrap_or_else(std::sync::PoisonError::into_inner).insert(ip, until);
+        })
+    }
+
+    fn housekeep(&self) {
+        self.limit.housekeep();
+        let now = std::time::Instant::now();
+        self.refused_until.lock().unwrap_or_else(std::sync::PoisonError::into_inner).retain(|_, until| *until > now);
     }
 }

@@ -180,6 +180,18 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    /// Failed sign-ins of addresses without an account (see `auth::lockout`).
+    address_lockouts (email_key) {
+        email_key -> Text,
+        failed_logins -> Integer,
+        locked_until -> Nullable<Timestamp>,
+        code_expires_at -> Nullable<Timestamp>,
+        code_attempts -> Integer,
+        updated_at -> Timestamp,
+    }
+}
+
 diesel::joinable!(sessions -> users (user_id));
 diesel::joinable!(invitations -> orgs (org_id));
 diesel::joinable!(api_keys -> orgs (org_id));

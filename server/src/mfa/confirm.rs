@@ -1,5 +1,3 @@
-use base64::Engine;
-use base64::engine::general_purpose::STANDARD;
 use trellis_schema::mfa::{CodeParams, ConfirmTotp, ConfirmTotpResult, MfaCodeReason};
 
 use crate::audit::{Event, actions};
@@ -26,7 +24,7 @@ impl Handler for ConfirmTotp {
                 });
             }
         };
-        let secret = STANDARD.decode(&pending).map_err(|e| anyhow::anyhow!("stored TOTP secret: {e}"))?;
+        let secret = ctx.state.secrets.open(&pending, &user.id)?;
         let Some(step) = totp::matching_step(&secret, p.code.expose(), totp::current_step()) else {
             let event = Event::new(&ctx.meta, actions::MFA_CONFIRM).by_user(&user.id).failed("OTP_INVALID");
             crate::audit::store::record(&ctx.state.db, event.row()).await?;

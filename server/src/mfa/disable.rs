@@ -1,31 +1,40 @@
 use trellis_schema::health::Empty;
-use trellis_schema::mfa::{CodeParams, Disable, MfaCodeReason};
+use trellis_schema::mfa::{Disable, DisableMfaParams, DisableMfaReason};
 
 use crate::audit::{Event, actions};
-use crate::auth::{accounts, signin, store};
+use crate::auth::{accounts, signin, step_up, store};
 use crate::rpc::context::Ctx;
 use crate::rpc::error::HandlerError;
 use crate::rpc::registry::Handler;
 
+fn not_on() -> HandlerError<DisableMfaReason> {
+    HandlerError::Reason {
+        reason: DisableMfaReason::InvalidTransition,
+        message: Some("MFA is not on".into()),
+        data: serde_json::Map::new(),
+    }
+}
+
 impl Handler for Disable {
-    /// Needs a current code (never one already used) or a recovery code.
-    async fn handle(ctx: Ctx, p: CodeParams) -> Result<Empty, HandlerError<MfaCodeReason>> {
+    /// Needs a current code (never one already used) or a recovery code, and
+    /// the current password or a recent sign-in (see `auth::step_up`).
+    async fn handle(ctx: Ctx, p: DisableMfaParams) -> Result<Empty, HandlerError<DisableMfaReason>> {
+        let me = ctx.caller()?;
         let user = store::signed_in_user(&ctx).await?;
         if !user.mfa_enabled {
-            return Err(HandlerError::Reason {
-                reason: MfaCodeReason::InvalidTransition,
-                message: Some("MFA is not on".into()),
-                data: serde_json::Map::new(),
-            });
+            return Err(not_on());
         }
+        step_up::require(&ctx, &user, me, p.current_password.as_ref(), actions::MFA_DISABLE).await?;
         ctx.state.throttle.attempt(ctx.ip_addr(), &user.email_key).map_err(HandlerError::Common)?;
         if !signin::second_factor(&ctx, &user, &p.code).await? {
             let event = Event::new(&ctx.meta, actions::MFA_DISABLE).by_user(&user.id).failed("OTP_INVALID");
             crate::audit::store::record(&ctx.state.db, event.row()).await?;
-            return Err(HandlerError::reason(MfaCodeReason::OtpInvalid));
+            return Err(HandlerError::reason(DisableMfaReason::OtpInvalid));
         }
         let event = Event::new(&ctx.meta, actions::MFA_DISABLE).by_user(&user.id).row();
-        accounts::disable_mfa(&ctx.state.db, &user.id, &event).await?;
+        if !accounts::disable_mfa(&ctx.state.db, &user.id, &event).await? {
+            return Err(not_on());
+        }
         tracing::info!(user_id = %user.id, "MFA turned off");
         Ok(Empty {})
     }

@@ -11,15 +11,15 @@ impl Handler for Revoke {
     /// Another user's session, or one already ended, is NOT_FOUND.
     async fn handle(ctx: Ctx, p: RevokeParams) -> Result<Empty, HandlerError<RevokeReason>> {
         let me = ctx.caller()?;
-        if !store::end_session(&ctx.state.db, me.user_id, p.session_id, "revoked by the user").await? {
-            return Err(HandlerError::reason(RevokeReason::NotFound));
-        }
-        ctx.state.revoked.revoke(p.session_id);
         let event = Event::new(&ctx.meta, actions::SESSION_REVOKED)
             .by_user(&me.user_id.to_string())
             .target(format!("session:{}", p.session_id))
             .row();
-        crate::audit::store::record(&ctx.state.db, event).await?;
+        // The session ends and the event is recorded in one transaction.
+        if !store::end_session(&ctx.state.db, me.user_id, p.session_id, "revoked by the user", &event).await? {
+            return Err(HandlerError::reason(RevokeReason::NotFound));
+        }
+        ctx.state.revoked.revoke(p.session_id);
         Ok(Empty {})
     }
 }

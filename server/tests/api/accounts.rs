@@ -240,7 +240,10 @@ mail_test! {
         }
         let e = app.call("auth.loginWithCode", json!({"email": "cody@example.com", "code": code}), None)
             .await.expect_err("spent");
-        assert_error(&e, -32012, "OTP_INVALID");
+        assert_error(&e, -32012, "OTP_EXHAUSTED");
+        let e = app.call("auth.loginWithCode", json!({"email": "cody@example.com", "code": wrong}), None)
+            .await.expect_err("spent");
+        assert_error(&e, -32012, "OTP_EXHAUSTED");
         let e = app.call("auth.loginWithCode", json!({"email": "nobody@example.com", "code": "123456"}), None)
             .await.expect_err("unknown");
         assert_error(&e, -32012, "OTP_INVALID");
@@ -249,7 +252,7 @@ mail_test! {
 
 /// RFC 6238 TOTP, written again here so the test checks the server against
 /// an implementation of its own.
-fn totp(secret_b32: &str, step: u64) -> String {
+pub(crate) fn totp(secret_b32: &str, step: u64) -> String {
     let mut bits = 0u32;
     let mut buffer = 0u64;
     let mut key = Vec::new();
@@ -274,7 +277,7 @@ fn totp(secret_b32: &str, step: u64) -> String {
     format!("{:06}", n % 1_000_000)
 }
 
-fn step_now() -> u64 {
+pub(crate) fn step_now() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_secs() / 30
 }
 

@@ -8,6 +8,7 @@
 mod helpers;
 mod mail_sink;
 
+mod account_hardening;
 mod accounts;
 mod admin;
 mod api_keys;
