@@ -40,6 +40,22 @@ pub(crate) enum BodyError {
     NotRequest,
 }
 
+impl BodyError {
+    /// The error answered for a body that could not be read as JSON-RPC
+    /// (the same on HTTP and WebSocket); `max_depth` is the nesting limit.
+    pub(crate) fn to_api(&self, max_depth: u32) -> trellis_schema::ApiError {
+        use trellis_schema::{ApiError, Reason};
+        match self {
+            Self::Parse => ApiError::new(Reason::ParseError),
+            Self::EmptyBatch | Self::NotRequest => ApiError::new(Reason::InvalidRequest),
+            Self::TooDeep => ApiError::new(Reason::NestingTooDeep).with("limit", max_depth),
+            Self::BatchTooLarge { len, max } => ApiError::new(Reason::BatchTooLarge)
+                .message(format!("the batch has {len} calls; at most {max} are accepted"))
+                .with("limit", *max),
+        }
+    }
+}
+
 #[derive(Deserialize)]
 struct Envelope<'a> {
     #[serde(default, borrow, deserialize_with = "present")]

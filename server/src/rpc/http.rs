@@ -25,7 +25,7 @@ use trellis_schema::{ApiError, Reason};
 use uuid::Uuid;
 
 use super::context::{Credential, Principal, RequestMeta};
-use super::framing::{self, Body, BodyError, Entry};
+use super::framing::{self, Body, Entry};
 use super::registry::Registry;
 use super::ws::WsEndpoint;
 use crate::state::AppState;
@@ -232,17 +232,7 @@ async fn rpc_over_http(
     let parsed = framing::parse_body(&bytes, config.max_json_depth, config.max_batch);
     let body = match parsed {
         Ok(b) => b,
-        Err(e) => {
-            let err = match e {
-                BodyError::Parse => ApiError::new(Reason::ParseError),
-                BodyError::EmptyBatch | BodyError::NotRequest => ApiError::new(Reason::InvalidRequest),
-                BodyError::TooDeep => ApiError::new(Reason::NestingTooDeep).with("limit", config.max_json_depth),
-                BodyError::BatchTooLarge { len, max } => ApiError::new(Reason::BatchTooLarge)
-                    .message(format!("the batch has {len} calls; at most {max} are accepted"))
-                    .with("limit", max),
-            };
-            return single_error(StatusCode::OK, &err, &request_id);
-        }
+        Err(e) => return single_error(StatusCode::OK, &e.to_api(config.max_json_depth), &request_id),
     };
 
     let mut out;

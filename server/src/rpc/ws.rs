@@ -35,7 +35,7 @@ use trellis_schema::{ApiError, Reason};
 use uuid::Uuid;
 
 use super::context::{Credential, RequestMeta};
-use super::framing::{self, BodyError, Entry};
+use super::framing::{self, Entry};
 use super::http::{HttpBody, full, json_response, resolve_credentials};
 use super::registry::{Registry, decode_params};
 use super::server::{Connection, stopped};
@@ -346,14 +346,7 @@ impl Shared {
         let mut out = Vec::with_capacity(256);
         match framing::parse_body(data, config.max_json_depth, config.max_batch) {
             Err(e) => {
-                let err = match e {
-                    BodyError::Parse => ApiError::new(Reason::ParseError),
-                    BodyError::EmptyBatch | BodyError::NotRequest => ApiError::new(Reason::InvalidRequest),
-                    BodyError::TooDeep => ApiError::new(Reason::NestingTooDeep).with("limit", config.max_json_depth),
-                    BodyError::BatchTooLarge { len, max } => ApiError::new(Reason::BatchTooLarge)
-                        .message(format!("the batch has {len} calls; at most {max} are accepted"))
-                        .with("limit", max),
-                };
+                let err = e.to_api(config.max_json_depth);
                 framing::write_error(&mut out, None, &err.to_error_object(&meta.request_id));
             }
             Ok(framing::Body::Single(entry)) => {
