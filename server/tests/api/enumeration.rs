@@ -29,8 +29,25 @@ fn shape(mut answer: Value) -> Value {
 }
 
 /// Calls `method` with params for a known and an unknown address in turn,
-/// `CALLS` times each; asserts identical answers and medians within 25%.
+/// `CALLS` times each; asserts identical answers and medians within 25%. A
+/// timing outside the band is measured once more (a busy machine can slow
+/// a few calls of one side); a real difference fails both times.
 async fn compare(app: &TestApp, method: &str, known: impl Fn(usize) -> Value, unknown: impl Fn(usize) -> Value) {
+    let first = medians_ratio(app, method, &known, &unknown).await;
+    if (0.8..=1.25).contains(&first) {
+        return;
+    }
+    let second = medians_ratio(app, method, &known, &unknown).await;
+    assert!((0.8..=1.25).contains(&second), "{method}: known ÷ unknown median ratio {first:.3}, then {second:.3}");
+}
+
+/// One timed comparison: the known address's median time ÷ the unknown's.
+async fn medians_ratio(
+    app: &TestApp,
+    method: &str,
+    known: &impl Fn(usize) -> Value,
+    unknown: &impl Fn(usize) -> Value,
+) -> f64 {
     let (mut tk, mut tu) = (Vec::new(), Vec::new());
     // One warm-up call each, not counted.
     let _ = app.rpc(method, known(CALLS), None).await;
@@ -55,7 +72,7 @@ async fn compare(app: &TestApp, method: &str, known: impl Fn(usize) -> Value, un
     let (mk, mu) = (median(tk), median(tu));
     let ratio = mk.as_secs_f64() / mu.as_secs_f64();
     eprintln!("{method}: median known {mk:?}, unknown {mu:?}, ratio {ratio:.3}");
-    assert!((0.8..=1.25).contains(&ratio), "{method}: known {mk:?} vs unknown {mu:?} (ratio {ratio:.3})");
+    ratio
 }
 
 mail_test! {
