@@ -10,7 +10,7 @@ use std::time::Duration;
 use base64::Engine;
 use serde_json::{Value, json};
 
-use crate::accounts::{step_now, totp};
+use crate::accounts::{base32_decode, step_now, totp};
 use crate::helpers::{Backend, PASSWORD, TestApp, assert_error, try_spawn};
 use crate::{db_test, db_test_with, mail_test};
 
@@ -376,24 +376,6 @@ async fn totp_secrets_are_sealed_with_rotatable_keys(backend: Backend) {
     );
     b.stop().await;
     a.stop().await;
-}
-
-fn base32_decode(s: &str) -> Vec<u8> {
-    let (mut bits, mut buffer, mut out) = (0u32, 0u64, Vec::new());
-    for c in s.bytes() {
-        let v = match c {
-            b'A'..=b'Z' => c - b'A',
-            b'2'..=b'7' => c - b'2' + 26,
-            _ => panic!("not base32: {c}"),
-        };
-        buffer = (buffer << 5) | u64::from(v);
-        bits += 5;
-        if bits >= 8 {
-            bits -= 8;
-            out.push((buffer >> bits) as u8);
-        }
-    }
-    out
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -250,13 +250,10 @@ mail_test! {
     }
 }
 
-/// RFC 6238 TOTP, written again here so the test checks the server against
-/// an implementation of its own.
-pub(crate) fn totp(secret_b32: &str, step: u64) -> String {
-    let mut bits = 0u32;
-    let mut buffer = 0u64;
-    let mut key = Vec::new();
-    for c in secret_b32.bytes() {
+/// RFC 4648 base32 (no padding), as TOTP secrets are written.
+pub(crate) fn base32_decode(s: &str) -> Vec<u8> {
+    let (mut bits, mut buffer, mut out) = (0u32, 0u64, Vec::new());
+    for c in s.bytes() {
         let v = match c {
             b'A'..=b'Z' => c - b'A',
             b'2'..=b'7' => c - b'2' + 26,
@@ -266,9 +263,16 @@ pub(crate) fn totp(secret_b32: &str, step: u64) -> String {
         bits += 5;
         if bits >= 8 {
             bits -= 8;
-            key.push((buffer >> bits) as u8);
+            out.push((buffer >> bits) as u8);
         }
     }
+    out
+}
+
+/// RFC 6238 TOTP, written again here so the test checks the server against
+/// an implementation of its own.
+pub(crate) fn totp(secret_b32: &str, step: u64) -> String {
+    let key = base32_decode(secret_b32);
     let mut mac = <Hmac<sha1::Sha1> as Mac>::new_from_slice(&key).expect("key");
     mac.update(&step.to_be_bytes());
     let h = mac.finalize().into_bytes();
