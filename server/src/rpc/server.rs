@@ -151,7 +151,11 @@ async fn serve_connection(
     let svc = {
         let (connection, activity) = (connection.clone(), activity.clone());
         service_fn(move |mut req| {
-            req.extensions_mut().insert(connection.clone());
+            // Only an HTTP/1.1 upgrade can take the connection over; plain
+            // calls skip the extension (and its allocation).
+            if req.version() == http::Version::HTTP_11 && req.headers().contains_key(http::header::UPGRADE) {
+                req.extensions_mut().insert(connection.clone());
+            }
             let busy = activity.begin();
             let front = front.clone();
             async move {
