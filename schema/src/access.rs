@@ -134,14 +134,12 @@ impl OrgRole {
     }
 }
 
-/// The organization an organization-scoped call is about, as its params
-/// name it: the organization itself, or one of its objects (resolved to its
-/// organization before the permission check).
+/// For `apiKeys.verify`: the organization of the API key making the call,
+/// or the one named, when given.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum OrgRef {
-    Org(uuid::Uuid),
-    ApiKey(uuid::Uuid),
-    /// The organization of the API key making the call (or the one named,
-    /// when given).
-    CallerKeyOr(Option<uuid::Uuid>),
-}
+pub struct CallerKeyOr(pub Option<crate::ids::OrgId>);
+
+/// The [`Procedure::InOrg`](crate::Procedure::InOrg) of a procedure that is
+/// not organization-scoped: it names no organization (no value exists).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NoOrg {}

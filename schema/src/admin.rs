@@ -4,10 +4,10 @@ use chrono::{DateTime, Utc};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use ts_rs::TS;
-use uuid::Uuid;
 
+use crate::ids::{UserId};
 use crate::auth::User;
-use crate::health::Empty;
+use crate::Empty;
 use crate::list::Page;
 use crate::values::{Cursor, PageLimit, SearchQuery};
 use crate::{procedure, reasons};
@@ -43,7 +43,7 @@ procedure! {
     ListUsers {
         method: "admin.listUsers",
         kind: Query,
-        access: crate::Access::Admin,
+        access: Admin,
         params: ListUsersParams,
         output: Page<AdminUser>,
         reasons: crate::error::NoReason,
@@ -53,7 +53,7 @@ procedure! {
 #[derive(Debug, Clone, Serialize, Deserialize, TS, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct SetUserDisabledParams {
-    pub user_id: Uuid,
+    pub user_id: UserId,
     pub disabled: bool,
 }
 
@@ -67,7 +67,7 @@ procedure! {
     SetUserDisabled {
         method: "admin.setUserDisabled",
         kind: Mutation,
-        access: crate::Access::Admin,
+        access: Admin,
         params: SetUserDisabledParams,
         output: User,
         reasons: SetUserDisabledReason,
@@ -77,7 +77,7 @@ procedure! {
 #[derive(Debug, Clone, Serialize, Deserialize, TS, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct UnlockUserParams {
-    pub user_id: Uuid,
+    pub user_id: UserId,
 }
 
 reasons! {
@@ -90,7 +90,7 @@ procedure! {
     UnlockUser {
         method: "admin.unlockUser",
         kind: Mutation,
-        access: crate::Access::Admin,
+        access: Admin,
         params: UnlockUserParams,
         output: Empty,
         reasons: UnlockUserReason,

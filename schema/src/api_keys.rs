@@ -6,19 +6,19 @@ use chrono::{DateTime, Utc};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use ts_rs::TS;
-use uuid::Uuid;
 
-use crate::access::{OrgRef, Permission};
+use crate::ids::{ApiKeyId, OrgId, UserId};
+use crate::access::{CallerKeyOr, Permission};
 use crate::error::{NoReason, Reason};
 use crate::list::Page;
 use crate::values::{Cursor, DisplayName, PageLimit, Password, Token};
-use crate::{Access, procedure, reasons};
+use crate::{procedure, reasons};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ApiKey {
-    pub id: Uuid,
-    pub org_id: Uuid,
+    pub id: ApiKeyId,
+    pub org_id: OrgId,
     pub name: String,
     /// The start of the key, for recognising it (`trl_AbCd…`).
     pub prefix: String,
@@ -26,7 +26,7 @@ pub struct ApiKey {
     /// The key's holder: the member who made it, or who last rotated it
     /// (whoever received its current secret). The key acts for them and never
     /// does more than they may do now, in scopes and in rank.
-    pub created_by: Uuid,
+    pub created_by: UserId,
     pub created_at: DateTime<Utc>,
     pub last_used_at: Option<DateTime<Utc>>,
     pub expires_at: Option<DateTime<Utc>>,
@@ -38,7 +38,7 @@ pub struct ApiKey {
 #[derive(Debug, Clone, Serialize, Deserialize, TS, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct CreateApiKeyParams {
-    pub org_id: Uuid,
+    pub org_id: OrgId,
     pub name: DisplayName,
     /// Only permissions the caller holds (an API key: in its own scopes and
     /// its holder's role).
@@ -80,10 +80,10 @@ procedure! {
     Create {
         method: "apiKeys.create",
         kind: Mutation,
-        access: Access::Org(Permission::ApiKeysManage),
+        access: Org(Permission::ApiKeysManage),
         params: CreateApiKeyParams,
         output: CreatedApiKey,
-        org: |p| OrgRef::Org(p.org_id),
+        org: OrgId = |p| p.org_id,
         reasons: CreateApiKeyReason,
     }
 }
@@ -91,7 +91,7 @@ procedure! {
 #[derive(Debug, Clone, Serialize, Deserialize, TS, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ListApiKeysParams {
-    pub org_id: Uuid,
+    pub org_id: OrgId,
     #[serde(default)]
     #[ts(optional)]
     pub include_revoked: Option<bool>,
@@ -108,10 +108,10 @@ procedure! {
     List {
         method: "apiKeys.list",
         kind: Query,
-        access: Access::Org(Permission::ApiKeysRead),
+        access: Org(Permission::ApiKeysRead),
         params: ListApiKeysParams,
         output: Page<ApiKey>,
-        org: |p| OrgRef::Org(p.org_id),
+        org: OrgId = |p| p.org_id,
         reasons: NoReason,
     }
 }
@@ -120,7 +120,7 @@ procedure! {
 #[derive(Debug, Clone, Serialize, Deserialize, TS, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct KeyParams {
-    pub id: Uuid,
+    pub id: ApiKeyId,
 }
 
 procedure! {
@@ -128,10 +128,10 @@ procedure! {
     Get {
         method: "apiKeys.get",
         kind: Query,
-        access: Access::Org(Permission::ApiKeysRead),
+        access: Org(Permission::ApiKeysRead),
         params: KeyParams,
         output: ApiKey,
-        org: |p| OrgRef::ApiKey(p.id),
+        org: ApiKeyId = |p| p.id,
         reasons: NoReason,
     }
 }
@@ -139,7 +139,7 @@ procedure! {
 #[derive(Debug, Clone, Serialize, Deserialize, TS, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct UpdateApiKeyParams {
-    pub id: Uuid,
+    pub id: ApiKeyId,
     #[serde(default)]
     #[ts(optional)]
     pub name: Option<DisplayName>,
@@ -170,10 +170,10 @@ procedure! {
     Update {
         method: "apiKeys.update",
         kind: Mutation,
-        access: Access::Org(Permission::ApiKeysManage),
+        access: Org(Permission::ApiKeysManage),
         params: UpdateApiKeyParams,
         output: ApiKey,
-        org: |p| OrgRef::ApiKey(p.id),
+        org: ApiKeyId = |p| p.id,
         reasons: ChangeApiKeyReason,
     }
 }
@@ -181,7 +181,7 @@ procedure! {
 #[derive(Debug, Clone, Serialize, Deserialize, TS, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct RotateApiKeyParams {
-    pub id: Uuid,
+    pub id: ApiKeyId,
     /// How long the old secret keeps working (default 0, at most 7 days). Must
     /// be 0 when the caller does not hold the key: the old holder's secret
     /// stops at once.
@@ -195,10 +195,10 @@ procedure! {
     Rotate {
         method: "apiKeys.rotate",
         kind: Mutation,
-        access: Access::Org(Permission::ApiKeysManage),
+        access: Org(Permission::ApiKeysManage),
         params: RotateApiKeyParams,
         output: CreatedApiKey,
-        org: |p| OrgRef::ApiKey(p.id),
+        org: ApiKeyId = |p| p.id,
         reasons: ChangeApiKeyReason,
     }
 }
@@ -208,10 +208,10 @@ procedure! {
     Revoke {
         method: "apiKeys.revoke",
         kind: Mutation,
-        access: Access::Org(Permission::ApiKeysManage),
+        access: Org(Permission::ApiKeysManage),
         params: KeyParams,
         output: ApiKey,
-        org: |p| OrgRef::ApiKey(p.id),
+        org: ApiKeyId = |p| p.id,
         reasons: NoReason,
     }
 }
@@ -227,7 +227,7 @@ pub enum Bucket {
 #[derive(Debug, Clone, Serialize, Deserialize, TS, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct UsageParams {
-    pub id: Uuid,
+    pub id: ApiKeyId,
     /// Default: 24 hours before `to`.
     #[serde(default)]
     #[ts(optional)]
@@ -272,10 +272,10 @@ procedure! {
     UsageReport {
         method: "apiKeys.usage",
         kind: Query,
-        access: Access::Org(Permission::ApiKeysRead),
+        access: Org(Permission::ApiKeysRead),
         params: UsageParams,
         output: Usage,
-        org: |p| OrgRef::ApiKey(p.id),
+        org: ApiKeyId = |p| p.id,
         reasons: NoReason,
     }
 }
@@ -288,7 +288,7 @@ pub struct VerifyParams {
     /// making the call (a signed-in user must name it).
     #[serde(default)]
     #[ts(optional)]
-    pub org_id: Option<Uuid>,
+    pub org_id: Option<OrgId>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS, JsonSchema)]
@@ -313,10 +313,10 @@ procedure! {
     Verify {
         method: "apiKeys.verify",
         kind: Query,
-        access: Access::Org(Permission::ApiKeysRead),
+        access: Org(Permission::ApiKeysRead),
         params: VerifyParams,
         output: VerifyResult,
-        org: |p| OrgRef::CallerKeyOr(p.org_id),
+        org: CallerKeyOr = |p| CallerKeyOr(p.org_id),
         reasons: NoReason,
     }
 }

@@ -6,11 +6,12 @@ use serde::{Deserialize, Serialize};
 use ts_rs::TS;
 use uuid::Uuid;
 
-use crate::access::{OrgRef, Permission};
+use crate::ids::{AuditEventId, OrgId};
+use crate::access::Permission;
 use crate::error::NoReason;
 use crate::list::Page;
 use crate::values::{Cursor, PageLimit, SearchQuery};
-use crate::{Access, procedure};
+use crate::procedure;
 
 /// Who acted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, TS, JsonSchema)]
@@ -42,7 +43,7 @@ pub enum Outcome {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct AuditEvent {
-    pub id: Uuid,
+    pub id: AuditEventId,
     pub at: DateTime<Utc>,
     pub actor: Actor,
     /// What was done, e.g. `auth.login`, `account.locked`, `mfa.enabled`.
@@ -60,7 +61,7 @@ pub struct AuditEvent {
 #[derive(Debug, Clone, Serialize, Deserialize, TS, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ListAuditParams {
-    pub org_id: Uuid,
+    pub org_id: OrgId,
     /// Only what this user or key did.
     #[serde(default)]
     #[ts(optional)]
@@ -88,10 +89,10 @@ procedure! {
     List {
         method: "audit.list",
         kind: Query,
-        access: Access::Org(Permission::AuditRead),
+        access: Org(Permission::AuditRead),
         params: ListAuditParams,
         output: Page<AuditEvent>,
-        org: |p| OrgRef::Org(p.org_id),
+        org: OrgId = |p| p.org_id,
         reasons: NoReason,
     }
 }

@@ -4,40 +4,23 @@ use chrono::{DateTime, Utc};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use ts_rs::TS;
-use uuid::Uuid;
 
-use crate::access::OrgRole;
+use crate::ids::UserId;
 use crate::error::NoReason;
-use crate::health::Empty;
+use crate::orgs::Membership;
 use crate::values::{DisplayName, Email, NewPassword, OneTimeCode, Password, Token};
-use crate::{procedure, reasons};
+use crate::{Empty, procedure, reasons};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct User {
-    pub id: Uuid,
+    pub id: UserId,
     pub email: String,
     pub display_name: String,
     pub email_verified: bool,
     pub mfa_enabled: bool,
     pub is_admin: bool,
     pub created_at: DateTime<Utc>,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS, JsonSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct Org {
-    pub id: Uuid,
-    pub name: String,
-    pub slug: String,
-    pub created_at: DateTime<Utc>,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS, JsonSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct Membership {
-    pub org: Org,
-    pub role: OrgRole,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, TS, JsonSchema)]
@@ -72,7 +55,7 @@ pub struct RegisterParams {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct RegisterResult {
-    pub user_id: Uuid,
+    pub user_id: UserId,
     pub verification_required: bool,
 }
 
@@ -86,7 +69,7 @@ procedure! {
     Register {
         method: "auth.register",
         kind: Mutation,
-        access: crate::Access::Public,
+        access: Public,
         params: RegisterParams,
         output: RegisterResult,
         reasons: RegisterReason,
@@ -116,7 +99,7 @@ procedure! {
     VerifyEmail {
         method: "auth.verifyEmail",
         kind: Mutation,
-        access: crate::Access::Public,
+        access: Public,
         params: VerifyEmailParams,
         output: VerifyEmailResult,
         reasons: TokenReason,
@@ -135,7 +118,7 @@ procedure! {
     ResendVerification {
         method: "auth.resendVerification",
         kind: Mutation,
-        access: crate::Access::Public,
+        access: Public,
         params: EmailParams,
         output: Empty,
         reasons: NoReason,
@@ -171,7 +154,7 @@ procedure! {
     Login {
         method: "auth.login",
         kind: Mutation,
-        access: crate::Access::Public,
+        access: Public,
         params: LoginParams,
         output: Tokens,
         reasons: LoginReason,
@@ -194,7 +177,7 @@ procedure! {
     Refresh {
         method: "auth.refresh",
         kind: Mutation,
-        access: crate::Access::Public,
+        access: Public,
         params: RefreshParams,
         output: Tokens,
         reasons: RefreshReason,
@@ -215,7 +198,7 @@ procedure! {
     Logout {
         method: "auth.logout",
         kind: Mutation,
-        access: crate::Access::User,
+        access: User,
         params: LogoutParams,
         output: Empty,
         reasons: NoReason,
@@ -234,7 +217,7 @@ procedure! {
     Me {
         method: "auth.me",
         kind: Query,
-        access: crate::Access::User,
+        access: User,
         params: Empty,
         output: MeResult,
         reasons: NoReason,
@@ -246,7 +229,7 @@ procedure! {
     RequestLoginCode {
         method: "auth.requestLoginCode",
         kind: Mutation,
-        access: crate::Access::Public,
+        access: Public,
         params: EmailParams,
         output: Empty,
         reasons: NoReason,
@@ -275,7 +258,7 @@ procedure! {
     LoginWithCode {
         method: "auth.loginWithCode",
         kind: Mutation,
-        access: crate::Access::Public,
+        access: Public,
         params: LoginWithCodeParams,
         output: Tokens,
         reasons: LoginWithCodeReason,
@@ -299,7 +282,7 @@ procedure! {
     ChangePassword {
         method: "auth.changePassword",
         kind: Mutation,
-        access: crate::Access::User,
+        access: User,
         params: ChangePasswordParams,
         output: Empty,
         reasons: ChangePasswordReason,
@@ -311,7 +294,7 @@ procedure! {
     RequestPasswordReset {
         method: "auth.requestPasswordReset",
         kind: Mutation,
-        access: crate::Access::Public,
+        access: Public,
         params: EmailParams,
         output: Empty,
         reasons: NoReason,
@@ -336,7 +319,7 @@ procedure! {
     ResetPassword {
         method: "auth.resetPassword",
         kind: Mutation,
-        access: crate::Access::Public,
+        access: Public,
         params: ResetPasswordParams,
         output: Empty,
         reasons: ResetPasswordReason,

@@ -5,12 +5,7 @@ use serde::{Deserialize, Serialize};
 use ts_rs::TS;
 
 use crate::error::NoReason;
-use crate::procedure;
-
-/// Params of a procedure that takes none: `{}`, `[]` or absent.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, TS, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct Empty {}
+use crate::{Empty, procedure};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, TS, JsonSchema)]
 #[serde(rename_all = "camelCase")]
@@ -57,7 +52,7 @@ procedure! {
     Check {
         method: "health.check",
         kind: Query,
-        access: crate::Access::Public,
+        access: Public,
         params: Empty,
         output: CheckResult,
         reasons: NoReason,

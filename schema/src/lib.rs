@@ -10,6 +10,7 @@
 //!   of every procedure ([`all_procedures!`], [`for_each_procedure`]).
 //! - [`error`]: error categories (codes), reasons and the wire error shape.
 //! - [`access`]: organization roles, permissions and API key scopes.
+//! - [`ids`]: typed ids (`UserId`, `OrgId`, ...), branded strings in TypeScript.
 //! - [`values`]: validated value types (e-mail, password, display name).
 //! - [`list`]: pages of a list.
 //! - [`health`], [`rpc`], [`auth`], [`sessions`], [`mfa`], [`users`],
@@ -18,7 +19,8 @@
 //!   (TypeScript bindings, `openrpc.json`) that `just gen` writes.
 //!
 //! This crate depends on no runtime, database or HTTP crate: clients of every
-//! kind can depend on it.
+//! kind can depend on it. (The `diesel` feature, for the server only, maps
+//! the typed ids to database columns.)
 
 pub mod access;
 pub mod admin;
@@ -28,6 +30,7 @@ pub mod auth;
 pub mod codegen;
 pub mod error;
 pub mod health;
+pub mod ids;
 pub mod list;
 pub mod mfa;
 pub mod openrpc;
@@ -39,4 +42,4 @@ pub mod users;
 pub mod values;
 
 pub use error::{ApiError, ErrorCode, ErrorReason, Reason};
-pub use procedure::{Access, Kind, Procedure, ProcedureInfo, ProcedureVisitor, for_each_procedure};
+pub use procedure::{Access, Empty, Kind, Procedure, ProcedureInfo, ProcedureVisitor, for_each_procedure};

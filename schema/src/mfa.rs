@@ -4,7 +4,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use ts_rs::TS;
 
-use crate::health::Empty;
+use crate::Empty;
 use crate::values::{OneTimeCode, Password};
 use crate::{procedure, reasons};
 
@@ -43,7 +43,7 @@ procedure! {
     EnrollTotp {
         method: "mfa.enrollTotp",
         kind: Mutation,
-        access: crate::Access::User,
+        access: User,
         params: EnrollTotpParams,
         output: EnrollTotpResult,
         reasons: EnrollTotpReason,
@@ -91,7 +91,7 @@ procedure! {
     ConfirmTotp {
         method: "mfa.confirmTotp",
         kind: Mutation,
-        access: crate::Access::User,
+        access: User,
         params: CodeParams,
         output: ConfirmTotpResult,
         reasons: MfaCodeReason,
@@ -103,7 +103,7 @@ procedure! {
     Disable {
         method: "mfa.disable",
         kind: Mutation,
-        access: crate::Access::User,
+        access: User,
         params: DisableMfaParams,
         output: Empty,
         reasons: DisableMfaReason,

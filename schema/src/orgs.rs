@@ -4,15 +4,31 @@ use chrono::{DateTime, Utc};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use ts_rs::TS;
-use uuid::Uuid;
 
-use crate::access::{OrgRef, OrgRole, Permission};
-use crate::auth::{Membership, Org, User};
+use crate::ids::{InvitationId, OrgId, UserId};
+use crate::access::{OrgRole, Permission};
+use crate::auth::User;
 use crate::error::NoReason;
-use crate::health::Empty;
+use crate::Empty;
 use crate::list::Page;
 use crate::values::{Cursor, DisplayName, Email, PageLimit, Slug, Token};
-use crate::{Access, procedure, reasons};
+use crate::{procedure, reasons};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Org {
+    pub id: OrgId,
+    pub name: String,
+    pub slug: String,
+    pub created_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Membership {
+    pub org: Org,
+    pub role: OrgRole,
+}
 
 #[derive(Debug, Clone, Serialize, Deserialize, TS, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -32,7 +48,7 @@ procedure! {
     Create {
         method: "orgs.create",
         kind: Mutation,
-        access: Access::User,
+        access: User,
         params: CreateOrgParams,
         output: Org,
         reasons: CreateOrgReason,
@@ -50,7 +66,7 @@ procedure! {
     List {
         method: "orgs.list",
         kind: Query,
-        access: Access::User,
+        access: User,
         params: Empty,
         output: OrgList,
         reasons: NoReason,
@@ -61,7 +77,7 @@ procedure! {
 #[derive(Debug, Clone, Serialize, Deserialize, TS, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct OrgParams {
-    pub org_id: Uuid,
+    pub org_id: OrgId,
 }
 
 procedure! {
@@ -69,10 +85,10 @@ procedure! {
     Get {
         method: "orgs.get",
         kind: Query,
-        access: Access::Org(Permission::OrgRead),
+        access: Org(Permission::OrgRead),
         params: OrgParams,
         output: Org,
-        org: |p| OrgRef::Org(p.org_id),
+        org: OrgId = |p| p.org_id,
         reasons: NoReason,
     }
 }
@@ -80,7 +96,7 @@ procedure! {
 #[derive(Debug, Clone, Serialize, Deserialize, TS, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct UpdateOrgParams {
-    pub org_id: Uuid,
+    pub org_id: OrgId,
     #[serde(default)]
     #[ts(optional)]
     pub name: Option<DisplayName>,
@@ -91,10 +107,10 @@ procedure! {
     Update {
         method: "orgs.update",
         kind: Mutation,
-        access: Access::Org(Permission::OrgManage),
+        access: Org(Permission::OrgManage),
         params: UpdateOrgParams,
         output: Org,
-        org: |p| OrgRef::Org(p.org_id),
+        org: OrgId = |p| p.org_id,
         reasons: NoReason,
     }
 }
@@ -102,7 +118,7 @@ procedure! {
 #[derive(Debug, Clone, Serialize, Deserialize, TS, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ListMembersParams {
-    pub org_id: Uuid,
+    pub org_id: OrgId,
     #[serde(default)]
     #[ts(optional)]
     pub cursor: Option<Cursor>,
@@ -124,10 +140,10 @@ procedure! {
     ListMembers {
         method: "orgs.listMembers",
         kind: Query,
-        access: Access::Org(Permission::OrgRead),
+        access: Org(Permission::OrgRead),
         params: ListMembersParams,
         output: Page<Member>,
-        org: |p| OrgRef::Org(p.org_id),
+        org: OrgId = |p| p.org_id,
         reasons: NoReason,
     }
 }
@@ -135,7 +151,7 @@ procedure! {
 #[derive(Debug, Clone, Serialize, Deserialize, TS, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct InviteParams {
-    pub org_id: Uuid,
+    pub org_id: OrgId,
     pub email: Email,
     pub role: OrgRole,
 }
@@ -143,7 +159,7 @@ pub struct InviteParams {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Invitation {
-    pub invitation_id: Uuid,
+    pub invitation_id: InvitationId,
     pub expires_at: DateTime<Utc>,
 }
 
@@ -157,10 +173,10 @@ procedure! {
     Invite {
         method: "orgs.invite",
         kind: Mutation,
-        access: Access::Org(Permission::OrgManage),
+        access: Org(Permission::OrgManage),
         params: InviteParams,
         output: Invitation,
-        org: |p| OrgRef::Org(p.org_id),
+        org: OrgId = |p| p.org_id,
         reasons: InviteReason,
     }
 }
@@ -185,7 +201,7 @@ procedure! {
     AcceptInvite {
         method: "orgs.acceptInvite",
         kind: Mutation,
-        access: Access::User,
+        access: User,
         params: AcceptInviteParams,
         output: Membership,
         reasons: AcceptInviteReason,
@@ -195,8 +211,8 @@ procedure! {
 #[derive(Debug, Clone, Serialize, Deserialize, TS, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct UpdateMemberRoleParams {
-    pub org_id: Uuid,
-    pub user_id: Uuid,
+    pub org_id: OrgId,
+    pub user_id: UserId,
     pub role: OrgRole,
 }
 
@@ -210,10 +226,10 @@ procedure! {
     UpdateMemberRole {
         method: "orgs.updateMemberRole",
         kind: Mutation,
-        access: Access::Org(Permission::OrgManage),
+        access: Org(Permission::OrgManage),
         params: UpdateMemberRoleParams,
         output: Empty,
-        org: |p| OrgRef::Org(p.org_id),
+        org: OrgId = |p| p.org_id,
         reasons: MemberChangeReason,
     }
 }
@@ -221,8 +237,8 @@ procedure! {
 #[derive(Debug, Clone, Serialize, Deserialize, TS, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct RemoveMemberParams {
-    pub org_id: Uuid,
-    pub user_id: Uuid,
+    pub org_id: OrgId,
+    pub user_id: UserId,
 }
 
 procedure! {
@@ -230,10 +246,10 @@ procedure! {
     RemoveMember {
         method: "orgs.removeMember",
         kind: Mutation,
-        access: Access::Org(Permission::OrgManage),
+        access: Org(Permission::OrgManage),
         params: RemoveMemberParams,
         output: Empty,
-        org: |p| OrgRef::Org(p.org_id),
+        org: OrgId = |p| p.org_id,
         reasons: MemberChangeReason,
     }
 }
@@ -241,7 +257,7 @@ procedure! {
 #[derive(Debug, Clone, Serialize, Deserialize, TS, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ListInvitesParams {
-    pub org_id: Uuid,
+    pub org_id: OrgId,
     #[serde(default)]
     #[ts(optional)]
     pub cursor: Option<Cursor>,
@@ -254,12 +270,12 @@ pub struct ListInvitesParams {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct PendingInvitation {
-    pub id: Uuid,
+    pub id: InvitationId,
     /// The invited address, normalized (lower case).
     pub email: String,
     pub role: OrgRole,
     /// The member who sent it (for an API key: its holder).
-    pub invited_by: Uuid,
+    pub invited_by: UserId,
     pub created_at: DateTime<Utc>,
     pub expires_at: DateTime<Utc>,
 }
@@ -269,10 +285,10 @@ procedure! {
     ListInvites {
         method: "orgs.listInvites",
         kind: Query,
-        access: Access::Org(Permission::OrgManage),
+        access: Org(Permission::OrgManage),
         params: ListInvitesParams,
         output: Page<PendingInvitation>,
-        org: |p| OrgRef::Org(p.org_id),
+        org: OrgId = |p| p.org_id,
         reasons: NoReason,
     }
 }
@@ -280,8 +296,8 @@ procedure! {
 #[derive(Debug, Clone, Serialize, Deserialize, TS, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct RevokeInviteParams {
-    pub org_id: Uuid,
-    pub invitation_id: Uuid,
+    pub org_id: OrgId,
+    pub invitation_id: InvitationId,
 }
 
 reasons! {
@@ -295,10 +311,10 @@ procedure! {
     RevokeInvite {
         method: "orgs.revokeInvite",
         kind: Mutation,
-        access: Access::Org(Permission::OrgManage),
+        access: Org(Permission::OrgManage),
         params: RevokeInviteParams,
         output: Empty,
-        org: |p| OrgRef::Org(p.org_id),
+        org: OrgId = |p| p.org_id,
         reasons: RevokeInviteReason,
     }
 }

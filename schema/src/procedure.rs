@@ -4,8 +4,14 @@ use schemars::JsonSchema;
 use serde::{Serialize, de::DeserializeOwned};
 use ts_rs::TS;
 
-use crate::access::{OrgRef, Permission};
+use crate::access::Permission;
 use crate::error::{ErrorReason, Reason};
+
+/// Params of a procedure that takes none (`{}`, `[]` or absent), and the
+/// result of one that returns nothing.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize, TS, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Empty {}
 
 /// Whether a call reads, writes or streams. Queries are safe to retry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -95,6 +101,39 @@ impl Access {
     }
 }
 
+/// The access rules as types, so the server can give each handler the
+/// context its rule proves: [`rule::Public`] an optional caller, [`rule::User`]
+/// a signed-in user, [`rule::Org`] the organization and who acts in it,
+/// [`rule::Admin`] a system administrator.
+pub mod rule {
+    /// Implemented by the four rules only.
+    pub trait Rule: Send + Sync + 'static + sealed::Sealed {}
+
+    macro_rules! rules {
+        ($($(#[$doc:meta])* $name:ident),*) => {$(
+            $(#[$doc])*
+            #[derive(Debug, Clone, Copy)]
+            pub enum $name {}
+            impl Rule for $name {}
+            impl sealed::Sealed for $name {}
+        )*};
+    }
+    rules! {
+        /// [`super::Access::Public`].
+        Public,
+        /// [`super::Access::User`].
+        User,
+        /// [`super::Access::Org`].
+        Org,
+        /// [`super::Access::Admin`].
+        Admin
+    }
+
+    mod sealed {
+        pub trait Sealed {}
+    }
+}
+
 /// Reasons any call can meet, whatever the procedure: bad params, rate
 /// limits, a dependency down, an internal fault.
 pub const COMMON_REASONS: &[Reason] = &[
@@ -112,18 +151,31 @@ pub trait Procedure: Send + Sync + 'static {
     const METHOD: &'static str;
     const KIND: Kind;
     const ACCESS: Access;
+    /// [`Procedure::ACCESS`] as a type (a [`rule`]).
+    type Rule: rule::Rule;
     /// One line for the reference documentation.
     const SUMMARY: &'static str;
     type Params: Serialize + DeserializeOwned + TS + JsonSchema + Send + 'static;
     type Output: Serialize + DeserializeOwned + TS + JsonSchema + Send + 'static;
     /// This procedure's own error reasons.
     type Reason: ErrorReason + Serialize + TS;
+    /// For an `Access::Org` procedure, what its params name to say which
+    /// organization the call is about: an [`OrgId`](crate::ids::OrgId), or the
+    /// id of an object of that organization (resolved to it before the
+    /// permission check); [`NoOrg`](crate::access::NoOrg) for the others.
+    type InOrg: Send + Sync + 'static;
     /// Whether [`Procedure::org_of`] names the organization (every
     /// `Access::Org` procedure does; a test checks).
     const NAMES_ORG: bool = false;
 
-    /// For an `Access::Org` procedure: the organization its params are about.
-    fn org_of(_params: &Self::Params) -> Option<OrgRef> {
+    /// For an `Access::Org` procedure: what its params say of the organization.
+    fn org_of(_params: &Self::Params) -> Option<Self::InOrg> {
+        None
+    }
+
+    /// Example params, for the reference and for tests that walk every
+    /// procedure (ids in them are the `EXAMPLE` of their type).
+    fn example() -> Option<Self::Params> {
         None
     }
 
@@ -147,11 +199,20 @@ pub struct ProcedureInfo {
     pub access: Access,
     pub summary: &'static str,
     pub reasons: Vec<Reason>,
+    /// [`Procedure::example`], as JSON.
+    pub example: Option<serde_json::Value>,
 }
 
 impl ProcedureInfo {
     pub fn of<P: Procedure>() -> Self {
-        Self { method: P::METHOD, kind: P::KIND, access: P::ACCESS, summary: P::SUMMARY, reasons: P::all_reasons() }
+        Self {
+            method: P::METHOD,
+            kind: P::KIND,
+            access: P::ACCESS,
+            summary: P::SUMMARY,
+            reasons: P::all_reasons(),
+            example: P::example().map(|p| serde_json::to_value(p).expect("example params serialize")),
+        }
     }
 }
 
@@ -240,6 +301,11 @@ pub fn procedures() -> Vec<ProcedureInfo> {
 }
 
 /// Declares a procedure type and its `Procedure` impl in one place.
+///
+/// `access:` is `Public`, `User`, `Admin` or `Org(Permission::X)`. An `Org`
+/// procedure says which organization its params name with
+/// `org: Type = |p| ...` (an `OrgId`, or the id of an object whose namespace
+/// resolves it to its organization). `example:` gives example params.
 #[macro_export]
 macro_rules! procedure {
     (
@@ -247,11 +313,12 @@ macro_rules! procedure {
         $name:ident {
             method: $method:literal,
             kind: $kind:ident,
-            access: $access:expr,
+            access: $rule:ident $(($permission:expr))?,
             params: $params:ty,
             output: $output:ty,
-            $(org: $org:expr,)?
-            reasons: $reason:ty $(,)?
+            $(org: $in_org:ty = $org:expr,)?
+            reasons: $reason:ty
+            $(, example: $example:expr)? $(,)?
         }
     ) => {
         $(#[$meta])*
@@ -261,18 +328,29 @@ macro_rules! procedure {
         impl $crate::procedure::Procedure for $name {
             const METHOD: &'static str = $method;
             const KIND: $crate::procedure::Kind = $crate::procedure::Kind::$kind;
-            const ACCESS: $crate::procedure::Access = $access;
+            const ACCESS: $crate::procedure::Access = $crate::procedure::Access::$rule $(($permission))?;
+            type Rule = $crate::procedure::rule::$rule;
             const SUMMARY: &'static str = $crate::procedure::first_doc_line(&[$(stringify!($meta)),*]);
             type Params = $params;
             type Output = $output;
             type Reason = $reason;
+            $crate::procedure!(@in_org $params; $($in_org = $org)?);
             $(
-                const NAMES_ORG: bool = true;
-                fn org_of(p: &Self::Params) -> Option<$crate::access::OrgRef> {
-                    let f: fn(&Self::Params) -> $crate::access::OrgRef = $org;
-                    Some(f(p))
+                fn example() -> Option<Self::Params> {
+                    Some($example)
                 }
             )?
+        }
+    };
+    (@in_org $params:ty; ) => {
+        type InOrg = $crate::access::NoOrg;
+    };
+    (@in_org $params:ty; $in_org:ty = $org:expr) => {
+        type InOrg = $in_org;
+        const NAMES_ORG: bool = true;
+        fn org_of(p: &Self::Params) -> Option<$in_org> {
+            let f: fn(&$params) -> $in_org = $org;
+            Some(f(p))
         }
     };
 }

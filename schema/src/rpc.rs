@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use ts_rs::TS;
 
 use crate::error::NoReason;
-use crate::health::Empty;
+use crate::Empty;
 use crate::procedure;
 
 /// An OpenRPC 1.3 document.
@@ -47,7 +47,7 @@ procedure! {
     Discover {
         method: "rpc.discover",
         kind: Query,
-        access: crate::Access::Public,
+        access: Public,
         params: Empty,
         output: OpenRpcDocument,
         reasons: NoReason,

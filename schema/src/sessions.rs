@@ -4,16 +4,16 @@ use chrono::{DateTime, Utc};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use ts_rs::TS;
-use uuid::Uuid;
 
+use crate::ids::{SessionId};
 use crate::error::NoReason;
-use crate::health::Empty;
+use crate::Empty;
 use crate::{procedure, reasons};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct SessionInfo {
-    pub id: Uuid,
+    pub id: SessionId,
     pub created_at: DateTime<Utc>,
     pub last_used_at: DateTime<Utc>,
     pub user_agent: Option<String>,
@@ -33,7 +33,7 @@ procedure! {
     List {
         method: "sessions.list",
         kind: Query,
-        access: crate::Access::User,
+        access: User,
         params: Empty,
         output: SessionList,
         reasons: NoReason,
@@ -43,7 +43,7 @@ procedure! {
 #[derive(Debug, Clone, Serialize, Deserialize, TS, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct RevokeParams {
-    pub session_id: Uuid,
+    pub session_id: SessionId,
 }
 
 reasons! {
@@ -56,7 +56,7 @@ procedure! {
     Revoke {
         method: "sessions.revoke",
         kind: Mutation,
-        access: crate::Access::User,
+        access: User,
         params: RevokeParams,
         output: Empty,
         reasons: RevokeReason,

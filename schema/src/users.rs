@@ -22,7 +22,7 @@ procedure! {
     UpdateProfile {
         method: "users.updateProfile",
         kind: Mutation,
-        access: crate::Access::User,
+        access: User,
         params: UpdateProfileParams,
         output: User,
         reasons: NoReason,
@@ -46,7 +46,7 @@ procedure! {
     Activity {
         method: "users.activity",
         kind: Query,
-        access: crate::Access::User,
+        access: User,
         params: PageParams,
         output: Page<AuditEvent>,
         reasons: NoReason,

@@ -5,8 +5,8 @@
 //! use trellis_schema::{health, rpc};
 //!
 //! let mut batch = client.batch();
-//! let status = batch.add::<health::Check>(health::Empty {});
-//! let doc = batch.add::<rpc::Discover>(health::Empty {});
+//! let status = batch.add::<health::Check>(trellis_schema::Empty {});
+//! let doc = batch.add::<rpc::Discover>(trellis_schema::Empty {});
 //! let results = batch.send().await?;
 //! let status = results.get(status)?; // health::CheckResult
 //! let doc = results.get(doc)?; // rpc::OpenRpcDocument
@@ -195,7 +195,8 @@ impl BatchResults {
 
 #[cfg(test)]
 mod tests {
-    use trellis_schema::health::{self, Empty};
+    use trellis_schema::Empty;
+    use trellis_schema::health;
 
     use super::*;
 

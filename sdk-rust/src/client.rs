@@ -144,7 +144,8 @@ impl ClientBuilder {
 /// ```no_run
 /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
 /// use trellis_client::Client;
-/// use trellis_schema::health::{Check, Empty};
+/// use trellis_schema::Empty;
+/// use trellis_schema::health::Check;
 ///
 /// let client = Client::builder("http://127.0.0.1:8080/rpc").build()?;
 /// let status = client.call::<Check>(Empty {}).await?;

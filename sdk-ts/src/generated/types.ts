@@ -33,9 +33,9 @@ export type AdminUser = { disabled: boolean,
 /**
  * Set while the account is locked after failed sign-ins.
  */
-lockedUntil: string | null, id: string, email: string, displayName: string, emailVerified: boolean, mfaEnabled: boolean, isAdmin: boolean, createdAt: string, };
+lockedUntil: string | null, id: UserId, email: string, displayName: string, emailVerified: boolean, mfaEnabled: boolean, isAdmin: boolean, createdAt: string, };
 
-export type ApiKey = { id: string, orgId: string, name: string,
+export type ApiKey = { id: ApiKeyId, orgId: OrgId, name: string,
 /**
  * The start of the key, for recognising it (`trl_AbCd…`).
  */
@@ -45,16 +45,21 @@ prefix: string, scopes: Array<Permission>,
  * (whoever received its current secret). The key acts for them and never
  * does more than they may do now, in scopes and in rank.
  */
-createdBy: string, createdAt: string, lastUsedAt: string | null, expiresAt: string | null, revokedAt: string | null,
+createdBy: UserId, createdAt: string, lastUsedAt: string | null, expiresAt: string | null, revokedAt: string | null,
 /**
  * Calls a minute (each call of a batch counts); none: no limit of its own.
  */
 rateLimitPerMinute: number | null, };
 
 /**
+ * An API key's id (not its secret).
+ */
+export type ApiKeyId = string & { readonly __brand: "ApiKeyId" };
+
+/**
  * One recorded action. Never holds a secret.
  */
-export type AuditEvent = { id: string, at: string, actor: Actor,
+export type AuditEvent = { id: AuditEventId, at: string, actor: Actor,
 /**
  * What was done, e.g. `auth.login`, `account.locked`, `mfa.enabled`.
  */
@@ -67,6 +72,11 @@ target: string | null, outcome: Outcome,
  * Why it failed (an error reason), or a detail of the action.
  */
 detail: string | null, ip: string | null, userAgent: string | null, requestId: string | null, };
+
+/**
+ * An audit event's id.
+ */
+export type AuditEventId = string & { readonly __brand: "AuditEventId" };
 
 export type Bucket = "minute" | "hour" | "day";
 
@@ -104,7 +114,7 @@ export type ConfirmTotpResult = {
  */
 recoveryCodes: Array<string>, };
 
-export type CreateApiKeyParams = { orgId: string, name: DisplayName,
+export type CreateApiKeyParams = { orgId: OrgId, name: DisplayName,
 /**
  * Only permissions the caller holds (an API key: in its own scopes and
  * its holder's role).
@@ -195,7 +205,8 @@ export type Email = string;
 export type EmailParams = { email: Email, };
 
 /**
- * Params of a procedure that takes none: `{}`, `[]` or absent.
+ * Params of a procedure that takes none (`{}`, `[]` or absent), and the
+ * result of one that returns nothing.
  */
 export type Empty = Record<symbol, never>;
 
@@ -243,9 +254,14 @@ path: string, message: string, };
 
 export type HealthStatus = "ok" | "degraded";
 
-export type Invitation = { invitationId: string, expiresAt: string, };
+export type Invitation = { invitationId: InvitationId, expiresAt: string, };
 
-export type InviteParams = { orgId: string, email: Email, role: OrgRole, };
+/**
+ * An invitation's id.
+ */
+export type InvitationId = string & { readonly __brand: "InvitationId" };
+
+export type InviteParams = { orgId: OrgId, email: Email, role: OrgRole, };
 
 /**
  * Why `orgs.invite` can refuse.
@@ -255,11 +271,11 @@ export type InviteReason = "MISSING_PERMISSION" | "ALREADY_EXISTS";
 /**
  * Params that name only a key.
  */
-export type KeyParams = { id: string, };
+export type KeyParams = { id: ApiKeyId, };
 
-export type ListApiKeysParams = { orgId: string, includeRevoked?: boolean, cursor?: Cursor, limit?: PageLimit, };
+export type ListApiKeysParams = { orgId: OrgId, includeRevoked?: boolean, cursor?: Cursor, limit?: PageLimit, };
 
-export type ListAuditParams = { orgId: string,
+export type ListAuditParams = { orgId: OrgId,
 /**
  * Only what this user or key did.
  */
@@ -269,9 +285,9 @@ actorId?: string,
  */
 action?: SearchQuery, from?: string, to?: string, cursor?: Cursor, limit?: PageLimit, };
 
-export type ListInvitesParams = { orgId: string, cursor?: Cursor, limit?: PageLimit, };
+export type ListInvitesParams = { orgId: OrgId, cursor?: Cursor, limit?: PageLimit, };
 
-export type ListMembersParams = { orgId: string, cursor?: Cursor, limit?: PageLimit, };
+export type ListMembersParams = { orgId: OrgId, cursor?: Cursor, limit?: PageLimit, };
 
 export type ListUsersParams = {
 /**
@@ -353,14 +369,19 @@ export type OneTimeCode = string;
  */
 export type OpenRpcDocument = Record<string, unknown>;
 
-export type Org = { id: string, name: string, slug: string, createdAt: string, };
+export type Org = { id: OrgId, name: string, slug: string, createdAt: string, };
+
+/**
+ * An organization's id.
+ */
+export type OrgId = string & { readonly __brand: "OrgId" };
 
 export type OrgList = { items: Array<Membership>, };
 
 /**
  * Params that name only an organization.
  */
-export type OrgParams = { orgId: string, };
+export type OrgParams = { orgId: OrgId, };
 
 /**
  * A member's role in an organization.
@@ -397,7 +418,7 @@ export type Password = string;
 /**
  * An invitation not yet accepted, revoked or expired.
  */
-export type PendingInvitation = { id: string,
+export type PendingInvitation = { id: InvitationId,
 /**
  * The invited address, normalized (lower case).
  */
@@ -405,7 +426,7 @@ email: string, role: OrgRole,
 /**
  * The member who sent it (for an API key: its holder).
  */
-invitedBy: string, createdAt: string, expiresAt: string, };
+invitedBy: UserId, createdAt: string, expiresAt: string, };
 
 /**
  * An organization permission, also used as an API key scope.
@@ -429,9 +450,9 @@ export type RegisterParams = { email: Email, password: NewPassword, displayName?
  */
 export type RegisterReason = "PASSWORD_POLICY";
 
-export type RegisterResult = { userId: string, verificationRequired: boolean, };
+export type RegisterResult = { userId: UserId, verificationRequired: boolean, };
 
-export type RemoveMemberParams = { orgId: string, userId: string, };
+export type RemoveMemberParams = { orgId: OrgId, userId: UserId, };
 
 export type ResetPasswordParams = {
 /**
@@ -444,7 +465,7 @@ token: Token, newPassword: NewPassword, };
  */
 export type ResetPasswordReason = "TOKEN_INVALID" | "TOKEN_EXPIRED" | "TOKEN_USED" | "PASSWORD_POLICY" | "PASSWORD_REUSED";
 
-export type RevokeInviteParams = { orgId: string, invitationId: string, };
+export type RevokeInviteParams = { orgId: OrgId, invitationId: InvitationId, };
 
 /**
  * Why `orgs.revokeInvite` can refuse: no such invitation in the
@@ -452,14 +473,14 @@ export type RevokeInviteParams = { orgId: string, invitationId: string, };
  */
 export type RevokeInviteReason = "NOT_FOUND" | "INVALID_TRANSITION";
 
-export type RevokeParams = { sessionId: string, };
+export type RevokeParams = { sessionId: SessionId, };
 
 /**
  * Why `sessions.revoke` can refuse.
  */
 export type RevokeReason = "NOT_FOUND";
 
-export type RotateApiKeyParams = { id: string,
+export type RotateApiKeyParams = { id: ApiKeyId,
 /**
  * How long the old secret keeps working (default 0, at most 7 days). Must
  * be 0 when the caller does not hold the key: the old holder's secret
@@ -472,7 +493,12 @@ gracePeriodSecs?: number, };
  */
 export type SearchQuery = string;
 
-export type SessionInfo = { id: string, createdAt: string, lastUsedAt: string, userAgent: string | null, ip: string | null,
+/**
+ * A session's id: one per sign-in, across its refreshes.
+ */
+export type SessionId = string & { readonly __brand: "SessionId" };
+
+export type SessionInfo = { id: SessionId, createdAt: string, lastUsedAt: string, userAgent: string | null, ip: string | null,
 /**
  * The session this call was made with.
  */
@@ -480,7 +506,7 @@ current: boolean, };
 
 export type SessionList = { items: Array<SessionInfo>, };
 
-export type SetUserDisabledParams = { userId: string, disabled: boolean, };
+export type SetUserDisabledParams = { userId: UserId, disabled: boolean, };
 
 /**
  * Why `admin.setUserDisabled` can refuse.
@@ -522,14 +548,14 @@ refreshToken: string, tokenType: TokenType,
  */
 expiresIn: number, user: User, };
 
-export type UnlockUserParams = { userId: string, };
+export type UnlockUserParams = { userId: UserId, };
 
 /**
  * Why `admin.unlockUser` can refuse.
  */
 export type UnlockUserReason = "NOT_FOUND";
 
-export type UpdateApiKeyParams = { id: string, name?: DisplayName,
+export type UpdateApiKeyParams = { id: ApiKeyId, name?: DisplayName,
 /**
  * The new scopes: each must be held by the caller and by the key's
  * holder (their role now).
@@ -546,9 +572,9 @@ expiresAt?: string,
  */
 rateLimitPerMinute?: number, };
 
-export type UpdateMemberRoleParams = { orgId: string, userId: string, role: OrgRole, };
+export type UpdateMemberRoleParams = { orgId: OrgId, userId: UserId, role: OrgRole, };
 
-export type UpdateOrgParams = { orgId: string, name?: DisplayName, };
+export type UpdateOrgParams = { orgId: OrgId, name?: DisplayName, };
 
 export type UpdateProfileParams = { displayName: DisplayName, };
 
@@ -558,7 +584,7 @@ export type Usage = {
  */
 series: Array<UsagePoint>, byMethod: Array<MethodUsage>, };
 
-export type UsageParams = { id: string,
+export type UsageParams = { id: ApiKeyId,
 /**
  * Default: 24 hours before `to`.
  */
@@ -574,7 +600,12 @@ bucket?: Bucket, };
 
 export type UsagePoint = { start: string, calls: number, errors: number, rateLimited: number, };
 
-export type User = { id: string, email: string, displayName: string, emailVerified: boolean, mfaEnabled: boolean, isAdmin: boolean, createdAt: string, };
+export type User = { id: UserId, email: string, displayName: string, emailVerified: boolean, mfaEnabled: boolean, isAdmin: boolean, createdAt: string, };
+
+/**
+ * A user's id.
+ */
+export type UserId = string & { readonly __brand: "UserId" };
 
 export type VerifyEmailParams = {
 /**
@@ -589,7 +620,7 @@ export type VerifyParams = { key: Token,
  * The organization the key must belong to. Default: that of the API key
  * making the call (a signed-in user must name it).
  */
-orgId?: string, };
+orgId?: OrgId, };
 
 export type VerifyResult = { valid: boolean,
 /**

@@ -1,5 +1,5 @@
 use trellis_schema::admin::{UnlockUser, UnlockUserParams, UnlockUserReason};
-use trellis_schema::health::Empty;
+use trellis_schema::Empty;
 
 use super::store;
 use crate::audit::{Event, actions};

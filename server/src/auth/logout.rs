@@ -1,6 +1,6 @@
 use trellis_schema::auth::{Logout, LogoutParams};
 use trellis_schema::error::NoReason;
-use trellis_schema::health::Empty;
+use trellis_schema::Empty;
 
 use super::store;
 use crate::audit::{Event, actions};

@@ -1,6 +1,6 @@
 use trellis_schema::auth::{EmailParams, RequestLoginCode};
 use trellis_schema::error::NoReason;
-use trellis_schema::health::Empty;
+use trellis_schema::Empty;
 
 use super::accounts::{self, LOGIN_CODE_ATTEMPTS, LOGIN_CODE_MINUTES, Purpose};
 use super::signin::{answer_no_sooner, mail_row};

@@ -1,5 +1,5 @@
 use trellis_schema::auth::{ResetPassword, ResetPasswordParams, ResetPasswordReason};
-use trellis_schema::health::Empty;
+use trellis_schema::Empty;
 
 use super::accounts::{self, PasswordChange, Purpose, TokenLookup};
 use super::signin::{new_password_hash, password_changed_mail};

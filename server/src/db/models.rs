@@ -3,7 +3,8 @@
 
 use chrono::{NaiveDateTime, TimeZone, Timelike, Utc};
 use diesel::prelude::*;
-use trellis_schema::auth::{Org, User};
+use trellis_schema::auth::User;
+use trellis_schema::orgs::Org;
 use uuid::Uuid;
 
 use super::schema::{

@@ -1,5 +1,6 @@
 use trellis_schema::error::NoReason;
-use trellis_schema::health::{Check, CheckResult, Empty, HealthStatus};
+use trellis_schema::Empty;
+use trellis_schema::health::{Check, CheckResult, HealthStatus};
 
 use crate::rpc::context::Ctx;
 use crate::rpc::error::HandlerError;

@@ -1,5 +1,5 @@
 use trellis_schema::access::OrgRole;
-use trellis_schema::auth::Membership;
+use trellis_schema::orgs::Membership;
 use trellis_schema::orgs::{AcceptInvite, AcceptInviteParams, AcceptInviteReason};
 
 use super::store::{self, Accepted};

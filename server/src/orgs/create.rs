@@ -1,5 +1,5 @@
 use trellis_schema::access::OrgRole;
-use trellis_schema::auth::Org;
+use trellis_schema::orgs::Org;
 use trellis_schema::orgs::{Create, CreateOrgParams, CreateOrgReason};
 use uuid::Uuid;
 

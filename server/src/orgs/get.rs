@@ -1,4 +1,4 @@
-use trellis_schema::auth::Org;
+use trellis_schema::orgs::Org;
 use trellis_schema::error::NoReason;
 use trellis_schema::orgs::{Get, OrgParams};
 

@@ -2,7 +2,7 @@
 
 use trellis_schema::access::OrgRole;
 use trellis_schema::error::NoReason;
-use trellis_schema::health::Empty;
+use trellis_schema::Empty;
 use trellis_schema::list::Page;
 use trellis_schema::orgs::{
     ListInvites, ListInvitesParams, PendingInvitation, RevokeInvite, RevokeInviteParams, RevokeInviteReason,

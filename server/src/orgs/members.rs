@@ -4,7 +4,7 @@
 //! the change's transaction.
 
 use trellis_schema::access::OrgRole;
-use trellis_schema::health::Empty;
+use trellis_schema::Empty;
 use trellis_schema::orgs::{
     MemberChangeReason, RemoveMember, RemoveMemberParams, UpdateMemberRole, UpdateMemberRoleParams,
 };

@@ -1,7 +1,7 @@
 //! `rpc.discover` and `GET /openrpc.json`: the service describing itself.
 
 use trellis_schema::error::NoReason;
-use trellis_schema::health::Empty;
+use trellis_schema::Empty;
 use trellis_schema::rpc::{Discover, OpenRpcDocument};
 
 use super::context::Ctx;

@@ -1,5 +1,5 @@
 use trellis_schema::error::NoReason;
-use trellis_schema::health::Empty;
+use trellis_schema::Empty;
 use trellis_schema::sessions::{List, SessionInfo, SessionList};
 
 use crate::auth::store;

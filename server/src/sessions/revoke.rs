@@ -1,4 +1,4 @@
-use trellis_schema::health::Empty;
+use trellis_schema::Empty;
 use trellis_schema::sessions::{Revoke, RevokeParams, RevokeReason};
 
 use crate::audit::{Event, actions};
