@@ -4,9 +4,8 @@ use chrono::{DateTime, Utc};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use ts_rs::TS;
-use uuid::Uuid;
 
-use crate::ids::{AuditEventId, OrgId};
+use crate::ids::{ActorId, AuditEventId, OrgId};
 use crate::access::Permission;
 use crate::error::NoReason;
 use crate::list::Page;
@@ -28,7 +27,7 @@ pub struct Actor {
     pub kind: ActorKind,
     /// The user's or key's id; absent for the system and for an anonymous
     /// caller (a failed sign-in names no one).
-    pub id: Option<Uuid>,
+    pub id: Option<ActorId>,
 }
 
 /// How the action ended.
@@ -65,7 +64,7 @@ pub struct ListAuditParams {
     /// Only what this user or key did.
     #[serde(default)]
     #[ts(optional)]
-    pub actor_id: Option<Uuid>,
+    pub actor_id: Option<ActorId>,
     /// Only this action (e.g. `apiKeys.revoke`).
     #[serde(default)]
     #[ts(optional)]

@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 macro_rules! ids {
-    ($( $(#[$doc:meta])* $name:ident, example = $example:literal; )*) => {$(
+    ($( $(#[$doc:meta])* $name:ident, example = $example:literal $(, ts = $ts:literal)?; )*) => {$(
         $(#[$doc])*
         #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, JsonSchema)]
         #[serde(transparent)]
@@ -85,7 +85,9 @@ macro_rules! ids {
                 stringify!($name).to_owned()
             }
             fn inline(_: &ts_rs::Config) -> String {
-                concat!("string & { readonly __brand: \"", stringify!($name), "\" }").to_owned()
+                // The type given, else a string branded with the name.
+                let choices: &[&str] = &[$($ts,)? concat!("string & { readonly __brand: \"", stringify!($name), "\" }")];
+                choices[0].to_owned()
             }
             fn decl(cfg: &ts_rs::Config) -> String {
                 format!("type {} = {};", stringify!($name), <Self as ts_rs::TS>::inline(cfg))
@@ -153,6 +155,20 @@ ids! {
     InvitationId, example = 0x0193_0000_0000_7000_8000_0000_0000_0005;
     /// An audit event's id.
     AuditEventId, example = 0x0193_0000_0000_7000_8000_0000_0000_0006;
+    /// Who acted, in the audit trail: a user's or an API key's id.
+    ActorId, example = 0x0193_0000_0000_7000_8000_0000_0000_0007, ts = "UserId | ApiKeyId";
+}
+
+impl From<UserId> for ActorId {
+    fn from(id: UserId) -> Self {
+        Self(id.0)
+    }
+}
+
+impl From<ApiKeyId> for ActorId {
+    fn from(id: ApiKeyId) -> Self {
+        Self(id.0)
+    }
 }
 
 #[cfg(test)]

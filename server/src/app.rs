@@ -10,6 +10,8 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use tokio::net::TcpListener;
 
+use crate::access::keys::Keys;
+use crate::auth::Auth;
 use crate::auth::codes::CodeHasher;
 use crate::auth::password::PasswordHasherPool;
 use crate::auth::policy::PasswordPolicy;
@@ -63,18 +65,22 @@ impl Application {
             tracing::info!(resealed, key_id = secrets.current_id(), "TOTP secrets sealed under the current key");
         }
         let state = Arc::new(State {
-            tokens: TokenKeys::new(&secret, access_ttl),
-            revoked,
-            hasher,
-            keys: Default::default(),
-            key_limiter: Default::default(),
-            unknown_keys: Default::default(),
+            auth: Auth {
+                tokens: TokenKeys::new(&secret, access_ttl),
+                revoked: Arc::new(revoked),
+                hasher,
+                throttle: Arc::new(AuthThrottle::new(&config)),
+                policy: PasswordPolicy::new(&config),
+                codes: CodeHasher::new(&secret),
+                secrets,
+            },
+            keys: Keys {
+                cache: Default::default(),
+                limiter: Default::default(),
+                unknown: Default::default(),
+                usage: Default::default(),
+            },
             invites: Default::default(),
-            usage: Default::default(),
-            throttle: AuthThrottle::new(&config),
-            policy: PasswordPolicy::new(&config),
-            codes: CodeHasher::new(&secret),
-            secrets,
             mail: Wakeup::default(),
             health: HealthMonitor::start(db.clone()).await,
             db,
@@ -90,12 +96,16 @@ impl Application {
                 poll: Duration::from_millis(config.mail_poll_ms.max(10)),
             }
             .spawn(),
-            AuthThrottle::spawn_housekeeping(state.clone()),
+            state.auth.throttle.clone().spawn_housekeeping(),
             crate::auth::accounts::spawn_address_housekeeping(state.db.clone()),
-            RevokedSessions::spawn_sync(state.clone(), Duration::from_millis(config.session_sync_ms.max(10)), follower),
+            state.auth.revoked.clone().spawn_sync(
+                state.db.clone(),
+                Duration::from_millis(config.session_sync_ms.max(10)),
+                follower,
+            ),
             crate::retention::spawn(state.db.clone(), config.outbox_retention_days, config.audit_retention_days),
-            crate::api_keys::usage::UsageRecorder::spawn(
-                state.usage.clone(),
+            crate::access::usage::UsageRecorder::spawn(
+                state.keys.usage.clone(),
                 state.db.clone(),
                 Duration::from_millis(config.usage_flush_ms.max(10)),
                 config.usage_retention_days,

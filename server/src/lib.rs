@@ -21,6 +21,7 @@
 //! - [`telemetry`]: logging setup.
 
 pub mod admin;
+mod access;
 mod api_keys;
 pub mod app;
 mod audit;

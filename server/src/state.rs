@@ -1,43 +1,25 @@
-//! The application state every handler reaches through its context.
+//! The application state every handler reaches through its context, in
+//! cohesive parts: accounts and sign-in (`auth`), API keys as credentials
+//! (`keys`), limits on invitations, mail, health.
 
 use std::sync::Arc;
 use std::time::Instant;
 
-use crate::api_keys::cache::KeyCache;
-use crate::api_keys::limiter::KeyLimiter;
-use crate::api_keys::usage::UsageRecorder;
-use crate::auth::codes::CodeHasher;
-use crate::auth::password::PasswordHasherPool;
-use crate::auth::policy::PasswordPolicy;
-use crate::auth::revocation::RevokedSessions;
-use crate::auth::throttle::AuthThrottle;
-use crate::auth::tokens::TokenKeys;
+use crate::access::keys::Keys;
+use crate::auth::Auth;
 use crate::config::Config;
 use crate::db::Db;
 use crate::health::HealthMonitor;
 use crate::mail::Wakeup;
+use crate::orgs::limits::InviteLimits;
 
 pub(crate) struct State {
     pub config: Config,
     pub db: Arc<Db>,
-    pub hasher: PasswordHasherPool,
-    pub tokens: TokenKeys,
-    pub revoked: RevokedSessions,
-    /// Recently verified API keys.
-    pub keys: KeyCache,
-    /// Each API key's own calls-per-minute limit.
-    pub key_limiter: KeyLimiter,
-    /// Lookups of unknown API keys, per client IP.
-    pub unknown_keys: KeyLimiter<std::net::IpAddr>,
+    pub auth: Auth,
+    pub keys: Keys,
     /// Invitations per inviter, organization and recipient.
-    pub invites: crate::orgs::limits::InviteLimits,
-    /// API key usage, counted here and written in batches.
-    pub usage: Arc<UsageRecorder>,
-    pub throttle: AuthThrottle,
-    pub policy: PasswordPolicy,
-    pub codes: CodeHasher,
-    /// Seals secrets the server must read back (TOTP secrets).
-    pub secrets: crate::auth::sealed::SecretBox,
+    pub invites: InviteLimits,
     /// Wakes the mail sender after a change that queued mail.
     pub mail: Wakeup,
     pub health: Arc<HealthMonitor>,

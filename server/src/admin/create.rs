@@ -3,6 +3,7 @@
 
 use trellis_schema::values::{Email, NewPassword};
 
+use trellis_schema::ids::UserId;
 use crate::audit::{Event, actions};
 use crate::auth::password::PasswordHasherPool;
 use crate::auth::policy::PasswordPolicy;
@@ -13,9 +14,9 @@ use crate::db::models::UserRow;
 #[derive(Debug, PartialEq, Eq)]
 pub enum Created {
     /// A new account, with the password given.
-    NewAccount { user_id: String },
+    NewAccount { user_id: UserId },
     /// An existing account, now an administrator.
-    Promoted { user_id: String },
+    Promoted { user_id: UserId },
 }
 
 /// Makes `email` an administrator: promotes the account if there is one,
@@ -45,7 +46,7 @@ pub async fn create_admin(config: &Config, email: &str, password: Option<String>
         anyhow::bail!("the address was registered meanwhile; run the command again to promote it");
     }
     let mut event = event;
-    event.subject_user_id = Some(user.id.clone());
+    event.subject_user_id = Some(user.id);
     event.target = Some(format!("user:{}", user.id));
     crate::audit::store::record(&db, event).await?;
     Ok(Created::NewAccount { user_id: user.id })

@@ -3,14 +3,14 @@ use trellis_schema::auth::User;
 
 use super::store;
 use crate::audit::{Event, actions};
-use crate::rpc::context::Ctx;
+use crate::access::AdminCtx;
 use crate::rpc::error::HandlerError;
 use crate::rpc::registry::Handler;
 
 impl Handler for SetUserDisabled {
     /// Disabling ends every session of the account at once.
-    async fn handle(ctx: Ctx, p: SetUserDisabledParams) -> Result<User, HandlerError<SetUserDisabledReason>> {
-        let me = ctx.caller()?;
+    async fn handle(ctx: AdminCtx, p: SetUserDisabledParams) -> Result<User, HandlerError<SetUserDisabledReason>> {
+        let me = ctx.admin;
         if p.disabled && p.user_id == me.user_id {
             return Err(HandlerError::Reason {
                 reason: SetUserDisabledReason::InvalidTransition,
@@ -18,16 +18,16 @@ impl Handler for SetUserDisabled {
                 data: serde_json::Map::new(),
             });
         }
-        let target = p.user_id.to_string();
+        let target = p.user_id;
         let event = Event::new(&ctx.meta, actions::SET_USER_DISABLED)
-            .by_admin(&me.user_id.to_string(), &target)
+            .by_admin(me.user_id, target)
             .detail(if p.disabled { "disabled" } else { "enabled" })
             .row();
-        let Some((user, ended)) = store::set_disabled(&ctx.state.db, &target, p.disabled, &event).await? else {
+        let Some((user, ended)) = store::set_disabled(&ctx.state.db, target, p.disabled, &event).await? else {
             return Err(HandlerError::reason(SetUserDisabledReason::NotFound));
         };
         for sid in &ended {
-            ctx.state.revoked.revoke(*sid);
+            ctx.state.auth.revoked.revoke(*sid);
         }
         tracing::info!(user_id = %target, disabled = p.disabled, sessions = ended.len(), "account disabled flag set");
         Ok(user.to_api())

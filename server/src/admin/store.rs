@@ -2,8 +2,8 @@
 
 use diesel::prelude::*;
 use diesel_async::{AsyncConnection, RunQueryDsl};
-use uuid::Uuid;
 
+use trellis_schema::ids::{SessionId, UserId};
 use crate::db::models::{AuditEventRow, UserRow, now};
 use crate::db::schema::{audit_events, sessions, users};
 use crate::db::{Db, DbError, db_read, db_run};
@@ -15,7 +15,7 @@ diesel::define_sql_function!(fn lower(x: diesel::sql_types::Text) -> diesel::sql
 pub(crate) async fn list_users(
     db: &Db,
     query: Option<&str>,
-    after: Option<&str>,
+    after: Option<UserId>,
     limit: i64,
 ) -> Result<Vec<UserRow>, DbError> {
     let pattern = query.map(|q| {
@@ -43,12 +43,12 @@ pub(crate) async fn list_users(
 /// Returns the user and the sessions ended, or `None` if there is no such user.
 pub(crate) async fn set_disabled(
     db: &Db,
-    user_id: &str,
+    user_id: UserId,
     disabled: bool,
     event: &AuditEventRow,
-) -> Result<Option<(UserRow, Vec<Uuid>)>, DbError> {
+) -> Result<Option<(UserRow, Vec<SessionId>)>, DbError> {
     let t = now();
-    let out: Option<(UserRow, Vec<String>)> = db_run!(db, |conn| conn
+    let out: Option<(UserRow, Vec<SessionId>)> = db_run!(db, |conn| conn
         .transaction(async |conn| {
             let n = diesel::update(users::table.find(user_id))
                 .set((users::disabled.eq(disabled), users::updated_at.eq(t)))
@@ -72,11 +72,11 @@ pub(crate) async fn set_disabled(
             Ok(Some((user, ended)))
         })
         .await?);
-    Ok(out.map(|(u, ids)| (u, ids.iter().filter_map(|s| Uuid::parse_str(s).ok()).collect())))
+    Ok(out)
 }
 
 /// Lifts a lockout; `false` if there is no such user.
-pub(crate) async fn unlock(db: &Db, user_id: &str, event: &AuditEventRow) -> Result<bool, DbError> {
+pub(crate) async fn unlock(db: &Db, user_id: UserId, event: &AuditEventRow) -> Result<bool, DbError> {
     db_run!(db, |conn| conn
         .transaction(async |conn| {
             let n = diesel::update(users::table.find(user_id))
@@ -93,15 +93,15 @@ pub(crate) async fn unlock(db: &Db, user_id: &str, event: &AuditEventRow) -> Res
 }
 
 /// Makes an existing account an administrator; `false` if there is none.
-pub(crate) async fn promote(db: &Db, email_key: &str, event: &AuditEventRow) -> Result<Option<String>, DbError> {
+pub(crate) async fn promote(db: &Db, email_key: &str, event: &AuditEventRow) -> Result<Option<UserId>, DbError> {
     db_run!(db, |conn| conn
         .transaction(async |conn| {
-            let id: Option<String> =
+            let id: Option<UserId> =
                 users::table.filter(users::email_key.eq(email_key)).select(users::id).first(conn).await.optional()?;
             let Some(id) = id else { return Ok::<_, DbError>(None) };
-            diesel::update(users::table.find(&id)).set(users::is_admin.eq(true)).execute(conn).await?;
+            diesel::update(users::table.find(id)).set(users::is_admin.eq(true)).execute(conn).await?;
             let mut event = event.clone();
-            event.subject_user_id = Some(id.clone());
+            event.subject_user_id = Some(id);
             event.target = Some(format!("user:{id}"));
             diesel::insert_into(audit_events::table).values(&event).execute(conn).await?;
             Ok(Some(id))

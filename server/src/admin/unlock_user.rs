@@ -3,16 +3,16 @@ use trellis_schema::Empty;
 
 use super::store;
 use crate::audit::{Event, actions};
-use crate::rpc::context::Ctx;
+use crate::access::AdminCtx;
 use crate::rpc::error::HandlerError;
 use crate::rpc::registry::Handler;
 
 impl Handler for UnlockUser {
-    async fn handle(ctx: Ctx, p: UnlockUserParams) -> Result<Empty, HandlerError<UnlockUserReason>> {
-        let me = ctx.caller()?;
-        let target = p.user_id.to_string();
-        let event = Event::new(&ctx.meta, actions::UNLOCK_USER).by_admin(&me.user_id.to_string(), &target).row();
-        if !store::unlock(&ctx.state.db, &target, &event).await? {
+    async fn handle(ctx: AdminCtx, p: UnlockUserParams) -> Result<Empty, HandlerError<UnlockUserReason>> {
+        let me = ctx.admin;
+        let target = p.user_id;
+        let event = Event::new(&ctx.meta, actions::UNLOCK_USER).by_admin(me.user_id, target).row();
+        if !store::unlock(&ctx.state.db, target, &event).await? {
             return Err(HandlerError::reason(UnlockUserReason::NotFound));
         }
         Ok(Empty {})

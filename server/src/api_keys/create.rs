@@ -3,12 +3,12 @@ use trellis_schema::access::{OrgRole, Permission};
 use trellis_schema::api_keys::{Create, CreateApiKeyParams, CreateApiKeyReason, CreatedApiKey};
 use trellis_schema::error::FieldError;
 use trellis_schema::{ApiError, ErrorReason};
-use uuid::Uuid;
 
+use trellis_schema::ids::ApiKeyId;
 use super::{secret, store};
 use crate::audit::Event;
 use crate::db::models::{ApiKeyRow, now, utc};
-use crate::rpc::context::{Ctx, OrgAccess, OrgActor};
+use crate::access::{OrgCtx, OrgAccess, OrgActor};
 use crate::rpc::error::HandlerError;
 use crate::rpc::registry::Handler;
 
@@ -116,12 +116,11 @@ pub(super) fn rate_limit(n: Option<u32>) -> Result<Option<i32>, ApiError> {
 impl Handler for Create {
     /// The key is shown this once; only its keyed hash is stored. The caller
     /// (for a key: its holder) holds the new key.
-    async fn handle(ctx: Ctx, p: CreateApiKeyParams) -> Result<CreatedApiKey, HandlerError<CreateApiKeyReason>> {
-        let access = ctx.org()?;
+    async fn handle(ctx: OrgCtx, p: CreateApiKeyParams) -> Result<CreatedApiKey, HandlerError<CreateApiKeyReason>> {
+        let access = &ctx.org;
         // A member proves they are at the keyboard now; a key acting on keys does not.
-        if let crate::rpc::context::OrgActor::Member(_) = access.actor {
-            let me = ctx.caller()?;
-            let user = crate::auth::store::signed_in_user(&ctx).await?;
+        if let crate::access::OrgActor::Member(me) = access.actor {
+            let user = crate::auth::store::signed_in_user(&ctx, me).await?;
             let pw = p.current_password.as_ref();
             crate::auth::step_up::require(&ctx, &user, me, pw, "apiKeys.create").await?;
         }
@@ -143,12 +142,12 @@ impl Handler for Create {
         check_within_acting_key(access, Some(expires_at), Some(limit), CreateApiKeyReason::MissingPermission)?;
         let (key, prefix) = secret::generate();
         let row = ApiKeyRow {
-            id: Uuid::now_v7().to_string(),
-            org_id: access.org_id.to_string(),
+            id: ApiKeyId::new(),
+            org_id: access.org_id,
             name: p.name.as_str().to_owned(),
             prefix,
             scopes: store::scopes_text(&p.scopes),
-            created_by: access.user_id().to_string(),
+            created_by: access.user_id(),
             created_at: t,
             last_used_at: None,
             expires_at,
@@ -160,7 +159,7 @@ impl Handler for Create {
             .target(format!("apiKey:{}", row.id))
             .detail(row.scopes.clone())
             .row();
-        store::insert(&ctx.state.db, &row, &ctx.state.codes.hash("api key", "", &key), &event).await?;
+        store::insert(&ctx.state.db, &row, &ctx.state.auth.codes.hash("api key", "", &key), &event).await?;
         Ok(CreatedApiKey { key, api_key: row.to_api() })
     }
 }

@@ -4,21 +4,21 @@ use trellis_schema::error::NoReason;
 use super::store;
 use crate::audit::Event;
 use crate::db::models::now;
-use crate::rpc::context::Ctx;
+use crate::access::OrgCtx;
 use crate::rpc::error::HandlerError;
 use crate::rpc::registry::Handler;
 
 impl Handler for Revoke {
     /// Refused at once here; other replicas drop their cached copy within a
     /// second. Revoking a revoked key changes nothing (and is not audited again).
-    async fn handle(ctx: Ctx, p: KeyParams) -> Result<ApiKey, HandlerError<NoReason>> {
-        let access = ctx.org()?;
-        let id = p.id.to_string();
+    async fn handle(ctx: OrgCtx, p: KeyParams) -> Result<ApiKey, HandlerError<NoReason>> {
+        let access = &ctx.org;
+        let id = p.id;
         let event = Event::new(&ctx.meta, "apiKeys.revoke").in_org(access).target(format!("apiKey:{id}")).row();
-        let (row, _) = store::revoke(&ctx.state.db, &id, now(), &event)
+        let (row, _) = store::revoke(&ctx.state.db, id, now(), &event)
             .await?
             .ok_or_else(|| anyhow::anyhow!("a checked key has no row"))?;
-        ctx.state.keys.invalidate(p.id);
+        ctx.state.keys.cache.invalidate(p.id);
         Ok(row.to_api())
     }
 }

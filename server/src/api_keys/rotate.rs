@@ -5,7 +5,7 @@ use super::create::{check_scopes, check_within_acting_key, invalid};
 use super::{secret, store};
 use crate::audit::Event;
 use crate::db::models::now;
-use crate::rpc::context::Ctx;
+use crate::access::OrgCtx;
 use crate::rpc::error::HandlerError;
 use crate::rpc::registry::Handler;
 
@@ -26,18 +26,18 @@ impl Handler for Rotate {
     /// the new secret holds the key from then on: a member rotating a key
     /// another member holds takes it over (and must hold each of its scopes),
     /// and the old holder's secrets stop at once.
-    async fn handle(ctx: Ctx, p: RotateApiKeyParams) -> Result<CreatedApiKey, HandlerError<ChangeApiKeyReason>> {
-        let access = ctx.org()?;
+    async fn handle(ctx: OrgCtx, p: RotateApiKeyParams) -> Result<CreatedApiKey, HandlerError<ChangeApiKeyReason>> {
+        let access = &ctx.org;
         let grace = p.grace_period_secs.unwrap_or(0);
         if grace > MAX_GRACE_SECS {
             return Err(HandlerError::Common(invalid("gracePeriodSecs", "must be at most 604800 (7 days)")));
         }
-        let id = p.id.to_string();
-        let row = store::find(&ctx.state.db, &id).await?.ok_or_else(|| anyhow::anyhow!("a checked key has no row"))?;
+        let id = p.id;
+        let row = store::find(&ctx.state.db, id).await?.ok_or_else(|| anyhow::anyhow!("a checked key has no row"))?;
         if row.revoked_at.is_some() {
             return Err(revoked());
         }
-        let scopes = store::parse_scopes(&row.scopes);
+        let scopes = crate::access::keys::parse_scopes(&row.scopes);
         check_scopes(
             access,
             &scopes,
@@ -50,7 +50,7 @@ impl Handler for Rotate {
             Some(row.rate_limit_per_minute),
             ChangeApiKeyReason::MissingPermission,
         )?;
-        let holder = access.user_id().to_string();
+        let holder = access.user_id();
         let takes_over = row.created_by != holder;
         if takes_over && grace > 0 {
             return Err(HandlerError::Common(invalid(
@@ -66,10 +66,10 @@ impl Handler for Rotate {
         }
         let event =
             Event::new(&ctx.meta, "apiKeys.rotate").in_org(access).target(format!("apiKey:{id}")).detail(detail).row();
-        let hash = ctx.state.codes.hash("api key", "", &key);
+        let hash = ctx.state.auth.codes.hash("api key", "", &key);
         let rotated =
-            store::rotate(&ctx.state.db, &id, &hash, &prefix, &holder, old_until, &event).await?.ok_or_else(revoked)?;
-        ctx.state.keys.invalidate(p.id);
+            store::rotate(&ctx.state.db, id, &hash, &prefix, holder, old_until, &event).await?.ok_or_else(revoked)?;
+        ctx.state.keys.cache.invalidate(p.id);
         Ok(CreatedApiKey { key, api_key: rotated.to_api() })
     }
 }

@@ -1,16 +1,20 @@
 //! API key queries. Secrets are stored only as keyed hashes.
 
-use std::sync::Arc;
-
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
 use diesel_async::{AsyncConnection, RunQueryDsl};
-use trellis_schema::access::{OrgRole, Permission};
+use trellis_schema::access::Permission;
+use trellis_schema::error::NoReason;
+use trellis_schema::ids::{ApiKeyId, OrgId, UserId};
+use trellis_schema::{ApiError, Reason};
 
-use super::cache::VerifiedKey;
-use crate::db::models::{ApiKeyRow, AuditEventRow, now, parse_id};
-use crate::db::schema::{api_key_secrets, api_key_usage, api_keys, audit_events, org_members, users};
+use crate::access::InOrg;
+use crate::access::keys::VerifiedKey;
+use crate::db::models::{ApiKeyRow, AuditEventRow, now};
+use crate::db::schema::{api_key_secrets, api_key_usage, api_keys, audit_events};
 use crate::db::{Db, DbError, db_read, db_run};
+use crate::rpc::error::HandlerError;
+use crate::state::State;
 
 pub(crate) fn scopes_text(scopes: &[Permission]) -> String {
     let mut s: Vec<&str> = scopes.iter().map(|p| p.as_str()).collect();
@@ -19,50 +23,7 @@ pub(crate) fn scopes_text(scopes: &[Permission]) -> String {
     s.join(",")
 }
 
-pub(crate) fn parse_scopes(text: &str) -> Vec<Permission> {
-    text.split(',').filter_map(|s| Permission::ALL.iter().copied().find(|p| p.as_str() == s)).collect()
-}
-
-/// The key a secret belongs to, with its holder's standing now (their role
-/// in the key's organization and whether their account is disabled), in one
-/// query.
-pub(crate) async fn lookup_secret(db: &Db, secret_hash: &str) -> Result<Option<Arc<VerifiedKey>>, DbError> {
-    type Found = (ApiKeyRow, Option<NaiveDateTime>, Option<String>, Option<bool>);
-    let found: Option<Found> = db_read!(db, |conn| api_key_secrets::table
-        .inner_join(api_keys::table)
-        .left_join(
-            org_members::table
-                .on(org_members::org_id.eq(api_keys::org_id).and(org_members::user_id.eq(api_keys::created_by))),
-        )
-        .left_join(users::table.on(users::id.eq(api_keys::created_by)))
-        .filter(api_key_secrets::secret_hash.eq(secret_hash))
-        .select((
-            ApiKeyRow::as_select(),
-            api_key_secrets::expires_at,
-            org_members::role.nullable(),
-            users::disabled.nullable(),
-        ))
-        .first(conn)
-        .await
-        .optional()
-        .map_err(DbError::from)?);
-    let Some((row, secret_expires_at, role, disabled)) = found else { return Ok(None) };
-    Ok(Some(Arc::new(VerifiedKey {
-        id: parse_id(&row.id),
-        org_id: parse_id(&row.org_id),
-        scopes: parse_scopes(&row.scopes),
-        created_by: parse_id(&row.created_by),
-        creator_role: role.as_deref().and_then(OrgRole::parse),
-        creator_disabled: disabled.unwrap_or(true),
-        expires_at: row.expires_at,
-        revoked_at: row.revoked_at,
-        secret_expires_at,
-        rate_limit_per_minute: row.rate_limit_per_minute.and_then(|n| u32::try_from(n).ok()).filter(|n| *n > 0),
-        row,
-    })))
-}
-
-pub(crate) async fn find(db: &Db, id: &str) -> Result<Option<ApiKeyRow>, DbError> {
+pub(crate) async fn find(db: &Db, id: ApiKeyId) -> Result<Option<ApiKeyRow>, DbError> {
     db_read!(db, |conn| api_keys::table
         .find(id)
         .select(ApiKeyRow::as_select())
@@ -72,15 +33,23 @@ pub(crate) async fn find(db: &Db, id: &str) -> Result<Option<ApiKeyRow>, DbError
         .map_err(DbError::from))
 }
 
-/// The organization a key belongs to.
-pub(crate) async fn org_of(db: &Db, id: &str) -> Result<Option<String>, DbError> {
-    db_read!(db, |conn| api_keys::table
-        .find(id)
-        .select(api_keys::org_id)
-        .first(conn)
+/// A call naming a key is about the key's organization; a key that does not
+/// exist is NOT_FOUND.
+impl InOrg for ApiKeyId {
+    async fn resolve(self, state: &State, _: Option<&VerifiedKey>) -> Result<OrgId, ApiError> {
+        let org: Option<OrgId> = async {
+            db_read!(state.db, |conn| api_keys::table
+                .find(self)
+                .select(api_keys::org_id)
+                .first(conn)
+                .await
+                .optional()
+                .map_err(DbError::from))
+        }
         .await
-        .optional()
-        .map_err(DbError::from))
+        .map_err(|e| HandlerError::<NoReason>::from(e).into_api())?;
+        org.ok_or_else(|| ApiError::new(Reason::NotFound))
+    }
 }
 
 pub(crate) async fn insert(db: &Db, row: &ApiKeyRow, secret_hash: &str, event: &AuditEventRow) -> Result<(), DbError> {
@@ -103,9 +72,9 @@ pub(crate) async fn insert(db: &Db, row: &ApiKeyRow, secret_hash: &str, event: &
 
 pub(crate) async fn list(
     db: &Db,
-    org_id: &str,
+    org_id: OrgId,
     include_revoked: bool,
-    after: Option<&str>,
+    after: Option<ApiKeyId>,
     limit: i64,
 ) -> Result<Vec<ApiKeyRow>, DbError> {
     db_read!(db, |conn| {
@@ -119,7 +88,7 @@ pub(crate) async fn list(
             q = q.filter(api_keys::revoked_at.is_null());
         }
         if let Some(a) = after {
-            q = q.filter(api_keys::id.gt(a.to_owned()));
+            q = q.filter(api_keys::id.gt(a));
         }
         q.load(conn).await.map_err(DbError::from)
     })
@@ -148,7 +117,7 @@ impl KeyChanges {
 /// event. `None`: the key is revoked (or gone), and nothing was written.
 pub(crate) async fn update(
     db: &Db,
-    key_id: &str,
+    key_id: ApiKeyId,
     changes: &KeyChanges,
     event: &AuditEventRow,
 ) -> Result<Option<ApiKeyRow>, DbError> {
@@ -179,7 +148,7 @@ pub(crate) async fn update(
 /// as it is afterwards and whether this call revoked it.
 pub(crate) async fn revoke(
     db: &Db,
-    key_id: &str,
+    key_id: ApiKeyId,
     at: NaiveDateTime,
     event: &AuditEventRow,
 ) -> Result<Option<(ApiKeyRow, bool)>, DbError> {
@@ -206,10 +175,10 @@ pub(crate) async fn revoke(
 #[allow(clippy::too_many_arguments)]
 pub(crate) async fn rotate(
     db: &Db,
-    key_id: &str,
+    key_id: ApiKeyId,
     new_hash: &str,
     new_prefix: &str,
-    holder: &str,
+    holder: UserId,
     old_until: NaiveDateTime,
     event: &AuditEventRow,
 ) -> Result<Option<ApiKeyRow>, DbError> {
@@ -251,7 +220,7 @@ pub(crate) async fn rotate(
 /// Per-minute usage rows of a key in `[from, to)`: (minute, method, calls, errors, rate limited).
 pub(crate) async fn usage(
     db: &Db,
-    key_id: &str,
+    key_id: ApiKeyId,
     from: NaiveDateTime,
     to: NaiveDateTime,
 ) -> Result<Vec<(NaiveDateTime, String, i64, i64, i64)>, DbError> {

@@ -5,7 +5,7 @@ use super::create::{check_holder_scopes, check_scopes, check_within_acting_key, 
 use super::store::{self, KeyChanges};
 use crate::audit::Event;
 use crate::db::models::now;
-use crate::rpc::context::Ctx;
+use crate::access::OrgCtx;
 use crate::rpc::error::HandlerError;
 use crate::rpc::registry::Handler;
 
@@ -20,10 +20,10 @@ fn revoked() -> HandlerError<ChangeApiKeyReason> {
 impl Handler for Update {
     /// Writes only the fields given, and only while the key is not revoked:
     /// an update never undoes a revocation.
-    async fn handle(ctx: Ctx, p: UpdateApiKeyParams) -> Result<ApiKey, HandlerError<ChangeApiKeyReason>> {
-        let access = ctx.org()?;
-        let id = p.id.to_string();
-        let row = store::find(&ctx.state.db, &id).await?.ok_or_else(|| anyhow::anyhow!("a checked key has no row"))?;
+    async fn handle(ctx: OrgCtx, p: UpdateApiKeyParams) -> Result<ApiKey, HandlerError<ChangeApiKeyReason>> {
+        let access = &ctx.org;
+        let id = p.id;
+        let row = store::find(&ctx.state.db, id).await?.ok_or_else(|| anyhow::anyhow!("a checked key has no row"))?;
         if row.revoked_at.is_some() {
             return Err(revoked());
         }
@@ -38,7 +38,7 @@ impl Handler for Update {
                 return Err(HandlerError::Common(invalid("scopes", "must name at least one scope")));
             }
             check_scopes(access, &scopes, ChangeApiKeyReason::MissingPermission, "a key cannot be given this scope")?;
-            let holder_role = crate::orgs::store::role_of(&ctx.state.db, &row.org_id, &row.created_by).await?;
+            let holder_role = crate::access::membership::role_of(&ctx.state.db, row.org_id, row.created_by).await?;
             check_holder_scopes(holder_role, &scopes, ChangeApiKeyReason::MissingPermission)?;
             changes.scopes = Some(store::scopes_text(&scopes));
             changed.push("scopes");
@@ -69,8 +69,8 @@ impl Handler for Update {
             .target(format!("apiKey:{id}"))
             .detail(changed.join(","))
             .row();
-        let updated = store::update(&ctx.state.db, &id, &changes, &event).await?.ok_or_else(revoked)?;
-        ctx.state.keys.invalidate(p.id);
+        let updated = store::update(&ctx.state.db, id, &changes, &event).await?.ok_or_else(revoked)?;
+        ctx.state.keys.cache.invalidate(p.id);
         Ok(updated.to_api())
     }
 }

@@ -7,7 +7,7 @@ use trellis_schema::error::NoReason;
 use super::create::invalid;
 use super::store;
 use crate::db::models::{now, utc};
-use crate::rpc::context::Ctx;
+use crate::access::OrgCtx;
 use crate::rpc::error::HandlerError;
 use crate::rpc::registry::Handler;
 
@@ -21,8 +21,7 @@ fn bucket_start(t: NaiveDateTime, bucket: Bucket) -> NaiveDateTime {
 }
 
 impl Handler for UsageReport {
-    async fn handle(ctx: Ctx, p: UsageParams) -> Result<Usage, HandlerError<NoReason>> {
-        ctx.org()?;
+    async fn handle(ctx: OrgCtx, p: UsageParams) -> Result<Usage, HandlerError<NoReason>> {
         let to = p.to.map_or_else(|| now() + Duration::minutes(1), |t| t.naive_utc());
         let from = p.from.map_or_else(|| to - Duration::hours(24), |t| t.naive_utc());
         if from >= to {
@@ -32,7 +31,7 @@ impl Handler for UsageReport {
             return Err(HandlerError::Common(invalid("from", "the window is at most 400 days")));
         }
         let bucket = p.bucket.unwrap_or(Bucket::Hour);
-        let rows = store::usage(&ctx.state.db, &p.id.to_string(), from, to).await?;
+        let rows = store::usage(&ctx.state.db, p.id, from, to).await?;
         let mut series: BTreeMap<NaiveDateTime, (u64, u64, u64)> = BTreeMap::new();
         let mut by_method: BTreeMap<String, (u64, u64)> = BTreeMap::new();
         for (minute, method, calls, errors, limited) in rows {

@@ -3,16 +3,16 @@ use trellis_schema::error::NoReason;
 use trellis_schema::{ErrorCode, Reason};
 
 use super::secret;
-use crate::rpc::access::verify_key;
-use crate::rpc::context::Ctx;
+use crate::access::keys::verify_key;
+use crate::access::OrgCtx;
 use crate::rpc::error::HandlerError;
 use crate::rpc::registry::Handler;
 
 impl Handler for Verify {
     /// Valid only for a live key of the organization checked: a key of
     /// another organization is API_KEY_INVALID, like a made-up one.
-    async fn handle(ctx: Ctx, p: VerifyParams) -> Result<VerifyResult, HandlerError<NoReason>> {
-        let org = ctx.org()?.org_id;
+    async fn handle(ctx: OrgCtx, p: VerifyParams) -> Result<VerifyResult, HandlerError<NoReason>> {
+        let org = ctx.org.org_id;
         let not = |reason: Reason| VerifyResult {
             valid: false,
             reason: Some(reason),
@@ -23,7 +23,7 @@ impl Handler for Verify {
         if !secret::well_formed(key) {
             return Ok(not(Reason::ApiKeyInvalid));
         }
-        let found = match verify_key(&ctx.state, &ctx.state.codes.hash("api key", "", key), None).await {
+        let found = match verify_key(&ctx.state, &ctx.state.auth.codes.hash("api key", "", key), None).await {
             Ok(k) if k.org_id == org => k,
             Ok(_) => return Ok(not(Reason::ApiKeyInvalid)),
             // A dependency down or a fault is an error, not an answer about the key.
@@ -32,7 +32,7 @@ impl Handler for Verify {
             }
             Err(e) => return Ok(not(e.reason)),
         };
-        let remaining = found.rate_limit_per_minute.map(|n| ctx.state.key_limiter.remaining(found.id, n));
+        let remaining = found.rate_limit_per_minute.map(|n| ctx.state.keys.limiter.remaining(found.id, n));
         Ok(VerifyResult {
             valid: true,
             reason: None,

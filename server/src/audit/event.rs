@@ -1,10 +1,10 @@
 //! Building an audit event from the call that causes it.
 
 use trellis_schema::audit::{ActorKind, Outcome};
-use uuid::Uuid;
 
+use trellis_schema::ids::{AuditEventId, OrgId, UserId};
 use crate::db::models::{AuditEventRow, now};
-use crate::rpc::context::RequestMeta;
+use crate::access::RequestMeta;
 
 /// The actions recorded, by name.
 pub(crate) mod actions {
@@ -38,7 +38,7 @@ impl Event {
     /// An event of `action`, with the caller's IP, user agent and request id.
     pub(crate) fn new(meta: &RequestMeta, action: &str) -> Self {
         Self(AuditEventRow {
-            id: Uuid::now_v7().to_string(),
+            id: AuditEventId::new(),
             at: now(),
             org_id: None,
             actor_kind: kind(ActorKind::User).to_owned(),
@@ -66,46 +66,46 @@ impl Event {
     }
 
     /// Done by this user, to their own account.
-    pub(crate) fn by_user(mut self, user_id: &str) -> Self {
-        self.0.actor_id = Some(user_id.to_owned());
-        self.0.subject_user_id = Some(user_id.to_owned());
+    pub(crate) fn by_user(mut self, user_id: UserId) -> Self {
+        self.0.actor_id = Some(user_id.into());
+        self.0.subject_user_id = Some(user_id);
         self
     }
 
     /// Done by `actor` (an administrator) to the account of `subject`.
-    pub(crate) fn by_admin(mut self, actor: &str, subject: &str) -> Self {
-        self.0.actor_id = Some(actor.to_owned());
-        self.0.subject_user_id = Some(subject.to_owned());
+    pub(crate) fn by_admin(mut self, actor: UserId, subject: UserId) -> Self {
+        self.0.actor_id = Some(actor.into());
+        self.0.subject_user_id = Some(subject);
         self.0.target = Some(format!("user:{subject}"));
         self
     }
 
     /// Done in an organization, by a member or one of its API keys.
-    pub(crate) fn in_org(mut self, org: &crate::rpc::context::OrgAccess) -> Self {
-        use crate::rpc::context::OrgActor;
-        self.0.org_id = Some(org.org_id.to_string());
+    pub(crate) fn in_org(mut self, org: &crate::access::OrgAccess) -> Self {
+        use crate::access::OrgActor;
+        self.0.org_id = Some(org.org_id);
         match org.actor {
             OrgActor::Member(user) => {
                 self.0.actor_kind = kind(ActorKind::User).to_owned();
-                self.0.actor_id = Some(user.to_string());
+                self.0.actor_id = Some(user.user_id.into());
             }
             OrgActor::ApiKey { key_id, .. } => {
                 self.0.actor_kind = kind(ActorKind::ApiKey).to_owned();
-                self.0.actor_id = Some(key_id.to_string());
+                self.0.actor_id = Some(key_id.into());
             }
         }
         self
     }
 
     /// In this organization (for events not made through [`Event::in_org`]).
-    pub(crate) fn org(mut self, org_id: &str) -> Self {
-        self.0.org_id = Some(org_id.to_owned());
+    pub(crate) fn org(mut self, org_id: OrgId) -> Self {
+        self.0.org_id = Some(org_id);
         self
     }
 
     /// About this account, by a caller not (yet) proven to be its owner.
-    pub(crate) fn about(mut self, user_id: &str) -> Self {
-        self.0.subject_user_id = Some(user_id.to_owned());
+    pub(crate) fn about(mut self, user_id: UserId) -> Self {
+        self.0.subject_user_id = Some(user_id);
         self
     }
 

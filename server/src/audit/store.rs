@@ -4,7 +4,8 @@ use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
 use trellis_schema::audit::{Actor, ActorKind, AuditEvent, Outcome};
 
-use crate::db::models::{AuditEventRow, parse_id, utc};
+use trellis_schema::ids::{AuditEventId, UserId};
+use crate::db::models::{AuditEventRow, utc};
 use crate::db::schema::audit_events;
 use crate::db::{Db, DbError, db_read, db_run};
 
@@ -42,8 +43,8 @@ pub(crate) async fn prune(db: &Db, before: chrono::NaiveDateTime) -> Result<u64,
 /// Events about `user_id`'s account, newest first, after the cursor (an id).
 pub(crate) async fn for_user(
     db: &Db,
-    user_id: &str,
-    before: Option<&str>,
+    user_id: UserId,
+    before: Option<AuditEventId>,
     limit: i64,
 ) -> Result<Vec<AuditEventRow>, DbError> {
     db_read!(db, |conn| {
@@ -54,7 +55,7 @@ pub(crate) async fn for_user(
             .select(AuditEventRow::as_select())
             .into_boxed();
         if let Some(b) = before {
-            q = q.filter(audit_events::id.lt(b.to_owned()));
+            q = q.filter(audit_events::id.lt(b));
         }
         q.load(conn).await.map_err(DbError::from)
     })
@@ -68,9 +69,9 @@ impl AuditEventRow {
             _ => ActorKind::User,
         };
         AuditEvent {
-            id: parse_id(&self.id),
+            id: self.id,
             at: utc(self.at),
-            actor: Actor { kind, id: self.actor_id.as_deref().map(parse_id) },
+            actor: Actor { kind, id: self.actor_id },
             action: self.action.clone(),
             target: self.target.clone(),
             outcome: if self.outcome == "success" { Outcome::Success } else { Outcome::Failure },

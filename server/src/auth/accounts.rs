@@ -7,6 +7,7 @@ use diesel::prelude::*;
 use diesel_async::{AsyncConnection, RunQueryDsl};
 use uuid::Uuid;
 
+use trellis_schema::ids::{SessionId, UserId};
 use super::codes;
 use crate::db::models::{AuditEventRow, OneTimeTokenRow, OutboxRow, UserRow, now};
 use crate::db::schema::{
@@ -63,11 +64,11 @@ macro_rules! claim_token {
 }
 
 /// A new token row of `purpose` for `user_id`, stored as `hash`.
-pub(crate) fn token_row(user_id: &str, purpose: Purpose, hash: String) -> OneTimeTokenRow {
+pub(crate) fn token_row(user_id: UserId, purpose: Purpose, hash: String) -> OneTimeTokenRow {
     let t = now();
     OneTimeTokenRow {
         id: Uuid::now_v7().to_string(),
-        user_id: user_id.to_owned(),
+        user_id: user_id,
         purpose: purpose.as_str().to_owned(),
         token_hash: hash,
         created_at: t,
@@ -167,7 +168,7 @@ pub(crate) async fn find_token(db: &Db, purpose: Purpose, hash: &str) -> Result<
 pub(crate) async fn verify_email(
     db: &Db,
     token_id: &str,
-    user_id: &str,
+    user_id: UserId,
     event: &AuditEventRow,
 ) -> Result<bool, DbError> {
     let t = now();
@@ -189,14 +190,14 @@ pub(crate) async fn verify_email(
 /// A password change: the new hash, the old one kept in the history (the
 /// newest `keep` entries stay), and which sessions end.
 pub(crate) struct PasswordChange<'a> {
-    pub user_id: &'a str,
+    pub user_id: UserId,
     pub new_hash: &'a str,
     pub old_hash: &'a str,
     pub keep: usize,
     /// A reset token to use in the same transaction.
     pub token_id: Option<&'a str>,
     /// Every session ends but this one (`None`: all of them).
-    pub keep_session: Option<&'a str>,
+    pub keep_session: Option<SessionId>,
     pub reason: &'a str,
     pub mail: Option<&'a OutboxRow>,
     pub event: &'a AuditEventRow,
@@ -205,9 +206,9 @@ pub(crate) struct PasswordChange<'a> {
 /// Applies a password change; `None` when its token was used meanwhile (or,
 /// for a change by the current password, the password changed meanwhile),
 /// else the sessions it ended.
-pub(crate) async fn change_password(db: &Db, c: PasswordChange<'_>) -> Result<Option<Vec<Uuid>>, DbError> {
+pub(crate) async fn change_password(db: &Db, c: PasswordChange<'_>) -> Result<Option<Vec<SessionId>>, DbError> {
     let t = now();
-    let ended: Result<Option<Vec<String>>, DbError> = db_run!(db, |conn| conn
+    let ended: Result<Option<Vec<SessionId>>, DbError> = db_run!(db, |conn| conn
         .transaction(async |conn| {
             // The change applies only while the password it replaces is
             // current: of two concurrent changes one wins.
@@ -255,11 +256,12 @@ pub(crate) async fn change_password(db: &Db, c: PasswordChange<'_>) -> Result<Op
                     .execute(conn)
                     .await?;
             }
-            let ids: Vec<String> = diesel::update(
+            let keep: Vec<SessionId> = c.keep_session.into_iter().collect();
+            let ids: Vec<SessionId> = diesel::update(
                 sessions::table
                     .filter(sessions::user_id.eq(c.user_id))
                     .filter(sessions::revoked_at.is_null())
-                    .filter(sessions::id.ne(c.keep_session.unwrap_or(""))),
+                    .filter(sessions::id.ne_all(keep)),
             )
             .set((sessions::revoked_at.eq(t), sessions::revoked_reason.eq(c.reason)))
             .returning(sessions::id)
@@ -276,11 +278,11 @@ pub(crate) async fn change_password(db: &Db, c: PasswordChange<'_>) -> Result<Op
         Err(DbError::NotFound) => None,
         other => other?,
     };
-    Ok(ended.map(|ids| ids.iter().filter_map(|s| Uuid::parse_str(s).ok()).collect()))
+    Ok(ended)
 }
 
 /// The hashes of the account's previous passwords, newest first.
-pub(crate) async fn previous_hashes(db: &Db, user_id: &str, n: usize) -> Result<Vec<String>, DbError> {
+pub(crate) async fn previous_hashes(db: &Db, user_id: UserId, n: usize) -> Result<Vec<String>, DbError> {
     let n = i64::try_from(n).unwrap_or(5);
     db_read!(db, |conn| password_history::table
         .filter(password_history::user_id.eq(user_id))
@@ -297,7 +299,7 @@ pub(crate) async fn previous_hashes(db: &Db, user_id: &str, n: usize) -> Result<
 /// written too. Returns the lock's end when this failure locked it.
 pub(crate) async fn record_failure(
     db: &Db,
-    user_id: &str,
+    user_id: UserId,
     threshold: u32,
     lock_until: NaiveDateTime,
     failure: &AuditEventRow,
@@ -486,7 +488,7 @@ pub(crate) enum CodeCheck {
 /// the write lock at once): concurrent guesses cannot share an attempt, and
 /// only a guess that got one is compared. A code with every attempt spent
 /// stays spent (its count never goes down); a used code stays used.
-pub(crate) async fn check_login_code(db: &Db, user_id: &str, hash: &str) -> Result<CodeCheck, DbError> {
+pub(crate) async fn check_login_code(db: &Db, user_id: UserId, hash: &str) -> Result<CodeCheck, DbError> {
     let t = now();
     db_run!(db, |conn| conn
         .transaction(async |conn| {
@@ -531,7 +533,7 @@ pub(crate) async fn check_login_code(db: &Db, user_id: &str, hash: &str) -> Resu
 /// on (turned on meanwhile).
 pub(crate) async fn set_pending_totp(
     db: &Db,
-    user_id: &str,
+    user_id: UserId,
     secret: &str,
     event: &AuditEventRow,
 ) -> Result<bool, DbError> {
@@ -553,7 +555,7 @@ pub(crate) async fn set_pending_totp(
 
 /// Accepts TOTP step `step` for the user, once: a step at or before the last
 /// one accepted is refused, so a code is never accepted twice.
-pub(crate) async fn accept_totp_step(db: &Db, user_id: &str, step: u64) -> Result<bool, DbError> {
+pub(crate) async fn accept_totp_step(db: &Db, user_id: UserId, step: u64) -> Result<bool, DbError> {
     let step = i64::try_from(step).unwrap_or(i64::MAX);
     let n = db_run!(db, |conn| diesel::update(
         users::table.filter(users::id.eq(user_id)).filter(users::totp_last_step.lt(step))
@@ -566,7 +568,7 @@ pub(crate) async fn accept_totp_step(db: &Db, user_id: &str, step: u64) -> Resul
 }
 
 /// Uses one of the user's recovery codes, once.
-pub(crate) async fn use_recovery_code(db: &Db, user_id: &str, hash: &str) -> Result<bool, DbError> {
+pub(crate) async fn use_recovery_code(db: &Db, user_id: UserId, hash: &str) -> Result<bool, DbError> {
     let t = now();
     let n = db_run!(db, |conn| diesel::update(
         recovery_codes::table
@@ -585,7 +587,7 @@ pub(crate) async fn use_recovery_code(db: &Db, user_id: &str, hash: &str) -> Res
 /// codes; `false` when the pending secret changed meanwhile.
 pub(crate) async fn enable_mfa(
     db: &Db,
-    user_id: &str,
+    user_id: UserId,
     secret: &str,
     step: u64,
     recovery_hashes: &[String],
@@ -628,7 +630,7 @@ pub(crate) async fn enable_mfa(
 
 /// Turns MFA off and drops its secret and recovery codes; `false` when it
 /// was off already (turned off meanwhile).
-pub(crate) async fn disable_mfa(db: &Db, user_id: &str, event: &AuditEventRow) -> Result<bool, DbError> {
+pub(crate) async fn disable_mfa(db: &Db, user_id: UserId, event: &AuditEventRow) -> Result<bool, DbError> {
     let t = now();
     db_run!(db, |conn| conn
         .transaction(async |conn| {
@@ -654,7 +656,7 @@ pub(crate) async fn disable_mfa(db: &Db, user_id: &str, event: &AuditEventRow) -
 /// Sets the display name; returns the updated user.
 pub(crate) async fn update_display_name(
     db: &Db,
-    user_id: &str,
+    user_id: UserId,
     name: &str,
     event: &AuditEventRow,
 ) -> Result<Option<UserRow>, DbError> {

@@ -5,7 +5,7 @@ use super::accounts::{self, PasswordChange};
 use super::signin::{new_password_hash, password_changed_mail};
 use super::store;
 use crate::audit::{Event, actions};
-use crate::rpc::context::Ctx;
+use crate::access::UserCtx;
 use crate::rpc::error::HandlerError;
 use crate::rpc::registry::Handler;
 
@@ -13,9 +13,9 @@ impl Handler for ChangePassword {
     /// Needs the current password (a wrong one counts as a failed sign-in;
     /// a locked account is ACCOUNT_LOCKED); every other session of the user
     /// ends.
-    async fn handle(ctx: Ctx, p: ChangePasswordParams) -> Result<Empty, HandlerError<ChangePasswordReason>> {
-        let me = ctx.caller()?;
-        let user = store::signed_in_user(&ctx).await?;
+    async fn handle(ctx: UserCtx, p: ChangePasswordParams) -> Result<Empty, HandlerError<ChangePasswordReason>> {
+        let me = ctx.caller;
+        let user = store::signed_in_user(&ctx, ctx.caller).await?;
         super::step_up::check_password(&ctx, &user, &p.current_password, actions::CHANGE_PASSWORD).await?;
         let password = p.new_password.expose();
         let new_hash = new_password_hash(
@@ -26,16 +26,16 @@ impl Handler for ChangePassword {
             ChangePasswordReason::PasswordReused,
         )
         .await?;
-        let event = Event::new(&ctx.meta, actions::CHANGE_PASSWORD).by_user(&user.id).row();
-        let mail = password_changed_mail(&ctx, &user, &event.id)?;
-        let current = me.session_id.to_string();
+        let event = Event::new(&ctx.meta, actions::CHANGE_PASSWORD).by_user(user.id).row();
+        let mail = password_changed_mail(&ctx, &user, event.id)?;
+        let current = me.session_id;
         let change = PasswordChange {
-            user_id: &user.id,
+            user_id: user.id,
             new_hash: &new_hash,
             old_hash: &user.password_hash,
-            keep: ctx.state.policy.history,
+            keep: ctx.state.auth.policy.history,
             token_id: None,
-            keep_session: Some(&current),
+            keep_session: Some(current),
             reason: "password changed",
             mail: Some(&mail),
             event: &event,
@@ -46,7 +46,7 @@ impl Handler for ChangePassword {
             return Err(HandlerError::reason(ChangePasswordReason::InvalidCredentials));
         };
         for sid in &ended {
-            ctx.state.revoked.revoke(*sid);
+            ctx.state.auth.revoked.revoke(*sid);
         }
         ctx.state.mail.wake();
         tracing::info!(user_id = %user.id, sessions = ended.len(), "password changed");

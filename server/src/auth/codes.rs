@@ -34,9 +34,10 @@ impl CodeHasher {
 
     /// The stored form of `secret`, bound to what it is for (`purpose`) and,
     /// for short codes, whose it is.
-    pub(crate) fn hash(&self, purpose: &str, owner: &str, secret: &str) -> String {
+    pub(crate) fn hash(&self, purpose: &str, owner: impl std::fmt::Display, secret: &str) -> String {
+        let owner = owner.to_string();
         let mut mac = <HmacSha256 as Mac>::new_from_slice(&self.key).unwrap_or_else(|_| unreachable!());
-        for part in [purpose, owner, secret] {
+        for part in [purpose, owner.as_str(), secret] {
             mac.update(&(part.len() as u64).to_be_bytes());
             mac.update(part.as_bytes());
         }

@@ -6,7 +6,7 @@ use super::signin::{Refusal, count_failure, second_stage};
 use super::{session, store};
 use crate::audit::{Event, actions};
 use crate::db::models::now;
-use crate::rpc::context::Ctx;
+use crate::access::PublicCtx;
 use crate::rpc::error::HandlerError;
 use crate::rpc::registry::Handler;
 
@@ -15,12 +15,12 @@ impl Handler for Login {
     /// a wrong password, and gets the same answers, ACCOUNT_LOCKED included
     /// after as many failures. A locked account is refused whatever the
     /// password.
-    async fn handle(ctx: Ctx, p: LoginParams) -> Result<Tokens, HandlerError<LoginReason>> {
+    async fn handle(ctx: PublicCtx, p: LoginParams) -> Result<Tokens, HandlerError<LoginReason>> {
         let key = p.email.normalized();
-        ctx.state.throttle.attempt(ctx.ip_addr(), &key).map_err(HandlerError::Common)?;
+        ctx.state.auth.throttle.attempt(ctx.ip_addr(), &key).map_err(HandlerError::Common)?;
         let (user, address_locked) = store::find_for_sign_in(&ctx.state.db, &key).await?;
         let valid =
-            ctx.state.hasher.verify(p.password.expose(), user.as_ref().map(|u| u.password_hash.as_str())).await?;
+            ctx.state.auth.hasher.verify(p.password.expose(), user.as_ref().map(|u| u.password_hash.as_str())).await?;
         let Some(user) = user else {
             // An address without an account fails, and locks, as an account
             // does: the same transaction as a wrong password, the same
@@ -39,7 +39,7 @@ impl Handler for Login {
             return Err(locked.map_or(Refusal::InvalidCredentials, Refusal::Locked).into_error());
         };
         if let Some(until) = user.locked_at(now()) {
-            let event = Event::new(&ctx.meta, actions::LOGIN).about(&user.id).failed("ACCOUNT_LOCKED").row();
+            let event = Event::new(&ctx.meta, actions::LOGIN).about(user.id).failed("ACCOUNT_LOCKED").row();
             crate::audit::store::record(&ctx.state.db, event).await?;
             return Err(Refusal::Locked(until).into_error());
         }
@@ -50,7 +50,7 @@ impl Handler for Login {
         if let Err(refusal) = second_stage(&ctx, &user, p.otp.as_ref(), true, actions::LOGIN).await? {
             return Err(refusal.into_error());
         }
-        let event = Event::new(&ctx.meta, actions::LOGIN).by_user(&user.id).row();
+        let event = Event::new(&ctx.meta, actions::LOGIN).by_user(user.id).row();
         let tokens = session::start(&ctx, &user, &event, false).await?;
         tracing::info!(user_id = %user.id, "signed in");
         Ok(tokens)

@@ -1,11 +1,12 @@
 use trellis_schema::auth::{LoginWithCode, LoginWithCodeParams, LoginWithCodeReason, Tokens};
 
+use trellis_schema::ids::UserId;
 use super::accounts::{self, CodeCheck, Purpose};
 use super::signin::{Refusal, second_stage};
 use super::{session, store};
 use crate::audit::{Event, actions};
 use crate::db::models::now;
-use crate::rpc::context::Ctx;
+use crate::access::PublicCtx;
 use crate::rpc::error::HandlerError;
 use crate::rpc::registry::Handler;
 
@@ -13,9 +14,9 @@ impl Handler for LoginWithCode {
     /// An unknown address and a wrong code get the same answers: a code has
     /// 3 attempts, the third wrong one spends it (OTP_EXHAUSTED from then
     /// on), and an address sent no code runs out alike.
-    async fn handle(ctx: Ctx, p: LoginWithCodeParams) -> Result<Tokens, HandlerError<LoginWithCodeReason>> {
+    async fn handle(ctx: PublicCtx, p: LoginWithCodeParams) -> Result<Tokens, HandlerError<LoginWithCodeReason>> {
         let key = p.email.normalized();
-        ctx.state.throttle.attempt(ctx.ip_addr(), &key).map_err(HandlerError::Common)?;
+        ctx.state.auth.throttle.attempt(ctx.ip_addr(), &key).map_err(HandlerError::Common)?;
         let (user, address_locked) = store::find_for_sign_in(&ctx.state.db, &key).await?;
         let Some(user) = user else {
             if let Some(until) = address_locked {
@@ -26,23 +27,23 @@ impl Handler for LoginWithCode {
             return Err(no_code(&ctx, None, &key).await?);
         };
         if let Some(until) = user.locked_at(now()) {
-            let event = Event::new(&ctx.meta, actions::LOGIN_WITH_CODE).about(&user.id).failed("ACCOUNT_LOCKED").row();
+            let event = Event::new(&ctx.meta, actions::LOGIN_WITH_CODE).about(user.id).failed("ACCOUNT_LOCKED").row();
             crate::audit::store::record(&ctx.state.db, event).await?;
             return Err(Refusal::Locked(until).into_error());
         }
         if user.disabled {
             // A disabled account is sent no code, as an unknown address.
-            return Err(no_code(&ctx, Some(&user.id), &key).await?);
+            return Err(no_code(&ctx, Some(user.id), &key).await?);
         }
-        let hash = ctx.state.codes.hash(Purpose::LoginCode.as_str(), &user.id, p.code.expose());
-        let refused = match accounts::check_login_code(&ctx.state.db, &user.id, &hash).await? {
+        let hash = ctx.state.auth.codes.hash(Purpose::LoginCode.as_str(), &user.id, p.code.expose());
+        let refused = match accounts::check_login_code(&ctx.state.db, user.id, &hash).await? {
             CodeCheck::Accepted => None,
             CodeCheck::Invalid => Some(LoginWithCodeReason::OtpInvalid),
             CodeCheck::Exhausted => Some(LoginWithCodeReason::OtpExhausted),
         };
         if let Some(reason) = refused {
             let wire = trellis_schema::ErrorReason::reason(reason).as_str();
-            let event = Event::new(&ctx.meta, actions::LOGIN_WITH_CODE).about(&user.id).failed(wire).row();
+            let event = Event::new(&ctx.meta, actions::LOGIN_WITH_CODE).about(user.id).failed(wire).row();
             crate::audit::store::record(&ctx.state.db, event).await?;
             return Err(HandlerError::reason(reason));
         }
@@ -53,7 +54,7 @@ impl Handler for LoginWithCode {
         if let Err(refusal) = second_stage(&ctx, &verified, p.otp.as_ref(), false, actions::LOGIN_WITH_CODE).await? {
             return Err(refusal.into_error());
         }
-        let event = Event::new(&ctx.meta, actions::LOGIN_WITH_CODE).by_user(&user.id).row();
+        let event = Event::new(&ctx.meta, actions::LOGIN_WITH_CODE).by_user(user.id).row();
         let tokens = session::start(&ctx, &user, &event, true).await?;
         tracing::info!(user_id = %user.id, "signed in with an e-mailed code");
         Ok(tokens)
@@ -64,8 +65,8 @@ impl Handler for LoginWithCode {
 /// disabled one): the attempts of the code it would have had run out as a
 /// real code's do, so the answers tell nothing.
 async fn no_code(
-    ctx: &Ctx,
-    user_id: Option<&str>,
+    ctx: &PublicCtx,
+    user_id: Option<UserId>,
     key: &str,
 ) -> Result<HandlerError<LoginWithCodeReason>, HandlerError<LoginWithCodeReason>> {
     let reason = match accounts::check_address_code(&ctx.state.db, key).await? {

@@ -6,13 +6,13 @@ use trellis_schema::Empty;
 use trellis_schema::{ApiError, Reason};
 
 use super::store;
-use crate::rpc::context::Ctx;
+use crate::access::UserCtx;
 use crate::rpc::error::HandlerError;
 use crate::rpc::registry::Handler;
 
 impl Handler for Me {
-    async fn handle(ctx: Ctx, _: Empty) -> Result<MeResult, HandlerError<NoReason>> {
-        let me = ctx.caller()?;
+    async fn handle(ctx: UserCtx, _: Empty) -> Result<MeResult, HandlerError<NoReason>> {
+        let me = ctx.caller;
         let Some((user, memberships)) = store::user_with_memberships(&ctx.state.db, me.user_id).await? else {
             return Err(HandlerError::Common(ApiError::new(Reason::TokenInvalid)));
         };

@@ -27,3 +27,16 @@ pub(crate) mod throttle;
 pub(crate) mod tokens;
 pub(crate) mod totp;
 mod verify_email;
+
+/// Accounts and sign-in, as the application state holds them.
+pub(crate) struct Auth {
+    pub hasher: password::PasswordHasherPool,
+    pub tokens: tokens::TokenKeys,
+    /// Sessions ended (here or on another replica) whose tokens still live.
+    pub revoked: std::sync::Arc<revocation::RevokedSessions>,
+    pub throttle: std::sync::Arc<throttle::AuthThrottle>,
+    pub policy: policy::PasswordPolicy,
+    pub codes: codes::CodeHasher,
+    /// Seals secrets the server must read back (TOTP secrets).
+    pub secrets: sealed::SecretBox,
+}

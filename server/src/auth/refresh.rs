@@ -1,9 +1,10 @@
 use trellis_schema::auth::{Refresh, RefreshParams, RefreshReason, Tokens};
 
+use trellis_schema::ids::SessionId;
 use super::store::{self, Rotation};
 use super::{session, tokens::token_hash};
 use crate::audit::{Event, actions};
-use crate::rpc::context::Ctx;
+use crate::access::PublicCtx;
 use crate::rpc::error::HandlerError;
 use crate::rpc::registry::Handler;
 
@@ -12,11 +13,11 @@ impl Handler for Refresh {
     /// client IP (`TRELLIS_REFRESH_FAILURES_PER_IP` a minute); over the limit
     /// every refresh from that IP answers RATE_LIMITED, before any query,
     /// until the limit refills.
-    async fn handle(ctx: Ctx, p: RefreshParams) -> Result<Tokens, HandlerError<RefreshReason>> {
+    async fn handle(ctx: PublicCtx, p: RefreshParams) -> Result<Tokens, HandlerError<RefreshReason>> {
         let ip = ctx.ip_addr();
-        ctx.state.throttle.refresh(ip).map_err(HandlerError::Common)?;
+        ctx.state.auth.throttle.refresh(ip).map_err(HandlerError::Common)?;
         let presented = token_hash(p.refresh_token.expose());
-        let (new_token, new_row) = session::refresh_row(&ctx.state, "");
+        let (new_token, new_row) = session::refresh_row(&ctx.state, SessionId::new());
         let reused = Event::new(&ctx.meta, actions::REFRESH_REUSED).failed("TOKEN_REUSED").row();
         let refused = match store::rotate_refresh_token(&ctx.state.db, &presented, &new_row, &reused).await? {
             Rotation::Rotated { user, session_id } => {
@@ -29,14 +30,14 @@ impl Handler for Refresh {
                 // Someone holds a copy of a spent token: the session is
                 // ended, so neither copy, nor any access token of it, works
                 // again.
-                ctx.state.revoked.revoke(session_id);
+                ctx.state.auth.revoked.revoke(session_id);
                 tracing::warn!(%session_id, "refresh token reused; session ended");
                 RefreshReason::TokenReused
             }
             Rotation::Expired => RefreshReason::TokenExpired,
             Rotation::Invalid => RefreshReason::TokenInvalid,
         };
-        ctx.state.throttle.refresh_failed(ip).map_err(HandlerError::Common)?;
+        ctx.state.auth.throttle.refresh_failed(ip).map_err(HandlerError::Common)?;
         Err(HandlerError::reason(refused))
     }
 }

@@ -7,24 +7,24 @@ use super::signin::{answer_no_sooner, mail_row};
 use super::{codes, store};
 use crate::audit::{Event, actions};
 use crate::mail::Mail;
-use crate::rpc::context::Ctx;
+use crate::access::PublicCtx;
 use crate::rpc::error::HandlerError;
 use crate::rpc::registry::Handler;
 
 impl Handler for RequestLoginCode {
     /// Same answer, and one write either way, whether or not the account
     /// exists; only an enabled account gets a code.
-    async fn handle(ctx: Ctx, p: EmailParams) -> Result<Empty, HandlerError<NoReason>> {
+    async fn handle(ctx: PublicCtx, p: EmailParams) -> Result<Empty, HandlerError<NoReason>> {
         let started = tokio::time::Instant::now();
         let key = p.email.normalized();
-        ctx.state.throttle.mail(ctx.ip_addr(), &key).map_err(HandlerError::Common)?;
+        ctx.state.auth.throttle.mail(ctx.ip_addr(), &key).map_err(HandlerError::Common)?;
         let user = store::find_user_by_email(&ctx.state.db, &key).await?.filter(|u| !u.disabled);
         let event = Event::new(&ctx.meta, actions::REQUEST_LOGIN_CODE);
         match user {
             Some(u) => {
                 let code = codes::new_six_digit_code();
-                let hash = ctx.state.codes.hash(Purpose::LoginCode.as_str(), &u.id, &code);
-                let token = accounts::token_row(&u.id, Purpose::LoginCode, hash);
+                let hash = ctx.state.auth.codes.hash(Purpose::LoginCode.as_str(), &u.id, &code);
+                let token = accounts::token_row(u.id, Purpose::LoginCode, hash);
                 let mail = mail_row(
                     &ctx,
                     &u.email,
@@ -36,7 +36,7 @@ impl Handler for RequestLoginCode {
                         attempts: LOGIN_CODE_ATTEMPTS,
                     },
                 )?;
-                accounts::issue(&ctx.state.db, Some(&token), Some(&mail), &event.about(&u.id).row()).await?;
+                accounts::issue(&ctx.state.db, Some(&token), Some(&mail), &event.about(u.id).row()).await?;
                 ctx.state.mail.wake();
             }
             None => accounts::issue_address_code(&ctx.state.db, &key, &event.failed("NO_ACCOUNT").row()).await?,

@@ -7,31 +7,31 @@ use super::signin::{answer_no_sooner, mail_row};
 use super::{codes, store};
 use crate::audit::{Event, actions};
 use crate::mail::Mail;
-use crate::rpc::context::Ctx;
+use crate::access::PublicCtx;
 use crate::rpc::error::HandlerError;
 use crate::rpc::registry::Handler;
 
 impl Handler for RequestPasswordReset {
     /// Same answer, and one write either way, whether or not the account
     /// exists. A new link supersedes the last.
-    async fn handle(ctx: Ctx, p: EmailParams) -> Result<Empty, HandlerError<NoReason>> {
+    async fn handle(ctx: PublicCtx, p: EmailParams) -> Result<Empty, HandlerError<NoReason>> {
         let started = tokio::time::Instant::now();
         let key = p.email.normalized();
-        ctx.state.throttle.mail(ctx.ip_addr(), &key).map_err(HandlerError::Common)?;
+        ctx.state.auth.throttle.mail(ctx.ip_addr(), &key).map_err(HandlerError::Common)?;
         let user = store::find_user_by_email(&ctx.state.db, &key).await?.filter(|u| !u.disabled);
         let event = Event::new(&ctx.meta, actions::REQUEST_PASSWORD_RESET);
         match user {
             Some(u) => {
                 let token = codes::new_link_token();
-                let hash = ctx.state.codes.hash(Purpose::ResetPassword.as_str(), "", &token);
-                let row = accounts::token_row(&u.id, Purpose::ResetPassword, hash);
+                let hash = ctx.state.auth.codes.hash(Purpose::ResetPassword.as_str(), "", &token);
+                let row = accounts::token_row(u.id, Purpose::ResetPassword, hash);
                 let mail = mail_row(
                     &ctx,
                     &u.email,
                     &format!("reset:{}", row.id),
                     &Mail::ResetPassword { name: &u.display_name, token: &token, minutes: RESET_MINUTES },
                 )?;
-                accounts::issue(&ctx.state.db, Some(&row), Some(&mail), &event.about(&u.id).row()).await?;
+                accounts::issue(&ctx.state.db, Some(&row), Some(&mail), &event.about(u.id).row()).await?;
                 ctx.state.mail.wake();
             }
             None => accounts::issue(&ctx.state.db, None, None, &event.failed("NO_ACCOUNT").row()).await?,

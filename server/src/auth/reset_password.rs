@@ -4,16 +4,16 @@ use trellis_schema::Empty;
 use super::accounts::{self, PasswordChange, Purpose, TokenLookup};
 use super::signin::{new_password_hash, password_changed_mail};
 use crate::audit::{Event, actions};
-use crate::rpc::context::Ctx;
+use crate::access::PublicCtx;
 use crate::rpc::error::HandlerError;
 use crate::rpc::registry::Handler;
 
 impl Handler for ResetPassword {
     /// Sets the password and ends every session of the account; the token is
     /// used in the same transaction, so it works once.
-    async fn handle(ctx: Ctx, p: ResetPasswordParams) -> Result<Empty, HandlerError<ResetPasswordReason>> {
-        ctx.state.throttle.ip(ctx.ip_addr()).map_err(HandlerError::Common)?;
-        let hash = ctx.state.codes.hash(Purpose::ResetPassword.as_str(), "", p.token.expose());
+    async fn handle(ctx: PublicCtx, p: ResetPasswordParams) -> Result<Empty, HandlerError<ResetPasswordReason>> {
+        ctx.state.auth.throttle.ip(ctx.ip_addr()).map_err(HandlerError::Common)?;
+        let hash = ctx.state.auth.codes.hash(Purpose::ResetPassword.as_str(), "", p.token.expose());
         let (token, user) = match accounts::find_token(&ctx.state.db, Purpose::ResetPassword, &hash).await? {
             TokenLookup::Live { token, user } => (token, user),
             other => {
@@ -37,13 +37,13 @@ impl Handler for ResetPassword {
             ResetPasswordReason::PasswordReused,
         )
         .await?;
-        let event = Event::new(&ctx.meta, actions::RESET_PASSWORD).about(&user.id).row();
-        let mail = password_changed_mail(&ctx, &user, &event.id)?;
+        let event = Event::new(&ctx.meta, actions::RESET_PASSWORD).about(user.id).row();
+        let mail = password_changed_mail(&ctx, &user, event.id)?;
         let change = PasswordChange {
-            user_id: &user.id,
+            user_id: user.id,
             new_hash: &new_hash,
             old_hash: &user.password_hash,
-            keep: ctx.state.policy.history,
+            keep: ctx.state.auth.policy.history,
             token_id: Some(&token.id),
             keep_session: None,
             reason: "password reset",
@@ -54,7 +54,7 @@ impl Handler for ResetPassword {
             return Err(HandlerError::reason(ResetPasswordReason::TokenUsed));
         };
         for sid in &ended {
-            ctx.state.revoked.revoke(*sid);
+            ctx.state.auth.revoked.revoke(*sid);
         }
         ctx.state.mail.wake();
         tracing::info!(user_id = %user.id, sessions = ended.len(), "password reset");

@@ -11,10 +11,10 @@ use std::sync::{Mutex, PoisonError, RwLock};
 use std::time::{Duration, Instant};
 
 use tokio::sync::watch;
-use uuid::Uuid;
+use trellis_schema::ids::SessionId;
 
 pub(crate) struct RevokedSessions {
-    entries: RwLock<HashMap<Uuid, Instant>>,
+    entries: RwLock<HashMap<SessionId, Instant>>,
     keep_for: Duration,
     /// Open WebSocket connections waiting to hear that their session ended,
     /// by session (see [`RevokedSessions::watch`]).
@@ -23,7 +23,7 @@ pub(crate) struct RevokedSessions {
 
 #[derive(Default)]
 struct Watchers {
-    by_session: HashMap<Uuid, watch::Sender<bool>>,
+    by_session: HashMap<SessionId, watch::Sender<bool>>,
     /// Size after the last sweep of unwatched entries; the next sweep runs at twice it.
     swept_at: usize,
 }
@@ -37,7 +37,7 @@ impl RevokedSessions {
         }
     }
 
-    pub(crate) fn revoke(&self, session_id: Uuid) {
+    pub(crate) fn revoke(&self, session_id: SessionId) {
         let now = Instant::now();
         {
             let mut map = self.entries.write().unwrap_or_else(PoisonError::into_inner);
@@ -53,7 +53,7 @@ impl RevokedSessions {
     /// Tells when `session_id` ends: the receiver turns `true` as soon as the
     /// session is revoked here (by this replica, or by the sync with the
     /// others), or at once if it already was.
-    pub(crate) fn watch(&self, session_id: Uuid) -> watch::Receiver<bool> {
+    pub(crate) fn watch(&self, session_id: SessionId) -> watch::Receiver<bool> {
         let rx = {
             let mut w = self.watchers.lock().unwrap_or_else(PoisonError::into_inner);
             if w.by_session.len() >= (2 * w.swept_at).max(64) {
@@ -72,7 +72,7 @@ impl RevokedSessions {
         rx
     }
 
-    pub(crate) fn is_revoked(&self, session_id: &Uuid) -> bool {
+    pub(crate) fn is_revoked(&self, session_id: &SessionId) -> bool {
         let map = self.entries.read().unwrap_or_else(PoisonError::into_inner);
         map.get(session_id).is_some_and(|until| *until > Instant::now())
     }
@@ -84,7 +84,8 @@ impl RevokedSessions {
     /// database's log of ends (see [`super::session_ends`]). Once a minute,
     /// drops log entries older than any live access token.
     pub(crate) fn spawn_sync(
-        state: std::sync::Arc<crate::state::State>,
+        self: std::sync::Arc<Self>,
+        db: std::sync::Arc<crate::db::Db>,
         every: Duration,
         mut follower: super::session_ends::Follower,
     ) -> tokio::task::JoinHandle<()> {
@@ -94,11 +95,11 @@ impl RevokedSessions {
             let mut last_prune = Instant::now();
             loop {
                 tick.tick().await;
-                match follower.poll(&state.db).await {
+                match follower.poll(&db).await {
                     Ok(ids) => {
                         for id in ids {
-                            if !state.revoked.is_revoked(&id) {
-                                state.revoked.revoke(id);
+                            if !self.is_revoked(&id) {
+                                self.revoke(id);
                             }
                         }
                     }
@@ -106,8 +107,8 @@ impl RevokedSessions {
                 }
                 if last_prune.elapsed() >= Duration::from_secs(60) {
                     last_prune = Instant::now();
-                    let keep = state.revoked.keep_for + Duration::from_secs(60);
-                    if let Err(e) = super::session_ends::prune(&state.db, keep).await {
+                    let keep = self.keep_for + Duration::from_secs(60);
+                    if let Err(e) = super::session_ends::prune(&db, keep).await {
                         tracing::debug!(error = %e, "old session ends not pruned this round");
                     }
                 }

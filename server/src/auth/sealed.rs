@@ -21,6 +21,8 @@ use diesel_async::RunQueryDsl;
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
+use trellis_schema::ids::UserId;
+
 use crate::db::schema::users;
 use crate::db::{Db, DbError, db_read, db_run};
 
@@ -88,7 +90,9 @@ impl SecretBox {
     }
 
     /// `plaintext` sealed under the first key, bound to `owner`.
-    pub(crate) fn seal(&self, plaintext: &[u8], owner: &str) -> anyhow::Result<String> {
+    pub(crate) fn seal(&self, plaintext: &[u8], owner: UserId) -> anyhow::Result<String> {
+        let mut buf = [0u8; uuid::fmt::Hyphenated::LENGTH];
+        let owner: &str = owner.uuid().hyphenated().encode_lower(&mut buf);
         let (id, cipher) = &self.keys[0];
         let nonce_bytes: [u8; NONCE_LEN] = rand::random();
         let nonce = XNonce::from(nonce_bytes);
@@ -103,7 +107,9 @@ impl SecretBox {
 
     /// The secret stored as `stored` for `owner`: sealed under any of the
     /// keys, or plain base64 from before encryption.
-    pub(crate) fn open(&self, stored: &str, owner: &str) -> anyhow::Result<Vec<u8>> {
+    pub(crate) fn open(&self, stored: &str, owner: UserId) -> anyhow::Result<Vec<u8>> {
+        let mut buf = [0u8; uuid::fmt::Hyphenated::LENGTH];
+        let owner: &str = owner.uuid().hyphenated().encode_lower(&mut buf);
         let Some(rest) = stored.strip_prefix(PREFIX) else {
             return STANDARD.decode(stored).map_err(|e| anyhow::anyhow!("a stored secret is not base64: {e}"));
         };
@@ -138,7 +144,7 @@ fn cipher(key: [u8; 32]) -> XChaCha20Poly1305 {
 /// still holds what was read, so a concurrent enrolment is never undone.
 /// Returns how many values were rewritten.
 pub(crate) async fn reseal_all(db: &Db, secrets: &SecretBox) -> anyhow::Result<usize> {
-    type Row = (String, Option<String>, Option<String>);
+    type Row = (UserId, Option<String>, Option<String>);
     let rows: Vec<Row> = db_read!(db, |conn| users::table
         .filter(users::totp_secret.is_not_null().or(users::totp_pending_secret.is_not_null()))
         .select((users::id, users::totp_secret, users::totp_pending_secret))
@@ -149,8 +155,8 @@ pub(crate) async fn reseal_all(db: &Db, secrets: &SecretBox) -> anyhow::Result<u
     for (id, secret, pending) in rows {
         for (stored, pending_column) in [(secret, false), (pending, true)] {
             let Some(stored) = stored.filter(|s| !secrets.is_current(s)) else { continue };
-            let plain = secrets.open(&stored, &id)?;
-            let sealed = secrets.seal(&plain, &id)?;
+            let plain = secrets.open(&stored, id)?;
+            let sealed = secrets.seal(&plain, id)?;
             let written = if pending_column {
                 db_run!(db, |conn| diesel::update(
                     users::table.filter(users::id.eq(&id)).filter(users::totp_pending_secret.eq(&stored))
@@ -181,14 +187,15 @@ mod tests {
     #[test]
     fn sealed_secrets_open_only_for_their_owner_and_under_a_known_key() {
         let derived = SecretBox::from_setting(None, b"server secret").expect("derived");
-        let sealed = derived.seal(b"0123456789abcdefghij", "u1").expect("sealed");
+        let (u1, u2) = (UserId::new(), UserId::new());
+        let sealed = derived.seal(b"0123456789abcdefghij", u1).expect("sealed");
         assert!(sealed.starts_with("enc:k0:"));
-        assert_eq!(derived.open(&sealed, "u1").expect("opens"), b"0123456789abcdefghij");
-        assert!(derived.open(&sealed, "u2").is_err(), "bound to its owner");
+        assert_eq!(derived.open(&sealed, u1).expect("opens"), b"0123456789abcdefghij");
+        assert!(derived.open(&sealed, u2).is_err(), "bound to its owner");
         let k1 = STANDARD.encode([1u8; 32]);
         let rotated = SecretBox::from_setting(Some(&format!("k1:{k1}")), b"server secret").expect("k1");
-        assert!(rotated.open(&sealed, "u1").is_err(), "k0 is not configured");
-        assert_eq!(derived.open(&STANDARD.encode(b"legacy"), "u1").expect("legacy"), b"legacy");
+        assert!(rotated.open(&sealed, u1).is_err(), "k0 is not configured");
+        assert_eq!(derived.open(&STANDARD.encode(b"legacy"), u1).expect("legacy"), b"legacy");
         assert!(SecretBox::from_setting(Some("k1:c2hvcnQ="), b"s").is_err(), "a short key is refused");
         assert!(SecretBox::from_setting(Some("nocolon"), b"s").is_err());
     }

@@ -2,23 +2,23 @@
 
 use chrono::Duration;
 use trellis_schema::auth::{TokenType, Tokens};
-use uuid::Uuid;
 
+use trellis_schema::ids::SessionId;
 use super::store;
 use super::tokens::{new_refresh_token, token_hash};
 use crate::db::models::{AuditEventRow, RefreshTokenRow, SessionRow, UserRow, now};
-use crate::rpc::context::Ctx;
+use crate::access::Call;
 use crate::rpc::error::HandlerError;
 use crate::state::State;
 
 /// A new refresh token row for `session_id`, and the token itself.
-pub(super) fn refresh_row(state: &State, session_id: &str) -> (String, RefreshTokenRow) {
+pub(super) fn refresh_row(state: &State, session_id: SessionId) -> (String, RefreshTokenRow) {
     let token = new_refresh_token();
     let t = now();
     let days = i64::try_from(state.config.refresh_token_ttl_days).unwrap_or(30);
     let row = RefreshTokenRow {
         token_hash: token_hash(&token),
-        session_id: session_id.to_owned(),
+        session_id: session_id,
         created_at: t,
         expires_at: t + Duration::days(days),
         used_at: None,
@@ -31,16 +31,16 @@ pub(super) fn refresh_row(state: &State, session_id: &str) -> (String, RefreshTo
 /// and, when `verified` (the user proved control of the address), the
 /// address marked verified.
 pub(super) async fn start<R>(
-    ctx: &Ctx,
+    ctx: &Call,
     user: &UserRow,
     event: &AuditEventRow,
     verified: bool,
 ) -> Result<Tokens, HandlerError<R>> {
-    let session_id = Uuid::now_v7();
+    let session_id = SessionId::new();
     let t = now();
     let session = SessionRow {
-        id: session_id.to_string(),
-        user_id: user.id.clone(),
+        id: session_id,
+        user_id: user.id,
         created_at: t,
         last_used_at: t,
         user_agent: ctx.meta.user_agent.clone(),
@@ -48,20 +48,20 @@ pub(super) async fn start<R>(
         revoked_at: None,
         revoked_reason: None,
     };
-    let (refresh, row) = refresh_row(&ctx.state, &session.id);
+    let (refresh, row) = refresh_row(&ctx.state, session.id);
     store::create_session(&ctx.state.db, &session, &row, event, verified).await?;
     let mut user = user.clone();
     user.email_verified |= verified;
     Ok(tokens(&ctx.state, &user, session_id, refresh)?)
 }
 
-pub(super) fn tokens(state: &State, user: &UserRow, session_id: Uuid, refresh_token: String) -> anyhow::Result<Tokens> {
+pub(super) fn tokens(state: &State, user: &UserRow, session_id: SessionId, refresh_token: String) -> anyhow::Result<Tokens> {
     let user = user.to_api();
     Ok(Tokens {
-        access_token: state.tokens.issue(user.id, session_id)?,
+        access_token: state.auth.tokens.issue(user.id, session_id)?,
         refresh_token,
         token_type: TokenType::Bearer,
-        expires_in: state.tokens.access_ttl.as_secs(),
+        expires_in: state.auth.tokens.access_ttl.as_secs(),
         user,
     })
 }

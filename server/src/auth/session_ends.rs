@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use diesel::prelude::*;
 use diesel::sql_types::BigInt;
 use diesel_async::RunQueryDsl;
-use uuid::Uuid;
+use trellis_schema::ids::SessionId;
 
 use crate::db::pool::BackendKind;
 use crate::db::schema::session_ends;
@@ -68,7 +68,7 @@ impl Follower {
 
     /// Reads the ends written since the last call and returns the sessions
     /// they ended.
-    pub(crate) async fn poll(&mut self, db: &Db) -> Result<Vec<Uuid>, DbError> {
+    pub(crate) async fn poll(&mut self, db: &Db) -> Result<Vec<SessionId>, DbError> {
         let mut ended = Vec::new();
         let mut from = self.gaps.keys().next().copied().unwrap_or(self.next).min(self.next);
         loop {
@@ -83,7 +83,7 @@ impl Follower {
             let full = rows.len() == usize::try_from(PAGE).unwrap_or(usize::MAX);
             for (seq, session) in &rows {
                 if self.see(*seq)
-                    && let Ok(id) = Uuid::parse_str(session)
+                    && let Ok(id) = session.parse::<SessionId>()
                 {
                     ended.push(id);
                 }

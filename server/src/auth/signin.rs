@@ -6,13 +6,14 @@ use chrono::{Duration, NaiveDateTime};
 use trellis_schema::values::OneTimeCode;
 use trellis_schema::{ErrorReason, Reason};
 
+use trellis_schema::ids::AuditEventId;
 use super::accounts;
 use super::policy::Violation;
 use super::totp;
 use crate::audit::{Event, actions};
 use crate::db::models::{OutboxRow, UserRow, now};
 use crate::mail::{Mail, outbox};
-use crate::rpc::context::Ctx;
+use crate::access::Call;
 use crate::rpc::error::HandlerError;
 
 /// Why a sign-in is refused after the first factor was checked.
@@ -61,7 +62,7 @@ impl Refusal {
 /// e-mailed code) is proven: the account is enabled, the second factor (when
 /// MFA is on), the address verified (when required), the password not expired.
 pub(super) async fn second_stage<R>(
-    ctx: &Ctx,
+    ctx: &Call,
     user: &UserRow,
     otp: Option<&OneTimeCode>,
     with_password: bool,
@@ -79,7 +80,7 @@ pub(super) async fn second_stage<R>(
     if ctx.state.config.require_verified_email() && !user.email_verified {
         return refuse(ctx, user, action, Refusal::NotVerified).await;
     }
-    if with_password && ctx.state.policy.expired(user.password_changed_at.unwrap_or(user.created_at), now()) {
+    if with_password && ctx.state.auth.policy.expired(user.password_changed_at.unwrap_or(user.created_at), now()) {
         return refuse(ctx, user, action, Refusal::PasswordExpired).await;
     }
     Ok(Ok(()))
@@ -87,40 +88,40 @@ pub(super) async fn second_stage<R>(
 
 /// Records a refusal that does not count as a failed attempt.
 async fn refuse<R>(
-    ctx: &Ctx,
+    ctx: &Call,
     user: &UserRow,
     action: &str,
     refusal: Refusal,
 ) -> Result<Result<(), Refusal>, HandlerError<R>> {
-    let event = Event::new(&ctx.meta, action).about(&user.id).failed(refusal.reason().as_str()).row();
+    let event = Event::new(&ctx.meta, action).about(user.id).failed(refusal.reason().as_str()).row();
     crate::audit::store::record(&ctx.state.db, event).await?;
     Ok(Err(refusal))
 }
 
 /// A TOTP code (once per time step) or an unused recovery code.
-pub(crate) async fn second_factor<R>(ctx: &Ctx, user: &UserRow, code: &OneTimeCode) -> Result<bool, HandlerError<R>> {
+pub(crate) async fn second_factor<R>(ctx: &Call, user: &UserRow, code: &OneTimeCode) -> Result<bool, HandlerError<R>> {
     if code.is_six_digits() {
         let Some(stored) = user.totp_secret.as_deref() else { return Ok(false) };
-        let secret = ctx.state.secrets.open(stored, &user.id)?;
+        let secret = ctx.state.auth.secrets.open(stored, user.id)?;
         let Some(step) = totp::matching_step(&secret, code.expose(), totp::current_step()) else { return Ok(false) };
-        Ok(accounts::accept_totp_step(&ctx.state.db, &user.id, step).await?)
+        Ok(accounts::accept_totp_step(&ctx.state.db, user.id, step).await?)
     } else {
-        let hash = ctx.state.codes.hash("recovery", &user.id, code.expose());
-        Ok(accounts::use_recovery_code(&ctx.state.db, &user.id, &hash).await?)
+        let hash = ctx.state.auth.codes.hash("recovery", &user.id, code.expose());
+        Ok(accounts::use_recovery_code(&ctx.state.db, user.id, &hash).await?)
     }
 }
 
 /// Counts a failed attempt on `user`'s account; at the threshold it locks
 /// and the owner is told by mail. Returns the refusal to answer with.
 pub(super) async fn count_failure<R>(
-    ctx: &Ctx,
+    ctx: &Call,
     user: &UserRow,
     action: &str,
     refusal: Refusal,
 ) -> Result<Refusal, HandlerError<R>> {
     let config = &ctx.state.config;
-    let failure = Event::new(&ctx.meta, action).about(&user.id).failed(refusal.reason().as_str()).row();
-    let lock_event = Event::new(&ctx.meta, actions::ACCOUNT_LOCKED).about(&user.id).row();
+    let failure = Event::new(&ctx.meta, action).about(user.id).failed(refusal.reason().as_str()).row();
+    let lock_event = Event::new(&ctx.meta, actions::ACCOUNT_LOCKED).about(user.id).row();
     let mail = mail_row(
         ctx,
         &user.email,
@@ -134,7 +135,7 @@ pub(super) async fn count_failure<R>(
     let until = now() + Duration::minutes(i64::from(config.lockout_minutes));
     let locked = accounts::record_failure(
         &ctx.state.db,
-        &user.id,
+        user.id,
         config.lockout_threshold,
         until,
         &failure,
@@ -153,7 +154,7 @@ pub(super) async fn count_failure<R>(
 
 /// Renders `mail` for the outbox, to `recipient`, for the event `event`.
 pub(crate) fn mail_row<R>(
-    ctx: &Ctx,
+    ctx: &Call,
     recipient: &str,
     event: &str,
     mail: &Mail<'_>,
@@ -176,38 +177,38 @@ pub(super) fn policy_error<R: ErrorReason>(reason: R, violations: &[Violation]) 
 /// recent passwords, and hashes it. The two reasons are the procedure's own
 /// PASSWORD_POLICY and PASSWORD_REUSED.
 pub(super) async fn new_password_hash<R: ErrorReason>(
-    ctx: &Ctx,
+    ctx: &Call,
     user: &UserRow,
     password: &str,
     policy: R,
     reused: R,
 ) -> Result<String, HandlerError<R>> {
-    let violations = ctx.state.policy.violations(password, &user.email, &user.display_name);
+    let violations = ctx.state.auth.policy.violations(password, &user.email, &user.display_name);
     if !violations.is_empty() {
         return Err(policy_error(policy, &violations));
     }
     if recently_used(ctx, user, password).await? {
         return Err(HandlerError::reason(reused));
     }
-    Ok(ctx.state.hasher.hash(password).await?)
+    Ok(ctx.state.auth.hasher.hash(password).await?)
 }
 
 /// The "your password was changed" mail of `event`.
-pub(super) fn password_changed_mail<R>(ctx: &Ctx, user: &UserRow, event: &str) -> Result<OutboxRow, HandlerError<R>> {
+pub(super) fn password_changed_mail<R>(ctx: &Call, user: &UserRow, event: AuditEventId) -> Result<OutboxRow, HandlerError<R>> {
     mail_row(ctx, &user.email, &format!("changed:{event}"), &Mail::PasswordChanged { name: &user.display_name })
 }
 
 /// Whether `password` is the account's current or one of its recent
 /// passwords (each checked against its argon2 hash).
-async fn recently_used<R>(ctx: &Ctx, user: &UserRow, password: &str) -> Result<bool, HandlerError<R>> {
-    let n = ctx.state.policy.history;
+async fn recently_used<R>(ctx: &Call, user: &UserRow, password: &str) -> Result<bool, HandlerError<R>> {
+    let n = ctx.state.auth.policy.history;
     if n == 0 {
         return Ok(false);
     }
     let mut hashes = vec![user.password_hash.clone()];
-    hashes.extend(accounts::previous_hashes(&ctx.state.db, &user.id, n.saturating_sub(1)).await?);
+    hashes.extend(accounts::previous_hashes(&ctx.state.db, user.id, n.saturating_sub(1)).await?);
     for h in &hashes {
-        if ctx.state.hasher.verify(password, Some(h)).await? {
+        if ctx.state.auth.hasher.verify(password, Some(h)).await? {
             return Ok(true);
         }
     }

@@ -15,7 +15,7 @@ use crate::audit::Event;
 use crate::db::models::{UserRow, now};
 use crate::db::schema::sessions;
 use crate::db::{DbError, db_read};
-use crate::rpc::context::{Ctx, Principal};
+use crate::access::{Call, Principal};
 use crate::rpc::error::HandlerError;
 
 /// Lets the call through when `password` is the account's current one, or,
@@ -26,7 +26,7 @@ use crate::rpc::error::HandlerError;
 /// `R` must hold REAUTHENTICATION_REQUIRED, INVALID_CREDENTIALS and
 /// ACCOUNT_LOCKED.
 pub(crate) async fn require<R: ErrorReason>(
-    ctx: &Ctx,
+    ctx: &Call,
     user: &UserRow,
     caller: Principal,
     password: Option<&Password>,
@@ -36,7 +36,7 @@ pub(crate) async fn require<R: ErrorReason>(
         if signed_in_within(ctx, caller).await? {
             return Ok(());
         }
-        let event = Event::new(&ctx.meta, action).by_user(&user.id).failed(Reason::ReauthenticationRequired.as_str());
+        let event = Event::new(&ctx.meta, action).by_user(user.id).failed(Reason::ReauthenticationRequired.as_str());
         crate::audit::store::record(&ctx.state.db, event.row()).await?;
         return Err(reason_error(
             Reason::ReauthenticationRequired,
@@ -56,18 +56,18 @@ pub(crate) async fn require<R: ErrorReason>(
 /// failed sign-in (INVALID_CREDENTIALS, or ACCOUNT_LOCKED when it locks), so
 /// a stolen access token cannot be used to guess the password for long.
 pub(crate) async fn check_password<R: ErrorReason>(
-    ctx: &Ctx,
+    ctx: &Call,
     user: &UserRow,
     password: &Password,
     action: &str,
 ) -> Result<(), HandlerError<R>> {
-    ctx.state.throttle.attempt(ctx.ip_addr(), &user.email_key).map_err(HandlerError::Common)?;
+    ctx.state.auth.throttle.attempt(ctx.ip_addr(), &user.email_key).map_err(HandlerError::Common)?;
     if let Some(until) = user.locked_at(now()) {
-        let event = Event::new(&ctx.meta, action).by_user(&user.id).failed(Reason::AccountLocked.as_str());
+        let event = Event::new(&ctx.meta, action).by_user(user.id).failed(Reason::AccountLocked.as_str());
         crate::audit::store::record(&ctx.state.db, event.row()).await?;
         return Err(Refusal::Locked(until).into_error());
     }
-    if ctx.state.hasher.verify(password.expose(), Some(&user.password_hash)).await? {
+    if ctx.state.auth.hasher.verify(password.expose(), Some(&user.password_hash)).await? {
         return Ok(());
     }
     tracing::info!(user_id = %user.id, action, "password refused");
@@ -75,8 +75,8 @@ pub(crate) async fn check_password<R: ErrorReason>(
 }
 
 /// Whether the caller's session began within the step-up window.
-async fn signed_in_within<R>(ctx: &Ctx, caller: Principal) -> Result<bool, HandlerError<R>> {
-    let sid = caller.session_id.to_string();
+async fn signed_in_within<R>(ctx: &Call, caller: Principal) -> Result<bool, HandlerError<R>> {
+    let sid = caller.session_id;
     let started: Option<chrono::NaiveDateTime> = db_read!(ctx.state.db, |conn| sessions::table
         .find(&sid)
         .filter(sessions::revoked_at.is_null())

@@ -3,22 +3,21 @@
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
 use diesel_async::{AsyncConnection, RunQueryDsl};
-use uuid::Uuid;
 
+use trellis_schema::ids::{SessionId, UserId};
 use crate::db::models::{AuditEventRow, OrgRow, RefreshTokenRow, SessionRow, UserRow, now};
 use crate::db::schema::{address_lockouts, audit_events, org_members, orgs, refresh_tokens, sessions, users};
 use crate::db::{Db, DbError, db_read, db_run};
 
-pub(crate) async fn find_user(db: &Db, id: Uuid) -> Result<Option<UserRow>, DbError> {
-    let id = id.to_string();
-    db_read!(db, |conn| Ok(users::table.find(&id).select(UserRow::as_select()).first(conn).await.optional()?))
+pub(crate) async fn find_user(db: &Db, id: UserId) -> Result<Option<UserRow>, DbError> {
+    db_read!(db, |conn| Ok(users::table.find(id).select(UserRow::as_select()).first(conn).await.optional()?))
 }
 
 /// The account row of the signed-in caller of a user-level procedure.
 pub(crate) async fn signed_in_user<R>(
-    ctx: &crate::rpc::context::Ctx,
+    ctx: &crate::access::Call,
+    me: crate::access::Principal,
 ) -> Result<UserRow, crate::rpc::error::HandlerError<R>> {
-    let me = ctx.caller()?;
     let user = find_user(&ctx.state.db, me.user_id).await?;
     Ok(user.ok_or_else(|| anyhow::anyhow!("a signed-in user has no account row"))?)
 }
@@ -103,8 +102,8 @@ pub(crate) async fn create_session(
 }
 
 /// The user's live sessions, newest first.
-pub(crate) async fn live_sessions(db: &Db, user_id: Uuid) -> Result<Vec<SessionRow>, DbError> {
-    let uid = user_id.to_string();
+pub(crate) async fn live_sessions(db: &Db, user_id: UserId) -> Result<Vec<SessionRow>, DbError> {
+    let uid = user_id;
     db_read!(db, |conn| sessions::table
         .filter(sessions::user_id.eq(&uid))
         .filter(sessions::revoked_at.is_null())
@@ -120,12 +119,12 @@ pub(crate) enum Rotation {
     /// The token was current: it is now used, and `new` replaces it.
     Rotated {
         user: Box<UserRow>,
-        session_id: Uuid,
+        session_id: SessionId,
     },
     /// The token had been used before: its session is now ended (and the
     /// `reused` event recorded with it).
     Reused {
-        session_id: Uuid,
+        session_id: SessionId,
     },
     Expired,
     /// Unknown token, or its session has ended.
@@ -162,14 +161,14 @@ pub(crate) async fn rotate_refresh_token(
                 .await
                 .optional()?;
             let Some((token, session)) = found else { return Ok::<_, DbError>(Rotation::Invalid) };
-            let session_id = Uuid::parse_str(&session.id).unwrap_or_default();
+            let session_id = session.id;
             if claimed == 0 {
                 let ended = diesel::update(sessions::table.find(&session.id).filter(sessions::revoked_at.is_null()))
                     .set((sessions::revoked_at.eq(t), sessions::revoked_reason.eq("refresh token reused")))
                     .execute(conn)
                     .await?;
                 let mut event = reused.clone();
-                event.subject_user_id = Some(session.user_id.clone());
+                event.subject_user_id = Some(session.user_id);
                 event.target = Some(format!("session:{session_id}"));
                 if ended == 0 {
                     event.detail = Some("the session had already ended".into());
@@ -206,12 +205,12 @@ pub(crate) async fn rotate_refresh_token(
 /// session.
 pub(crate) async fn end_session(
     db: &Db,
-    user_id: Uuid,
-    session_id: Uuid,
+    user_id: UserId,
+    session_id: SessionId,
     reason: &str,
     event: &AuditEventRow,
 ) -> Result<bool, DbError> {
-    let (uid, sid, t) = (user_id.to_string(), session_id.to_string(), now());
+    let (uid, sid, t) = (user_id, session_id, now());
     db_run!(db, |conn| conn
         .transaction(async |conn| {
             let n = diesel::update(
@@ -236,16 +235,16 @@ pub(crate) async fn end_session(
 /// says how many) in the same transaction; returns their ids.
 pub(crate) async fn end_all_sessions(
     db: &Db,
-    user_id: Uuid,
+    user_id: UserId,
     reason: &str,
     event: &AuditEventRow,
-) -> Result<Vec<Uuid>, DbError> {
-    let (uid, t) = (user_id.to_string(), now());
-    let ids: Vec<String> = db_run!(db, |conn| conn
+) -> Result<Vec<SessionId>, DbError> {
+    let (uid, t) = (user_id, now());
+    let ids: Vec<SessionId> = db_run!(db, |conn| conn
         .transaction(async |conn| {
             // One statement ends them and says which: none ended meanwhile
             // is counted or rewritten.
-            let ids: Vec<String> = diesel::update(
+            let ids: Vec<SessionId> = diesel::update(
                 sessions::table.filter(sessions::user_id.eq(&uid)).filter(sessions::revoked_at.is_null()),
             )
             .set((sessions::revoked_at.eq(t), sessions::revoked_reason.eq(reason)))
@@ -258,16 +257,16 @@ pub(crate) async fn end_all_sessions(
             Ok::<_, DbError>(ids)
         })
         .await?);
-    Ok(ids.iter().filter_map(|s| Uuid::parse_str(s).ok()).collect())
+    Ok(ids)
 }
 
 /// A user with the organizations they belong to and the role held in each,
 /// in one query.
 pub(crate) async fn user_with_memberships(
     db: &Db,
-    user_id: Uuid,
+    user_id: UserId,
 ) -> Result<Option<(UserRow, Vec<(OrgRow, String)>)>, DbError> {
-    let uid = user_id.to_string();
+    let uid = user_id;
     let rows: Vec<(UserRow, Option<OrgRow>, Option<String>)> = db_read!(db, |conn| users::table
         .left_join(org_members::table.inner_join(orgs::table))
         .filter(users::id.eq(&uid))

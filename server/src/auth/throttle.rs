@@ -99,15 +99,15 @@ impl AuthThrottle {
     }
 
     /// Drops the state of keys not seen lately, every minute.
-    pub(crate) fn spawn_housekeeping(this: std::sync::Arc<crate::state::State>) -> tokio::task::JoinHandle<()> {
+    pub(crate) fn spawn_housekeeping(self: std::sync::Arc<Self>) -> tokio::task::JoinHandle<()> {
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(Duration::from_secs(60));
             loop {
                 tick.tick().await;
-                this.throttle.per_ip.housekeep();
-                this.throttle.per_account.housekeep();
-                this.throttle.mail_per_account.housekeep();
-                this.throttle.refresh_failures.housekeep();
+                self.per_ip.housekeep();
+                self.per_account.housekeep();
+                self.mail_per_account.housekeep();
+                self.refresh_failures.housekeep();
             }
         })
     }

@@ -11,7 +11,7 @@ use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use trellis_schema::Reason;
-use uuid::Uuid;
+use trellis_schema::ids::{SessionId, UserId};
 
 const ISSUER: &str = "trellis";
 const AUDIENCE: &str = "trellis-api";
@@ -20,8 +20,8 @@ pub(crate) const LEEWAY_SECS: u64 = 5;
 
 #[derive(Debug, Serialize, Deserialize)]
 pub(crate) struct Claims {
-    pub sub: Uuid,
-    pub sid: Uuid,
+    pub sub: UserId,
+    pub sid: SessionId,
     pub iat: u64,
     pub exp: u64,
     pub iss: String,
@@ -40,13 +40,13 @@ pub(crate) struct TokenKeys {
 /// token text: a token changed in any byte misses and is verified in full.
 /// Expiry is still checked on every use. Bounded: when full it starts over.
 struct VerifiedCache {
-    entries: RwLock<HashMap<Box<str>, (Uuid, Uuid, u64)>>,
+    entries: RwLock<HashMap<Box<str>, (UserId, SessionId, u64)>>,
 }
 
 const VERIFIED_CACHE_MAX: usize = 16_384;
 
 impl VerifiedCache {
-    fn get(&self, token: &str) -> Option<(Uuid, Uuid, u64)> {
+    fn get(&self, token: &str) -> Option<(UserId, SessionId, u64)> {
         self.entries.read().unwrap_or_else(PoisonError::into_inner).get(token).copied()
     }
 
@@ -77,7 +77,7 @@ impl TokenKeys {
         }
     }
 
-    pub(crate) fn issue(&self, user_id: Uuid, session_id: Uuid) -> anyhow::Result<String> {
+    pub(crate) fn issue(&self, user_id: UserId, session_id: SessionId) -> anyhow::Result<String> {
         let iat = jsonwebtoken::get_current_timestamp();
         let claims = Claims {
             sub: user_id,
@@ -92,13 +92,13 @@ impl TokenKeys {
 
     /// Checks signature, algorithm, issuer, audience and expiry; returns the
     /// user and session the token is for.
-    pub(crate) fn verify(&self, token: &str) -> Result<(Uuid, Uuid), Reason> {
+    pub(crate) fn verify(&self, token: &str) -> Result<(UserId, SessionId), Reason> {
         self.verify_until(token).map(|(sub, sid, _)| (sub, sid))
     }
 
     /// [`Self::verify`], also returning the token's `exp` (Unix seconds):
     /// the token is accepted through second `exp + LEEWAY_SECS`.
-    pub(crate) fn verify_until(&self, token: &str) -> Result<(Uuid, Uuid, u64), Reason> {
+    pub(crate) fn verify_until(&self, token: &str) -> Result<(UserId, SessionId, u64), Reason> {
         let now = jsonwebtoken::get_current_timestamp();
         if let Some((sub, sid, exp)) = self.verified.get(token) {
             return if now <= exp + LEEWAY_SECS { Ok((sub, sid, exp)) } else { Err(Reason::TokenExpired) };
@@ -142,7 +142,7 @@ mod tests {
     fn a_token_verifies_only_with_its_own_secret() {
         let keys = TokenKeys::new(b"0123456789abcdef0123456789abcdef", Duration::from_secs(60));
         let other = TokenKeys::new(b"fedcba9876543210fedcba9876543210", Duration::from_secs(60));
-        let (u, s) = (Uuid::now_v7(), Uuid::now_v7());
+        let (u, s) = (UserId::new(), SessionId::new());
         let t = keys.issue(u, s).expect("issue");
         assert_eq!(keys.verify(&t), Ok((u, s)));
         assert_eq!(keys.verify(&t), Ok((u, s)), "a second use (from the cache) agrees");

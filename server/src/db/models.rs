@@ -5,7 +5,7 @@ use chrono::{NaiveDateTime, TimeZone, Timelike, Utc};
 use diesel::prelude::*;
 use trellis_schema::auth::User;
 use trellis_schema::orgs::Org;
-use uuid::Uuid;
+use trellis_schema::ids::{ActorId, ApiKeyId, AuditEventId, InvitationId, OrgId, SessionId, UserId};
 
 use super::schema::{
     api_keys, audit_events, invitations, one_time_tokens, org_members, orgs, outbox, refresh_tokens, sessions, users,
@@ -21,14 +21,10 @@ pub(crate) fn utc(t: NaiveDateTime) -> chrono::DateTime<Utc> {
     Utc.from_utc_datetime(&t)
 }
 
-pub(crate) fn parse_id(s: &str) -> Uuid {
-    Uuid::parse_str(s).unwrap_or_default()
-}
-
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
 #[diesel(table_name = users)]
 pub(crate) struct UserRow {
-    pub id: String,
+    pub id: UserId,
     pub email: String,
     pub email_key: String,
     pub password_hash: String,
@@ -57,7 +53,7 @@ impl UserRow {
     pub(crate) fn new(email: &trellis_schema::values::Email, password_hash: String, display_name: String) -> Self {
         let t = now();
         Self {
-            id: Uuid::now_v7().to_string(),
+            id: UserId::new(),
             email: email.as_str().to_owned(),
             email_key: email.normalized(),
             password_hash,
@@ -77,10 +73,6 @@ impl UserRow {
         }
     }
 
-    pub(crate) fn uuid(&self) -> Uuid {
-        parse_id(&self.id)
-    }
-
     /// Until when the account is locked, if it is now.
     pub(crate) fn locked_at(&self, t: NaiveDateTime) -> Option<NaiveDateTime> {
         self.locked_until.filter(|until| *until > t)
@@ -88,7 +80,7 @@ impl UserRow {
 
     pub(crate) fn to_api(&self) -> User {
         User {
-            id: parse_id(&self.id),
+            id: self.id,
             email: self.email.clone(),
             display_name: self.display_name.clone(),
             email_verified: self.email_verified,
@@ -102,8 +94,8 @@ impl UserRow {
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
 #[diesel(table_name = sessions)]
 pub(crate) struct SessionRow {
-    pub id: String,
-    pub user_id: String,
+    pub id: SessionId,
+    pub user_id: UserId,
     pub created_at: NaiveDateTime,
     pub last_used_at: NaiveDateTime,
     pub user_agent: Option<String>,
@@ -116,7 +108,7 @@ pub(crate) struct SessionRow {
 #[diesel(table_name = refresh_tokens)]
 pub(crate) struct RefreshTokenRow {
     pub token_hash: String,
-    pub session_id: String,
+    pub session_id: SessionId,
     pub created_at: NaiveDateTime,
     pub expires_at: NaiveDateTime,
     pub used_at: Option<NaiveDateTime>,
@@ -125,7 +117,7 @@ pub(crate) struct RefreshTokenRow {
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
 #[diesel(table_name = orgs)]
 pub(crate) struct OrgRow {
-    pub id: String,
+    pub id: OrgId,
     pub name: String,
     pub slug: String,
     pub created_at: NaiveDateTime,
@@ -134,7 +126,7 @@ pub(crate) struct OrgRow {
 impl OrgRow {
     pub(crate) fn to_api(&self) -> Org {
         Org {
-            id: parse_id(&self.id),
+            id: self.id,
             name: self.name.clone(),
             slug: self.slug.clone(),
             created_at: utc(self.created_at),
@@ -145,8 +137,8 @@ impl OrgRow {
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
 #[diesel(table_name = org_members)]
 pub(crate) struct OrgMemberRow {
-    pub org_id: String,
-    pub user_id: String,
+    pub org_id: OrgId,
+    pub user_id: UserId,
     pub role: String,
     pub joined_at: NaiveDateTime,
 }
@@ -155,7 +147,7 @@ pub(crate) struct OrgMemberRow {
 #[diesel(table_name = one_time_tokens)]
 pub(crate) struct OneTimeTokenRow {
     pub id: String,
-    pub user_id: String,
+    pub user_id: UserId,
     pub purpose: String,
     pub token_hash: String,
     pub created_at: NaiveDateTime,
@@ -185,12 +177,12 @@ pub(crate) struct OutboxRow {
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
 #[diesel(table_name = audit_events)]
 pub(crate) struct AuditEventRow {
-    pub id: String,
+    pub id: AuditEventId,
     pub at: NaiveDateTime,
-    pub org_id: Option<String>,
+    pub org_id: Option<OrgId>,
     pub actor_kind: String,
-    pub actor_id: Option<String>,
-    pub subject_user_id: Option<String>,
+    pub actor_id: Option<ActorId>,
+    pub subject_user_id: Option<UserId>,
     pub action: String,
     pub target: Option<String>,
     pub outcome: String,
@@ -203,12 +195,12 @@ pub(crate) struct AuditEventRow {
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
 #[diesel(table_name = invitations)]
 pub(crate) struct InvitationRow {
-    pub id: String,
-    pub org_id: String,
+    pub id: InvitationId,
+    pub org_id: OrgId,
     pub email_key: String,
     pub role: String,
     pub token_hash: String,
-    pub invited_by: String,
+    pub invited_by: UserId,
     pub created_at: NaiveDateTime,
     pub expires_at: NaiveDateTime,
     pub accepted_at: Option<NaiveDateTime>,
@@ -218,13 +210,13 @@ pub(crate) struct InvitationRow {
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
 #[diesel(table_name = api_keys)]
 pub(crate) struct ApiKeyRow {
-    pub id: String,
-    pub org_id: String,
+    pub id: ApiKeyId,
+    pub org_id: OrgId,
     pub name: String,
     pub prefix: String,
     /// Comma-separated scopes (`org:read,trades:read`).
     pub scopes: String,
-    pub created_by: String,
+    pub created_by: UserId,
     pub created_at: NaiveDateTime,
     pub last_used_at: Option<NaiveDateTime>,
     pub expires_at: Option<NaiveDateTime>,

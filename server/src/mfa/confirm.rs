@@ -2,7 +2,7 @@ use trellis_schema::mfa::{CodeParams, ConfirmTotp, ConfirmTotpResult, MfaCodeRea
 
 use crate::audit::{Event, actions};
 use crate::auth::{accounts, codes, store, totp};
-use crate::rpc::context::Ctx;
+use crate::access::UserCtx;
 use crate::rpc::error::HandlerError;
 use crate::rpc::registry::Handler;
 
@@ -11,9 +11,9 @@ const RECOVERY_CODES: usize = 10;
 impl Handler for ConfirmTotp {
     /// Turns MFA on once a code of the pending secret proves the app has it;
     /// returns ten recovery codes, shown this once and stored hashed.
-    async fn handle(ctx: Ctx, p: CodeParams) -> Result<ConfirmTotpResult, HandlerError<MfaCodeReason>> {
-        let user = store::signed_in_user(&ctx).await?;
-        ctx.state.throttle.attempt(ctx.ip_addr(), &user.email_key).map_err(HandlerError::Common)?;
+    async fn handle(ctx: UserCtx, p: CodeParams) -> Result<ConfirmTotpResult, HandlerError<MfaCodeReason>> {
+        let user = store::signed_in_user(&ctx, ctx.caller).await?;
+        ctx.state.auth.throttle.attempt(ctx.ip_addr(), &user.email_key).map_err(HandlerError::Common)?;
         let pending = match (&user.totp_pending_secret, user.mfa_enabled) {
             (Some(p), false) => p.clone(),
             _ => {
@@ -24,19 +24,19 @@ impl Handler for ConfirmTotp {
                 });
             }
         };
-        let secret = ctx.state.secrets.open(&pending, &user.id)?;
+        let secret = ctx.state.auth.secrets.open(&pending, user.id)?;
         let Some(step) = totp::matching_step(&secret, p.code.expose(), totp::current_step()) else {
-            let event = Event::new(&ctx.meta, actions::MFA_CONFIRM).by_user(&user.id).failed("OTP_INVALID");
+            let event = Event::new(&ctx.meta, actions::MFA_CONFIRM).by_user(user.id).failed("OTP_INVALID");
             crate::audit::store::record(&ctx.state.db, event.row()).await?;
             return Err(HandlerError::reason(MfaCodeReason::OtpInvalid));
         };
         let shown: Vec<String> = (0..RECOVERY_CODES).map(|_| codes::new_recovery_code()).collect();
         let hashes: Vec<String> = shown
             .iter()
-            .map(|c| ctx.state.codes.hash("recovery", &user.id, &codes::normalize_recovery_code(c)))
+            .map(|c| ctx.state.auth.codes.hash("recovery", &user.id, &codes::normalize_recovery_code(c)))
             .collect();
-        let event = Event::new(&ctx.meta, actions::MFA_CONFIRM).by_user(&user.id).row();
-        if !accounts::enable_mfa(&ctx.state.db, &user.id, &pending, step, &hashes, &event).await? {
+        let event = Event::new(&ctx.meta, actions::MFA_CONFIRM).by_user(user.id).row();
+        if !accounts::enable_mfa(&ctx.state.db, user.id, &pending, step, &hashes, &event).await? {
             return Err(HandlerError::reason(MfaCodeReason::InvalidTransition));
         }
         tracing::info!(user_id = %user.id, "MFA turned on");

@@ -3,7 +3,7 @@ use trellis_schema::mfa::{Disable, DisableMfaParams, DisableMfaReason};
 
 use crate::audit::{Event, actions};
 use crate::auth::{accounts, signin, step_up, store};
-use crate::rpc::context::Ctx;
+use crate::access::UserCtx;
 use crate::rpc::error::HandlerError;
 use crate::rpc::registry::Handler;
 
@@ -18,21 +18,21 @@ fn not_on() -> HandlerError<DisableMfaReason> {
 impl Handler for Disable {
     /// Needs a current code (never one already used) or a recovery code, and
     /// the current password or a recent sign-in (see `auth::step_up`).
-    async fn handle(ctx: Ctx, p: DisableMfaParams) -> Result<Empty, HandlerError<DisableMfaReason>> {
-        let me = ctx.caller()?;
-        let user = store::signed_in_user(&ctx).await?;
+    async fn handle(ctx: UserCtx, p: DisableMfaParams) -> Result<Empty, HandlerError<DisableMfaReason>> {
+        let me = ctx.caller;
+        let user = store::signed_in_user(&ctx, ctx.caller).await?;
         if !user.mfa_enabled {
             return Err(not_on());
         }
         step_up::require(&ctx, &user, me, p.current_password.as_ref(), actions::MFA_DISABLE).await?;
-        ctx.state.throttle.attempt(ctx.ip_addr(), &user.email_key).map_err(HandlerError::Common)?;
+        ctx.state.auth.throttle.attempt(ctx.ip_addr(), &user.email_key).map_err(HandlerError::Common)?;
         if !signin::second_factor(&ctx, &user, &p.code).await? {
-            let event = Event::new(&ctx.meta, actions::MFA_DISABLE).by_user(&user.id).failed("OTP_INVALID");
+            let event = Event::new(&ctx.meta, actions::MFA_DISABLE).by_user(user.id).failed("OTP_INVALID");
             crate::audit::store::record(&ctx.state.db, event.row()).await?;
             return Err(HandlerError::reason(DisableMfaReason::OtpInvalid));
         }
-        let event = Event::new(&ctx.meta, actions::MFA_DISABLE).by_user(&user.id).row();
-        if !accounts::disable_mfa(&ctx.state.db, &user.id, &event).await? {
+        let event = Event::new(&ctx.meta, actions::MFA_DISABLE).by_user(user.id).row();
+        if !accounts::disable_mfa(&ctx.state.db, user.id, &event).await? {
             return Err(not_on());
         }
         tracing::info!(user_id = %user.id, "MFA turned off");

@@ -5,7 +5,7 @@ use trellis_schema::orgs::{AcceptInvite, AcceptInviteParams, AcceptInviteReason}
 use super::store::{self, Accepted};
 use crate::audit::Event;
 use crate::db::models::{OrgMemberRow, now};
-use crate::rpc::context::Ctx;
+use crate::access::UserCtx;
 use crate::rpc::error::HandlerError;
 use crate::rpc::registry::Handler;
 
@@ -13,9 +13,9 @@ impl Handler for AcceptInvite {
     /// Only the invited address may accept: the signed-in user's e-mail must
     /// be the one the invitation was sent to. The invitation must be pending
     /// and its sender still a member who may grant its role.
-    async fn handle(ctx: Ctx, p: AcceptInviteParams) -> Result<Membership, HandlerError<AcceptInviteReason>> {
-        ctx.state.throttle.ip(ctx.ip_addr()).map_err(HandlerError::Common)?;
-        let hash = ctx.state.codes.hash("invitation", "", p.token.expose());
+    async fn handle(ctx: UserCtx, p: AcceptInviteParams) -> Result<Membership, HandlerError<AcceptInviteReason>> {
+        ctx.state.auth.throttle.ip(ctx.ip_addr()).map_err(HandlerError::Common)?;
+        let hash = ctx.state.auth.codes.hash("invitation", "", p.token.expose());
         let Some((inv, org)) = store::find_invitation(&ctx.state.db, &hash).await? else {
             return Err(HandlerError::reason(AcceptInviteReason::TokenInvalid));
         };
@@ -28,11 +28,11 @@ impl Handler for AcceptInvite {
         if inv.expires_at <= now() {
             return Err(HandlerError::reason(AcceptInviteReason::TokenExpired));
         }
-        let user = crate::auth::store::signed_in_user(&ctx).await?;
+        let user = crate::auth::store::signed_in_user(&ctx, ctx.caller).await?;
         if user.email_key != inv.email_key {
             let event = Event::new(&ctx.meta, "orgs.acceptInvite")
-                .by_user(&user.id)
-                .org(&inv.org_id)
+                .by_user(user.id)
+                .org(inv.org_id)
                 .failed("INVITATION_MISMATCH")
                 .row();
             crate::audit::store::record(&ctx.state.db, event).await?;
@@ -40,14 +40,14 @@ impl Handler for AcceptInvite {
         }
         let role = OrgRole::parse(&inv.role).ok_or_else(|| anyhow::anyhow!("stored role {:?}", inv.role))?;
         let member = OrgMemberRow {
-            org_id: inv.org_id.clone(),
+            org_id: inv.org_id,
             user_id: user.id.clone(),
             role: inv.role.clone(),
             joined_at: now(),
         };
         let event = Event::new(&ctx.meta, "orgs.acceptInvite")
-            .by_user(&user.id)
-            .org(&inv.org_id)
+            .by_user(user.id)
+            .org(inv.org_id)
             .target(format!("invitation:{}", inv.id))
             .detail(format!("joined as {}", inv.role))
             .row();
@@ -58,8 +58,8 @@ impl Handler for AcceptInvite {
             Accepted::Revoked => Err(HandlerError::reason(AcceptInviteReason::InvitationRevoked)),
             Accepted::InviterMayNot => {
                 let event = Event::new(&ctx.meta, "orgs.acceptInvite")
-                    .by_user(&user.id)
-                    .org(&inv.org_id)
+                    .by_user(user.id)
+                    .org(inv.org_id)
                     .target(format!("invitation:{}", inv.id))
                     .failed("INVITATION_REVOKED")
                     .row();

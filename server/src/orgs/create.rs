@@ -1,21 +1,21 @@
 use trellis_schema::access::OrgRole;
 use trellis_schema::orgs::Org;
 use trellis_schema::orgs::{Create, CreateOrgParams, CreateOrgReason};
-use uuid::Uuid;
 
+use trellis_schema::ids::OrgId;
 use super::store;
 use crate::audit::Event;
 use crate::db::models::{OrgMemberRow, OrgRow, now};
-use crate::rpc::context::Ctx;
+use crate::access::UserCtx;
 use crate::rpc::error::HandlerError;
 use crate::rpc::registry::Handler;
 
 impl Handler for Create {
-    async fn handle(ctx: Ctx, p: CreateOrgParams) -> Result<Org, HandlerError<CreateOrgReason>> {
-        let me = ctx.caller()?.user_id.to_string();
+    async fn handle(ctx: UserCtx, p: CreateOrgParams) -> Result<Org, HandlerError<CreateOrgReason>> {
+        let me = ctx.caller.user_id;
         let t = now();
         let org = OrgRow {
-            id: Uuid::now_v7().to_string(),
+            id: OrgId::new(),
             name: p.name.as_str().to_owned(),
             slug: p.slug.as_str().to_owned(),
             created_at: t,
@@ -27,7 +27,7 @@ impl Handler for Create {
             joined_at: t,
         };
         let event =
-            Event::new(&ctx.meta, "orgs.create").by_user(&me).org(&org.id).target(format!("org:{}", org.id)).row();
+            Event::new(&ctx.meta, "orgs.create").by_user(me).org(org.id).target(format!("org:{}", org.id)).row();
         if !store::create(&ctx.state.db, &org, &owner, &event).await? {
             return Err(HandlerError::Reason {
                 reason: CreateOrgReason::AlreadyExists,

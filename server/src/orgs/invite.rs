@@ -1,13 +1,13 @@
 use chrono::Duration;
 use trellis_schema::orgs::{Invitation, Invite, InviteParams, InviteReason};
-use uuid::Uuid;
 
+use trellis_schema::ids::InvitationId;
 use super::store;
 use crate::audit::Event;
 use crate::auth::{codes, signin};
 use crate::db::models::{InvitationRow, now, utc};
 use crate::mail::Mail;
-use crate::rpc::context::Ctx;
+use crate::access::OrgCtx;
 use crate::rpc::error::HandlerError;
 use crate::rpc::registry::Handler;
 
@@ -16,8 +16,8 @@ pub(super) const INVITATION_DAYS: i64 = 7;
 impl Handler for Invite {
     /// Nobody invites with a role above their own (a key: its holder's);
     /// limited per inviter, organization and recipient address.
-    async fn handle(ctx: Ctx, p: InviteParams) -> Result<Invitation, HandlerError<InviteReason>> {
-        let access = ctx.org()?;
+    async fn handle(ctx: OrgCtx, p: InviteParams) -> Result<Invitation, HandlerError<InviteReason>> {
+        let access = &ctx.org;
         if p.role.rank() > access.role.rank() {
             return Err(HandlerError::Reason {
                 reason: InviteReason::MissingPermission,
@@ -27,9 +27,9 @@ impl Handler for Invite {
                 data: serde_json::Map::new(),
             });
         }
-        let org_id = access.org_id.to_string();
+        let org_id = access.org_id;
         let key = p.email.normalized();
-        if store::is_member_by_email(&ctx.state.db, &org_id, &key).await? {
+        if store::is_member_by_email(&ctx.state.db, org_id, &key).await? {
             return Err(HandlerError::Reason {
                 reason: InviteReason::AlreadyExists,
                 message: Some("that address already belongs to a member".into()),
@@ -40,7 +40,7 @@ impl Handler for Invite {
             .invites
             .take(&ctx.state.config, access.user_id(), access.org_id, &key)
             .map_err(HandlerError::Common)?;
-        let org = store::find(&ctx.state.db, &org_id)
+        let org = store::find(&ctx.state.db, org_id)
             .await?
             .ok_or_else(|| anyhow::anyhow!("a checked organization has no row"))?;
         let inviter = crate::auth::store::find_user(&ctx.state.db, access.user_id()).await?;
@@ -49,12 +49,12 @@ impl Handler for Invite {
         let token = codes::new_link_token();
         let t = now();
         let row = InvitationRow {
-            id: Uuid::now_v7().to_string(),
-            org_id: org_id.clone(),
+            id: InvitationId::new(),
+            org_id: org_id,
             email_key: key,
             role: p.role.as_str().to_owned(),
-            token_hash: ctx.state.codes.hash("invitation", "", &token),
-            invited_by: access.user_id().to_string(),
+            token_hash: ctx.state.auth.codes.hash("invitation", "", &token),
+            invited_by: access.user_id(),
             created_at: t,
             expires_at: t + Duration::days(INVITATION_DAYS),
             accepted_at: None,
@@ -79,6 +79,6 @@ impl Handler for Invite {
             .row();
         store::invite(&ctx.state.db, &row, &mail, &event).await?;
         ctx.state.mail.wake();
-        Ok(Invitation { invitation_id: Uuid::parse_str(&row.id).unwrap_or_default(), expires_at: utc(row.expires_at) })
+        Ok(Invitation { invitation_id: row.id, expires_at: utc(row.expires_at) })
     }
 }

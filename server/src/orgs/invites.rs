@@ -11,28 +11,28 @@ use trellis_schema::values::PageLimit;
 
 use super::store::{self, InviteRevoked};
 use crate::audit::Event;
-use crate::db::models::{parse_id, utc};
-use crate::rpc::context::Ctx;
+use crate::db::models::{utc};
+use crate::access::OrgCtx;
 use crate::rpc::error::HandlerError;
 use crate::rpc::paging::{after_id, page};
 use crate::rpc::registry::Handler;
 
 impl Handler for ListInvites {
-    async fn handle(ctx: Ctx, p: ListInvitesParams) -> Result<Page<PendingInvitation>, HandlerError<NoReason>> {
-        let org = ctx.org()?.org_id.to_string();
+    async fn handle(ctx: OrgCtx, p: ListInvitesParams) -> Result<Page<PendingInvitation>, HandlerError<NoReason>> {
+        let org = ctx.org.org_id;
         let after = after_id(p.cursor.as_ref())?;
         let limit = PageLimit::or_default(p.limit) as usize;
-        let rows = store::pending_invitations(&ctx.state.db, &org, after.as_deref(), limit as i64 + 1).await?;
+        let rows = store::pending_invitations(&ctx.state.db, org, after, limit as i64 + 1).await?;
         let page = page(
             rows,
             limit,
-            |r| &r.id,
+            |r| r.id,
             |r| {
                 OrgRole::parse(&r.role).map(|role| PendingInvitation {
-                    id: parse_id(&r.id),
+                    id: r.id,
                     email: r.email_key.clone(),
                     role,
-                    invited_by: parse_id(&r.invited_by),
+                    invited_by: r.invited_by,
                     created_at: utc(r.created_at),
                     expires_at: utc(r.expires_at),
                 })
@@ -44,11 +44,11 @@ impl Handler for ListInvites {
 
 impl Handler for RevokeInvite {
     /// The token stops working at once; audited.
-    async fn handle(ctx: Ctx, p: RevokeInviteParams) -> Result<Empty, HandlerError<RevokeInviteReason>> {
-        let access = ctx.org()?;
-        let id = p.invitation_id.to_string();
+    async fn handle(ctx: OrgCtx, p: RevokeInviteParams) -> Result<Empty, HandlerError<RevokeInviteReason>> {
+        let access = &ctx.org;
+        let id = p.invitation_id;
         let event = Event::new(&ctx.meta, "orgs.revokeInvite").in_org(access).target(format!("invitation:{id}")).row();
-        match store::revoke_invitation(&ctx.state.db, &access.org_id.to_string(), &id, &event).await? {
+        match store::revoke_invitation(&ctx.state.db, access.org_id, id, &event).await? {
             InviteRevoked::Done | InviteRevoked::Already => Ok(Empty {}),
             InviteRevoked::NotFound => Err(HandlerError::reason(RevokeInviteReason::NotFound)),
             InviteRevoked::Accepted => Err(HandlerError::Reason {

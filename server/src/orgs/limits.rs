@@ -6,9 +6,9 @@
 use std::time::Duration;
 
 use trellis_schema::{ApiError, Reason};
-use uuid::Uuid;
+use trellis_schema::ids::{OrgId, UserId};
 
-use crate::api_keys::limiter::{KeyLimiter, Limited};
+use crate::access::limiter::{KeyLimiter, Limited};
 use crate::config::Config;
 
 const HOUR: Duration = Duration::from_secs(3600);
@@ -16,8 +16,8 @@ const DAY: Duration = Duration::from_secs(86_400);
 
 #[derive(Default)]
 pub(crate) struct InviteLimits {
-    per_inviter: KeyLimiter<Uuid>,
-    per_org: KeyLimiter<Uuid>,
+    per_inviter: KeyLimiter<UserId>,
+    per_org: KeyLimiter<OrgId>,
     per_recipient: KeyLimiter<String>,
 }
 
@@ -31,7 +31,7 @@ fn limited(l: &Limited, n: u32, per: &str) -> ApiError {
 impl InviteLimits {
     /// Takes one invitation from each allowance, or none when one of them is
     /// spent (a refused invitation costs nothing).
-    pub(crate) fn take(&self, config: &Config, inviter: Uuid, org: Uuid, recipient: &str) -> Result<(), ApiError> {
+    pub(crate) fn take(&self, config: &Config, inviter: UserId, org: OrgId, recipient: &str) -> Result<(), ApiError> {
         let recipient = recipient.to_owned();
         let (i, o, r) = (config.invite_rate_per_inviter, config.invite_rate_per_org, config.invite_rate_per_recipient);
         let peek = || -> Result<(), ApiError> {

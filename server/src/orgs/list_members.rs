@@ -6,21 +6,21 @@ use trellis_schema::values::PageLimit;
 
 use super::store;
 use crate::db::models::utc;
-use crate::rpc::context::Ctx;
+use crate::access::OrgCtx;
 use crate::rpc::error::HandlerError;
 use crate::rpc::paging::{after_id, page};
 use crate::rpc::registry::Handler;
 
 impl Handler for ListMembers {
-    async fn handle(ctx: Ctx, p: ListMembersParams) -> Result<Page<Member>, HandlerError<NoReason>> {
-        let org = ctx.org()?.org_id.to_string();
+    async fn handle(ctx: OrgCtx, p: ListMembersParams) -> Result<Page<Member>, HandlerError<NoReason>> {
+        let org = ctx.org.org_id;
         let after = after_id(p.cursor.as_ref())?;
         let limit = PageLimit::or_default(p.limit) as usize;
-        let rows = store::members(&ctx.state.db, &org, after.as_deref(), limit as i64 + 1).await?;
+        let rows = store::members(&ctx.state.db, org, after, limit as i64 + 1).await?;
         let page = page(
             rows,
             limit,
-            |(u, _, _)| &u.id,
+            |(u, _, _)| u.id,
             |(u, role, joined)| {
                 OrgRole::parse(&role).map(|role| Member { user: u.to_api(), role, joined_at: utc(joined) })
             },

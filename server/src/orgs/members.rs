@@ -8,11 +8,11 @@ use trellis_schema::Empty;
 use trellis_schema::orgs::{
     MemberChangeReason, RemoveMember, RemoveMemberParams, UpdateMemberRole, UpdateMemberRoleParams,
 };
-use uuid::Uuid;
 
+use trellis_schema::ids::UserId;
 use super::store::{self, MemberChange};
 use crate::audit::Event;
-use crate::rpc::context::Ctx;
+use crate::access::OrgCtx;
 use crate::rpc::error::HandlerError;
 use crate::rpc::registry::Handler;
 
@@ -20,17 +20,17 @@ fn refuse(reason: MemberChangeReason, message: String) -> HandlerError<MemberCha
     HandlerError::Reason { reason, message: Some(message.into()), data: serde_json::Map::new() }
 }
 
-async fn change(ctx: &Ctx, user_id: Uuid, role: Option<OrgRole>) -> Result<Empty, HandlerError<MemberChangeReason>> {
-    let access = ctx.org()?;
-    let org = access.org_id.to_string();
-    let target = user_id.to_string();
+async fn change(ctx: &OrgCtx, user_id: UserId, role: Option<OrgRole>) -> Result<Empty, HandlerError<MemberChangeReason>> {
+    let access = &ctx.org;
+    let org = access.org_id;
+    let target = user_id;
     let action = if role.is_some() { "orgs.updateMemberRole" } else { "orgs.removeMember" };
     let event = Event::new(&ctx.meta, action).in_org(access).target(format!("user:{target}")).row();
-    let actor = access.user_id().to_string();
-    match store::change_member(&ctx.state.db, &org, &actor, &target, role, &event).await? {
+    let actor = access.user_id();
+    match store::change_member(&ctx.state.db, org, actor, target, role, &event).await? {
         MemberChange::Done => {
             // Keys held by this member may now do less (or nothing).
-            ctx.state.keys.clear();
+            ctx.state.keys.cache.clear();
             Ok(Empty {})
         }
         MemberChange::NotFound => Err(HandlerError::reason(MemberChangeReason::NotFound)),
@@ -42,13 +42,13 @@ async fn change(ctx: &Ctx, user_id: Uuid, role: Option<OrgRole>) -> Result<Empty
 }
 
 impl Handler for UpdateMemberRole {
-    async fn handle(ctx: Ctx, p: UpdateMemberRoleParams) -> Result<Empty, HandlerError<MemberChangeReason>> {
+    async fn handle(ctx: OrgCtx, p: UpdateMemberRoleParams) -> Result<Empty, HandlerError<MemberChangeReason>> {
         change(&ctx, p.user_id, Some(p.role)).await
     }
 }
 
 impl Handler for RemoveMember {
-    async fn handle(ctx: Ctx, p: RemoveMemberParams) -> Result<Empty, HandlerError<MemberChangeReason>> {
+    async fn handle(ctx: OrgCtx, p: RemoveMemberParams) -> Result<Empty, HandlerError<MemberChangeReason>> {
         change(&ctx, p.user_id, None).await
     }
 }

@@ -5,23 +5,10 @@ use diesel::prelude::*;
 use diesel_async::{AsyncConnection, RunQueryDsl};
 use trellis_schema::access::{OrgRole, Permission};
 
+use trellis_schema::ids::{ActorId, AuditEventId, InvitationId, OrgId, UserId};
 use crate::db::models::{AuditEventRow, InvitationRow, OrgMemberRow, OrgRow, OutboxRow, UserRow, now};
 use crate::db::schema::{audit_events, invitations, org_members, orgs, outbox, users};
 use crate::db::{Db, DbError, db_read, db_run};
-
-/// The user's role in the organization; `None` when not a member (or no
-/// such organization).
-pub(crate) async fn role_of(db: &Db, org_id: &str, user_id: &str) -> Result<Option<OrgRole>, DbError> {
-    let role: Option<String> = db_read!(db, |conn| org_members::table
-        .filter(org_members::org_id.eq(org_id))
-        .filter(org_members::user_id.eq(user_id))
-        .select(org_members::role)
-        .first(conn)
-        .await
-        .optional()
-        .map_err(DbError::from)?);
-    Ok(role.as_deref().and_then(OrgRole::parse))
-}
 
 /// Creates an organization with its owner; `false` when the slug is taken.
 pub(crate) async fn create(
@@ -45,7 +32,7 @@ pub(crate) async fn create(
     }
 }
 
-pub(crate) async fn find(db: &Db, org_id: &str) -> Result<Option<OrgRow>, DbError> {
+pub(crate) async fn find(db: &Db, org_id: OrgId) -> Result<Option<OrgRow>, DbError> {
     db_read!(db, |conn| orgs::table
         .find(org_id)
         .select(OrgRow::as_select())
@@ -57,7 +44,7 @@ pub(crate) async fn find(db: &Db, org_id: &str) -> Result<Option<OrgRow>, DbErro
 
 pub(crate) async fn rename(
     db: &Db,
-    org_id: &str,
+    org_id: OrgId,
     name: &str,
     event: &AuditEventRow,
 ) -> Result<Option<OrgRow>, DbError> {
@@ -73,8 +60,8 @@ pub(crate) async fn rename(
 /// Members after the user id `after`, by user id.
 pub(crate) async fn members(
     db: &Db,
-    org_id: &str,
-    after: Option<&str>,
+    org_id: OrgId,
+    after: Option<UserId>,
     limit: i64,
 ) -> Result<Vec<(UserRow, String, NaiveDateTime)>, DbError> {
     db_read!(db, |conn| {
@@ -86,14 +73,14 @@ pub(crate) async fn members(
             .select((UserRow::as_select(), org_members::role, org_members::joined_at))
             .into_boxed();
         if let Some(a) = after {
-            q = q.filter(org_members::user_id.gt(a.to_owned()));
+            q = q.filter(org_members::user_id.gt(a));
         }
         q.load(conn).await.map_err(DbError::from)
     })
 }
 
 /// Whether the address already belongs to a member.
-pub(crate) async fn is_member_by_email(db: &Db, org_id: &str, email_key: &str) -> Result<bool, DbError> {
+pub(crate) async fn is_member_by_email(db: &Db, org_id: OrgId, email_key: &str) -> Result<bool, DbError> {
     let n: i64 = db_read!(db, |conn| org_members::table
         .inner_join(users::table)
         .filter(org_members::org_id.eq(org_id))
@@ -168,7 +155,7 @@ pub(crate) async fn accept(
     event: &AuditEventRow,
 ) -> Result<Accepted, DbError> {
     let t = now();
-    let (id, org_id, inviter) = (invitation.id.as_str(), invitation.org_id.as_str(), invitation.invited_by.as_str());
+    let (id, org_id, inviter) = (invitation.id, invitation.org_id, invitation.invited_by);
     let r: Result<Accepted, DbError> = db_run!(db, |conn| conn
         .transaction(async |conn| {
             diesel::update(orgs::table.find(org_id)).set(orgs::slug.eq(orgs::slug)).execute(conn).await?;
@@ -220,8 +207,8 @@ pub(crate) async fn accept(
 /// The organization's pending invitations after the id `after`, oldest first.
 pub(crate) async fn pending_invitations(
     db: &Db,
-    org_id: &str,
-    after: Option<&str>,
+    org_id: OrgId,
+    after: Option<InvitationId>,
     limit: i64,
 ) -> Result<Vec<InvitationRow>, DbError> {
     let t = now();
@@ -236,7 +223,7 @@ pub(crate) async fn pending_invitations(
             .select(InvitationRow::as_select())
             .into_boxed();
         if let Some(a) = after {
-            q = q.filter(invitations::id.gt(a.to_owned()));
+            q = q.filter(invitations::id.gt(a));
         }
         q.load(conn).await.map_err(DbError::from)
     })
@@ -255,8 +242,8 @@ pub(crate) enum InviteRevoked {
 /// revoked (a conditional update), with its event.
 pub(crate) async fn revoke_invitation(
     db: &Db,
-    org_id: &str,
-    invitation_id: &str,
+    org_id: OrgId,
+    invitation_id: InvitationId,
     event: &AuditEventRow,
 ) -> Result<InviteRevoked, DbError> {
     let t = now();
@@ -319,9 +306,9 @@ macro_rules! role_in_org {
 /// remove "the other" owner. The event's detail records the change.
 pub(crate) async fn change_member(
     db: &Db,
-    org_id: &str,
-    actor: &str,
-    user_id: &str,
+    org_id: OrgId,
+    actor: UserId,
+    user_id: UserId,
     role: Option<OrgRole>,
     event: &AuditEventRow,
 ) -> Result<MemberChange, DbError> {
@@ -375,15 +362,15 @@ pub(crate) async fn change_member(
 
 /// Events of the organization, newest first, filtered.
 pub(crate) struct AuditFilter<'a> {
-    pub actor_id: Option<String>,
+    pub actor_id: Option<ActorId>,
     pub action: Option<&'a str>,
     pub from: Option<NaiveDateTime>,
     pub to: Option<NaiveDateTime>,
-    pub before: Option<String>,
+    pub before: Option<AuditEventId>,
     pub limit: i64,
 }
 
-pub(crate) async fn audit(db: &Db, org_id: &str, f: AuditFilter<'_>) -> Result<Vec<AuditEventRow>, DbError> {
+pub(crate) async fn audit(db: &Db, org_id: OrgId, f: AuditFilter<'_>) -> Result<Vec<AuditEventRow>, DbError> {
     db_read!(db, |conn| {
         let mut q = audit_events::table
             .filter(audit_events::org_id.eq(org_id))
@@ -392,7 +379,7 @@ pub(crate) async fn audit(db: &Db, org_id: &str, f: AuditFilter<'_>) -> Result<V
             .select(AuditEventRow::as_select())
             .into_boxed();
         if let Some(a) = &f.actor_id {
-            q = q.filter(audit_events::actor_id.eq(a.clone()));
+            q = q.filter(audit_events::actor_id.eq(*a));
         }
         if let Some(a) = f.action {
             q = q.filter(audit_events::action.eq(a.to_owned()));
@@ -404,7 +391,7 @@ pub(crate) async fn audit(db: &Db, org_id: &str, f: AuditFilter<'_>) -> Result<V
             q = q.filter(audit_events::at.lt(t));
         }
         if let Some(b) = &f.before {
-            q = q.filter(audit_events::id.lt(b.clone()));
+            q = q.filter(audit_events::id.lt(*b));
         }
         q.load(conn).await.map_err(DbError::from)
     })

@@ -4,7 +4,7 @@ use trellis_schema::error::NoReason;
 use trellis_schema::Empty;
 use trellis_schema::rpc::{Discover, OpenRpcDocument};
 
-use super::context::Ctx;
+use crate::access::PublicCtx;
 use super::error::HandlerError;
 use super::registry::Handler;
 
@@ -15,7 +15,7 @@ pub(crate) fn document() -> serde_json::Value {
 }
 
 impl Handler for Discover {
-    async fn handle(ctx: Ctx, _: Empty) -> Result<OpenRpcDocument, HandlerError<NoReason>> {
+    async fn handle(ctx: PublicCtx, _: Empty) -> Result<OpenRpcDocument, HandlerError<NoReason>> {
         Ok(OpenRpcDocument(ctx.state.openrpc.clone()))
     }
 }

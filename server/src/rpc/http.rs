@@ -24,7 +24,7 @@ use tracing::Instrument;
 use trellis_schema::{ApiError, Reason};
 use uuid::Uuid;
 
-use super::context::{Credential, Principal, RequestMeta};
+use crate::access::{Credential, Principal, RequestMeta};
 use super::framing::{self, Body, Entry};
 use super::registry::Registry;
 use super::ws::WsEndpoint;
@@ -426,8 +426,8 @@ pub(crate) fn resolve_credentials(
     match (bearer, api_key) {
         (Some(key), _) if key.starts_with("trl_") => api_key_credential(state, key),
         (Some(jwt), _) => {
-            let (user_id, session_id) = state.tokens.verify(jwt).map_err(ApiError::new)?;
-            if state.revoked.is_revoked(&session_id) {
+            let (user_id, session_id) = state.auth.tokens.verify(jwt).map_err(ApiError::new)?;
+            if state.auth.revoked.is_revoked(&session_id) {
                 return Err(ApiError::new(Reason::TokenInvalid).message("the session of this token has ended"));
             }
             Ok(Some(Credential::User(Principal { user_id, session_id })))
@@ -444,7 +444,7 @@ fn api_key_credential(state: &AppState, key: &str) -> Result<Option<Credential>,
             ApiError::new(Reason::ApiKeyInvalid).message("the API key is malformed (its checksum does not match)")
         );
     }
-    Ok(Some(Credential::ApiKey(state.codes.hash("api key", "", key).into())))
+    Ok(Some(Credential::ApiKey(state.auth.codes.hash("api key", "", key).into())))
 }
 
 /// The percent-decoded value of `name` in a URL query.

@@ -1,7 +1,5 @@
 //! The transport: everything JSON-RPC, so that handlers know nothing of it.
 
-pub(crate) mod access;
-pub(crate) mod context;
 pub(crate) mod discover;
 pub(crate) mod error;
 pub(crate) mod framing;

@@ -12,17 +12,18 @@ use serde_json::value::RawValue;
 use trellis_schema::error::FieldError;
 use trellis_schema::{ApiError, Procedure, Reason};
 
-use super::access::authorize;
-use super::context::{Ctx, RequestMeta};
 use super::error::HandlerError;
-use crate::api_keys::usage::Outcome;
+use crate::access::usage::Outcome;
+use crate::access::{Grant, InOrg, RequestMeta};
 use crate::state::AppState;
 
 /// The server side of a procedure. A procedure of the schema's list without
-/// an implementation fails to compile (see [`Registry::build`]).
-pub(crate) trait Handler: Procedure {
+/// an implementation fails to compile (see [`Registry::build`]). Its context
+/// is the one its access rule proves (`PublicCtx`, `UserCtx`, `OrgCtx`,
+/// `AdminCtx`).
+pub(crate) trait Handler: Procedure<Rule: Grant, InOrg: InOrg> {
     fn handle(
-        ctx: Ctx,
+        ctx: <Self::Rule as Grant>::Ctx,
         params: Self::Params,
     ) -> impl Future<Output = Result<Self::Output, HandlerError<Self::Reason>>> + Send;
 }
@@ -57,24 +58,30 @@ impl Registry {
             // error is reported only after the access checks: a caller without
             // access learns nothing about the params.
             let params = decode_params::<P::Params>(params);
-            let org = params.as_ref().ok().and_then(P::org_of);
             Box::pin(async move {
-                let auth = authorize(&state, &meta, P::ACCESS, org, P::METHOD).await?;
-                let key = auth.key.as_ref().map(|k| k.id);
-                let usage = state.clone();
-                let result = async {
-                    let params = params?;
-                    let ctx = Ctx { state, meta, principal: auth.principal, org: auth.org };
-                    let output = P::handle(ctx, params).await.map_err(HandlerError::into_api)?;
-                    serde_json::value::to_raw_value(&output).map_err(|e| {
-                        tracing::error!(error = %e, method = P::METHOD, "result did not serialize");
-                        ApiError::new(Reason::Internal)
-                    })
-                }
-                .await;
+                let usage = state.keys.usage.clone();
+                let (key, result) = match params {
+                    Ok(params) => {
+                        let org = P::org_of(&params);
+                        let granted = <P::Rule as Grant>::grant(state, meta, P::ACCESS, org, P::METHOD).await?;
+                        let result = match P::handle(granted.ctx, params).await {
+                            Ok(output) => serde_json::value::to_raw_value(&output).map_err(|e| {
+                                tracing::error!(error = %e, method = P::METHOD, "result did not serialize");
+                                ApiError::new(Reason::Internal)
+                            }),
+                            Err(e) => Err(e.into_api()),
+                        };
+                        (granted.key, result)
+                    }
+                    Err(e) => {
+                        let key =
+                            <P::Rule as Grant>::check_before_params_error(state, meta, P::ACCESS, P::METHOD).await?;
+                        (key, Err(e))
+                    }
+                };
                 if let Some(key) = key {
                     let outcome = if result.is_ok() { Outcome::Ok } else { Outcome::Error };
-                    usage.usage.record(key, P::METHOD, outcome);
+                    usage.record(key, P::METHOD, outcome);
                 }
                 result
             })

@@ -32,9 +32,8 @@ use tokio::io::AsyncWriteExt;
 use tokio::sync::{Semaphore, mpsc, watch};
 use tokio::task::JoinSet;
 use trellis_schema::{ApiError, Reason};
-use uuid::Uuid;
 
-use super::context::{Credential, RequestMeta};
+use crate::access::{Credential, RequestMeta};
 use super::framing::{self, Entry};
 use super::http::{HttpBody, full, json_response, resolve_credentials};
 use super::registry::{Registry, decode_params};
@@ -131,7 +130,7 @@ struct Auth {
     /// The access token, checked again before each message.
     token: Option<Arc<str>>,
     /// The user the socket belongs to: a fresh token must be theirs.
-    user: Option<Uuid>,
+    user: Option<trellis_schema::ids::UserId>,
 }
 
 impl Auth {
@@ -150,8 +149,8 @@ impl Auth {
     /// The session to watch and when the token stops being accepted.
     fn limits(&self, state: &AppState) -> (Option<watch::Receiver<bool>>, Option<tokio::time::Instant>) {
         let Some(token) = &self.token else { return (None, None) };
-        match state.tokens.verify_until(token) {
-            Ok((_, sid, exp)) => (Some(state.revoked.watch(sid)), Some(instant_after(exp + LEEWAY_SECS))),
+        match state.auth.tokens.verify_until(token) {
+            Ok((_, sid, exp)) => (Some(state.auth.revoked.watch(sid)), Some(instant_after(exp + LEEWAY_SECS))),
             // Already refused: each call says why; nothing to watch.
             Err(_) => (None, None),
         }
@@ -318,7 +317,7 @@ impl Shared {
             return Err(ApiError::new(Reason::InvalidRequest)
                 .message("this connection uses an API key; rpc.authenticate replaces an access token"));
         }
-        let (user, _, exp) = self.state.tokens.verify_until(&params.access_token).map_err(ApiError::new)?;
+        let (user, _, exp) = self.state.auth.tokens.verify_until(&params.access_token).map_err(ApiError::new)?;
         let principal = resolve_credentials(&self.state, Some(&params.access_token), None)?;
         if auth.user.is_some_and(|u| u != user) {
             return Err(

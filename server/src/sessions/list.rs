@@ -3,19 +3,19 @@ use trellis_schema::Empty;
 use trellis_schema::sessions::{List, SessionInfo, SessionList};
 
 use crate::auth::store;
-use crate::db::models::{parse_id, utc};
-use crate::rpc::context::Ctx;
+use crate::db::models::{utc};
+use crate::access::UserCtx;
 use crate::rpc::error::HandlerError;
 use crate::rpc::registry::Handler;
 
 impl Handler for List {
-    async fn handle(ctx: Ctx, _: Empty) -> Result<SessionList, HandlerError<NoReason>> {
-        let me = ctx.caller()?;
+    async fn handle(ctx: UserCtx, _: Empty) -> Result<SessionList, HandlerError<NoReason>> {
+        let me = ctx.caller;
         let rows = store::live_sessions(&ctx.state.db, me.user_id).await?;
         let items = rows
             .into_iter()
             .map(|s| {
-                let id = parse_id(&s.id);
+                let id = s.id;
                 SessionInfo {
                     id,
                     created_at: utc(s.created_at),

@@ -9,11 +9,10 @@ use std::hash::Hash;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use uuid::Uuid;
 
 const MINUTE: Duration = Duration::from_secs(60);
 
-pub(crate) struct KeyLimiter<K = Uuid> {
+pub(crate) struct KeyLimiter<K = trellis_schema::ids::ApiKeyId> {
     /// Per key: the theoretical arrival time of the next call.
     tat: Mutex<HashMap<K, Instant>>,
 }
@@ -101,13 +100,13 @@ mod tests {
     #[test]
     fn a_minute_allowance_is_spent_then_refused() {
         let l = KeyLimiter::default();
-        let k = Uuid::now_v7();
+        let k = trellis_schema::ids::ApiKeyId::new();
         for _ in 0..60 {
             assert!(l.check(k, 60).is_ok());
         }
         let refused = l.check(k, 60).expect_err("61st refused");
         assert!(refused.retry_after <= Duration::from_secs(1) && refused.retry_after > Duration::ZERO);
-        assert!(l.check(Uuid::now_v7(), 60).is_ok(), "another key has its own allowance");
+        assert!(l.check(trellis_schema::ids::ApiKeyId::new(), 60).is_ok(), "another key has its own allowance");
         assert_eq!(l.remaining(k, 60), 0);
     }
 

@@ -11,7 +11,7 @@ use chrono::{NaiveDateTime, Timelike};
 use diesel::prelude::*;
 use diesel::upsert::excluded;
 use diesel_async::{AsyncConnection, RunQueryDsl};
-use uuid::Uuid;
+use trellis_schema::ids::ApiKeyId;
 
 use crate::db::models::now;
 use crate::db::schema::{api_key_usage, api_keys};
@@ -48,8 +48,8 @@ pub(crate) struct UsageRecorder {
 
 #[derive(Default)]
 struct Pending {
-    counts: HashMap<(Uuid, NaiveDateTime, &'static str), Counts>,
-    last_used: HashMap<Uuid, NaiveDateTime>,
+    counts: HashMap<(ApiKeyId, NaiveDateTime, &'static str), Counts>,
+    last_used: HashMap<ApiKeyId, NaiveDateTime>,
 }
 
 fn minute_of(t: NaiveDateTime) -> NaiveDateTime {
@@ -57,7 +57,7 @@ fn minute_of(t: NaiveDateTime) -> NaiveDateTime {
 }
 
 impl UsageRecorder {
-    pub(crate) fn record(&self, key: Uuid, method: &'static str, outcome: Outcome) {
+    pub(crate) fn record(&self, key: ApiKeyId, method: &'static str, outcome: Outcome) {
         let t = now();
         let mut p = self.pending.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         let c = p.counts.entry((key, minute_of(t), method)).or_default();
