@@ -19,7 +19,12 @@ export type Actor = { kind: ActorKind,
  * The user's or key's id; absent for the system and for an anonymous
  * caller (a failed sign-in names no one).
  */
-id: string | null, };
+id: ActorId | null, };
+
+/**
+ * Who acted, in the audit trail: a user's or an API key's id.
+ */
+export type ActorId = UserId | ApiKeyId;
 
 /**
  * Who acted.
@@ -279,7 +284,7 @@ export type ListAuditParams = { orgId: OrgId,
 /**
  * Only what this user or key did.
  */
-actorId?: string,
+actorId?: ActorId,
 /**
  * Only this action (e.g. `apiKeys.revoke`).
  */
