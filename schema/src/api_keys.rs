@@ -7,11 +7,11 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use ts_rs::TS;
 
-use crate::ids::{ApiKeyId, OrgId, UserId};
 use crate::access::{CallerKeyOr, Permission};
 use crate::error::{NoReason, Reason};
-use crate::list::Page;
-use crate::values::{Cursor, DisplayName, PageLimit, Password, Token};
+use crate::ids::{ApiKeyId, OrgId, UserId};
+use crate::list::{Page, list_params};
+use crate::values::{DisplayName, Password, Token};
 use crate::{procedure, reasons};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS, JsonSchema)]
@@ -88,19 +88,13 @@ procedure! {
     }
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, TS, JsonSchema)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct ListApiKeysParams {
-    pub org_id: OrgId,
-    #[serde(default)]
-    #[ts(optional)]
-    pub include_revoked: Option<bool>,
-    #[serde(default)]
-    #[ts(optional)]
-    pub cursor: Option<Cursor>,
-    #[serde(default)]
-    #[ts(optional)]
-    pub limit: Option<PageLimit>,
+list_params! {
+    pub struct ListApiKeysParams {
+        pub org_id: OrgId,
+        #[serde(default)]
+        #[ts(optional)]
+        pub include_revoked: Option<bool>,
+    }
 }
 
 procedure! {

@@ -5,13 +5,13 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use ts_rs::TS;
 
-use crate::ids::{InvitationId, OrgId, UserId};
+use crate::Empty;
 use crate::access::{OrgRole, Permission};
 use crate::auth::User;
 use crate::error::NoReason;
-use crate::Empty;
-use crate::list::Page;
-use crate::values::{Cursor, DisplayName, Email, PageLimit, Slug, Token};
+use crate::ids::{InvitationId, OrgId, UserId};
+use crate::list::{Page, list_params};
+use crate::values::{DisplayName, Email, Slug, Token};
 use crate::{procedure, reasons};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS, JsonSchema)]
@@ -115,16 +115,10 @@ procedure! {
     }
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, TS, JsonSchema)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct ListMembersParams {
-    pub org_id: OrgId,
-    #[serde(default)]
-    #[ts(optional)]
-    pub cursor: Option<Cursor>,
-    #[serde(default)]
-    #[ts(optional)]
-    pub limit: Option<PageLimit>,
+list_params! {
+    pub struct ListMembersParams {
+        pub org_id: OrgId,
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS, JsonSchema)]
@@ -254,16 +248,10 @@ procedure! {
     }
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, TS, JsonSchema)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct ListInvitesParams {
-    pub org_id: OrgId,
-    #[serde(default)]
-    #[ts(optional)]
-    pub cursor: Option<Cursor>,
-    #[serde(default)]
-    #[ts(optional)]
-    pub limit: Option<PageLimit>,
+list_params! {
+    pub struct ListInvitesParams {
+        pub org_id: OrgId,
+    }
 }
 
 /// An invitation not yet accepted, revoked or expired.
