@@ -8,7 +8,7 @@ use ts_rs::TS;
 use crate::Empty;
 use crate::auth::User;
 use crate::ids::UserId;
-use crate::list::{Page, list_params};
+use crate::list::{Page, example_limit, list_params};
 use crate::values::SearchQuery;
 use crate::{procedure, reasons};
 
@@ -42,6 +42,11 @@ procedure! {
         params: ListUsersParams,
         output: Page<AdminUser>,
         reasons: crate::error::NoReason,
+        example: ListUsersParams {
+            query: Some(SearchQuery::try_from("ann".to_owned()).expect("a query")),
+            cursor: None,
+            limit: example_limit(),
+        },
     }
 }
 
@@ -66,6 +71,7 @@ procedure! {
         params: SetUserDisabledParams,
         output: User,
         reasons: SetUserDisabledReason,
+        example: SetUserDisabledParams { user_id: UserId::EXAMPLE, disabled: true },
     }
 }
 
@@ -89,5 +95,6 @@ procedure! {
         params: UnlockUserParams,
         output: Empty,
         reasons: UnlockUserReason,
+        example: UnlockUserParams { user_id: UserId::EXAMPLE },
     }
 }

@@ -9,7 +9,7 @@ use uuid::Uuid;
 use crate::access::Permission;
 use crate::error::NoReason;
 use crate::ids::{AuditEventId, OrgId};
-use crate::list::{Page, list_params};
+use crate::list::{Page, example_limit, list_params};
 use crate::procedure;
 use crate::values::SearchQuery;
 
@@ -88,5 +88,14 @@ procedure! {
         output: Page<AuditEvent>,
         org: OrgId = |p| p.org_id,
         reasons: NoReason,
+        example: ListAuditParams {
+            org_id: OrgId::EXAMPLE,
+            actor_id: None,
+            action: Some(SearchQuery::try_from("apiKeys.revoke".to_owned()).expect("an action")),
+            from: None,
+            to: None,
+            cursor: None,
+            limit: example_limit(),
+        },
     }
 }

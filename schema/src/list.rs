@@ -4,6 +4,8 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use ts_rs::TS;
 
+use crate::values::PageLimit;
+
 /// One page of a list. `nextCursor` is absent on the last page; pass it as
 /// `cursor` to get the next one.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS, JsonSchema)]
@@ -13,6 +15,12 @@ pub struct Page<T> {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[ts(optional)]
     pub next_cursor: Option<String>,
+}
+
+/// The page size the examples of the reference ask for. (A `PageLimit` is
+/// made only by parsing, as from a call's params.)
+pub(crate) fn example_limit() -> Option<PageLimit> {
+    Some(serde_json::from_value(serde_json::json!(20)).expect("20 is a page limit"))
 }
 
 /// Declares the params of a list that pages: the struct with its own fields,

@@ -197,6 +197,67 @@ mod tests {
         assert_eq!(method(&doc, "health.check")["params"], json!([]));
     }
 
+    /// Every UUID in `v`.
+    fn uuids(v: &Value, out: &mut Vec<uuid::Uuid>) {
+        match v {
+            Value::String(s) => out.extend(s.parse::<uuid::Uuid>().ok()),
+            Value::Array(a) => a.iter().for_each(|v| uuids(v, out)),
+            Value::Object(o) => o.values().for_each(|v| uuids(v, out)),
+            _ => {}
+        }
+    }
+
+    #[test]
+    fn every_procedure_with_params_has_an_example_that_parses() {
+        use std::any::TypeId;
+
+        use crate::ids::{ApiKeyId, AuditEventId, InvitationId, OrgId, SessionId, UserId};
+        use crate::{Access, Empty};
+
+        struct Check(Vec<String>);
+        impl ProcedureVisitor for Check {
+            fn visit<P: Procedure>(&mut self) {
+                // A value in an example that does not parse panics here.
+                let Some(example) = P::example() else {
+                    if matches!(P::ACCESS, Access::Org(_)) {
+                        self.0
+                            .push(format!("{}: organization-scoped, so the tenancy walk needs an example", P::METHOD));
+                    } else if TypeId::of::<P::Params>() != TypeId::of::<Empty>() {
+                        self.0.push(format!("{}: takes params but has no example", P::METHOD));
+                    }
+                    return;
+                };
+                let json = serde_json::to_value(&example).expect("example params serialize");
+                match serde_json::from_value::<P::Params>(json.clone()) {
+                    Ok(back) => {
+                        let again = serde_json::to_value(&back).expect("params serialize");
+                        if again != json {
+                            self.0.push(format!("{}: {json} parses back as {again}", P::METHOD));
+                        }
+                    }
+                    Err(e) => self.0.push(format!("{}: {json} does not parse: {e}", P::METHOD)),
+                }
+                // Tests swap the EXAMPLE ids for real ones: no other id may hide in an example.
+                let examples = [
+                    UserId::EXAMPLE.uuid(),
+                    OrgId::EXAMPLE.uuid(),
+                    SessionId::EXAMPLE.uuid(),
+                    ApiKeyId::EXAMPLE.uuid(),
+                    InvitationId::EXAMPLE.uuid(),
+                    AuditEventId::EXAMPLE.uuid(),
+                ];
+                let mut found = Vec::new();
+                uuids(&json, &mut found);
+                for id in found.iter().filter(|id| !examples.contains(id)) {
+                    self.0.push(format!("{}: {id} is not the EXAMPLE of an id type", P::METHOD));
+                }
+            }
+        }
+        let mut check = Check(Vec::new());
+        for_each_procedure(&mut check);
+        assert!(check.0.is_empty(), "{:#?}", check.0);
+    }
+
     #[test]
     fn refs_point_into_components_and_resolve() {
         let doc = document();

@@ -10,7 +10,7 @@ use crate::access::{OrgRole, Permission};
 use crate::auth::User;
 use crate::error::NoReason;
 use crate::ids::{InvitationId, OrgId, UserId};
-use crate::list::{Page, list_params};
+use crate::list::{Page, example_limit, list_params};
 use crate::values::{DisplayName, Email, Slug, Token};
 use crate::{procedure, reasons};
 
@@ -52,6 +52,10 @@ procedure! {
         params: CreateOrgParams,
         output: Org,
         reasons: CreateOrgReason,
+        example: CreateOrgParams {
+            name: DisplayName::parse("Acme Research").expect("a name"),
+            slug: Slug::try_from("acme-research".to_owned()).expect("a slug"),
+        },
     }
 }
 
@@ -90,6 +94,7 @@ procedure! {
         output: Org,
         org: OrgId = |p| p.org_id,
         reasons: NoReason,
+        example: OrgParams { org_id: OrgId::EXAMPLE },
     }
 }
 
@@ -112,6 +117,10 @@ procedure! {
         output: Org,
         org: OrgId = |p| p.org_id,
         reasons: NoReason,
+        example: UpdateOrgParams {
+            org_id: OrgId::EXAMPLE,
+            name: Some(DisplayName::parse("Acme Research Labs").expect("a name")),
+        },
     }
 }
 
@@ -139,6 +148,7 @@ procedure! {
         output: Page<Member>,
         org: OrgId = |p| p.org_id,
         reasons: NoReason,
+        example: ListMembersParams { org_id: OrgId::EXAMPLE, cursor: None, limit: example_limit() },
     }
 }
 
@@ -172,6 +182,11 @@ procedure! {
         output: Invitation,
         org: OrgId = |p| p.org_id,
         reasons: InviteReason,
+        example: InviteParams {
+            org_id: OrgId::EXAMPLE,
+            email: Email::parse("new@example.com").expect("an address"),
+            role: OrgRole::Viewer,
+        },
     }
 }
 
@@ -199,6 +214,9 @@ procedure! {
         params: AcceptInviteParams,
         output: Membership,
         reasons: AcceptInviteReason,
+        example: AcceptInviteParams {
+            token: Token::try_from("FRnlKhKzoPbkZs1ZJ9Ve6cnTtV9wsPBLjLIn8qI_eSQ".to_owned()).expect("a token"),
+        },
     }
 }
 
@@ -225,6 +243,7 @@ procedure! {
         output: Empty,
         org: OrgId = |p| p.org_id,
         reasons: MemberChangeReason,
+        example: UpdateMemberRoleParams { org_id: OrgId::EXAMPLE, user_id: UserId::EXAMPLE, role: OrgRole::Admin },
     }
 }
 
@@ -245,6 +264,7 @@ procedure! {
         output: Empty,
         org: OrgId = |p| p.org_id,
         reasons: MemberChangeReason,
+        example: RemoveMemberParams { org_id: OrgId::EXAMPLE, user_id: UserId::EXAMPLE },
     }
 }
 
@@ -278,6 +298,7 @@ procedure! {
         output: Page<PendingInvitation>,
         org: OrgId = |p| p.org_id,
         reasons: NoReason,
+        example: ListInvitesParams { org_id: OrgId::EXAMPLE, cursor: None, limit: example_limit() },
     }
 }
 
@@ -304,5 +325,6 @@ procedure! {
         output: Empty,
         org: OrgId = |p| p.org_id,
         reasons: RevokeInviteReason,
+        example: RevokeInviteParams { org_id: OrgId::EXAMPLE, invitation_id: InvitationId::EXAMPLE },
     }
 }

@@ -7,7 +7,7 @@ use ts_rs::TS;
 use crate::audit::AuditEvent;
 use crate::auth::User;
 use crate::error::NoReason;
-use crate::list::{Page, list_params};
+use crate::list::{Page, example_limit, list_params};
 use crate::procedure;
 use crate::values::DisplayName;
 
@@ -26,6 +26,7 @@ procedure! {
         params: UpdateProfileParams,
         output: User,
         reasons: NoReason,
+        example: UpdateProfileParams { display_name: DisplayName::parse("Ann Lee").expect("a name") },
     }
 }
 
@@ -44,5 +45,6 @@ procedure! {
         params: PageParams,
         output: Page<AuditEvent>,
         reasons: NoReason,
+        example: PageParams { cursor: None, limit: example_limit() },
     }
 }
