@@ -95,8 +95,26 @@ fn params_descriptors(params: &Value, schemas: &Map<String, Value>) -> Vec<Value
         .collect()
 }
 
+/// A procedure's example params as an OpenRPC Example Pairing: one Example
+/// Object per param the example gives, named as its ContentDescriptor (params
+/// are by name), in the descriptors' order. Optional params it leaves out
+/// (`null` in the example) are left out here too. There is no example result
+/// yet, so the pairing has none (OpenRPC reads that as a notification).
+fn example_pairing(example: &Value, descriptors: &[Value]) -> Value {
+    let params: Vec<Value> = descriptors
+        .iter()
+        .filter_map(|d| {
+            let name = d.get("name")?.as_str()?;
+            let value = example.get(name).filter(|v| !v.is_null())?;
+            Some(json!({ "name": name, "value": value }))
+        })
+        .collect();
+    json!({ "name": "example", "params": params })
+}
+
 /// The OpenRPC document describing every procedure: params and result
-/// schemas, error reasons, kind (`x-kind`) and access rule (`x-access`).
+/// schemas, error reasons, kind (`x-kind`), access rule (`x-access`) and
+/// example params (`examples`).
 pub fn document() -> Value {
     let mut collect = Collect { generator: generator(), methods: Vec::new() };
     for_each_procedure(&mut collect);
@@ -118,16 +136,21 @@ pub fn document() -> Value {
                     })
                 })
                 .collect();
-            json!({
+            let params = params_descriptors(m.params.as_value(), &schemas);
+            let mut method = json!({
                 "name": m.info.method,
                 "summary": m.info.summary,
                 "paramStructure": "by-name",
-                "params": params_descriptors(m.params.as_value(), &schemas),
+                "params": params,
                 "result": { "name": m.result_name, "schema": m.result.as_value() },
                 "errors": errors,
                 "x-kind": m.info.kind.as_str(),
                 "x-access": m.info.access.describe(),
-            })
+            });
+            if let Some(example) = &m.info.example {
+                method["examples"] = json!([example_pairing(example, &params)]);
+            }
+            method
         })
         .collect();
 
@@ -149,6 +172,7 @@ pub fn document() -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ids::OrgId;
 
     fn method<'a>(doc: &'a Value, name: &str) -> &'a Value {
         doc["methods"]
@@ -256,6 +280,49 @@ mod tests {
         let mut check = Check(Vec::new());
         for_each_procedure(&mut check);
         assert!(check.0.is_empty(), "{:#?}", check.0);
+    }
+
+    #[test]
+    fn examples_are_pairings_of_by_name_params() {
+        let doc = document();
+        for p in crate::procedure::procedures() {
+            let m = method(&doc, p.method);
+            let Some(example) = &p.example else {
+                assert!(m.get("examples").is_none(), "{}", p.method);
+                continue;
+            };
+            let pairings = m["examples"].as_array().unwrap_or_else(|| panic!("{} has no examples", p.method));
+            assert_eq!(pairings.len(), 1, "{}", p.method);
+            assert_eq!(pairings[0]["name"], "example", "{}", p.method);
+            assert!(pairings[0].get("result").is_none(), "{}", p.method);
+            let declared: Vec<&str> =
+                m["params"].as_array().expect("params").iter().filter_map(|d| d["name"].as_str()).collect();
+            let mut given = Map::new();
+            for param in pairings[0]["params"].as_array().expect("params") {
+                let name = param["name"].as_str().expect("a param has a name");
+                assert!(declared.contains(&name), "{}: {name} is no param of the method", p.method);
+                assert!(!param["value"].is_null(), "{}: {name}", p.method);
+                given.insert(name.to_owned(), param["value"].clone());
+            }
+            // Every param the example sets is in the pairing, and nothing else.
+            let set: Map<String, Value> = example
+                .as_object()
+                .expect("params are an object")
+                .iter()
+                .filter(|(_, v)| !v.is_null())
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect();
+            assert_eq!(given, set, "{}", p.method);
+        }
+        let invite = &method(&doc, "orgs.invite")["examples"][0]["params"];
+        assert_eq!(
+            *invite,
+            json!([
+                { "name": "email", "value": "new@example.com" },
+                { "name": "orgId", "value": OrgId::EXAMPLE },
+                { "name": "role", "value": "viewer" },
+            ])
+        );
     }
 
     #[test]
