@@ -5,11 +5,11 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use ts_rs::TS;
 
-use crate::ids::{UserId};
-use crate::auth::User;
 use crate::Empty;
-use crate::list::Page;
-use crate::values::{Cursor, PageLimit, SearchQuery};
+use crate::auth::User;
+use crate::ids::UserId;
+use crate::list::{Page, example_limit, list_params};
+use crate::values::SearchQuery;
 use crate::{procedure, reasons};
 
 /// A user as administrators see them.
@@ -23,19 +23,14 @@ pub struct AdminUser {
     pub locked_until: Option<DateTime<Utc>>,
 }
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize, TS, JsonSchema)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct ListUsersParams {
-    /// Part of the e-mail or display name.
-    #[serde(default)]
-    #[ts(optional)]
-    pub query: Option<SearchQuery>,
-    #[serde(default)]
-    #[ts(optional)]
-    pub cursor: Option<Cursor>,
-    #[serde(default)]
-    #[ts(optional)]
-    pub limit: Option<PageLimit>,
+list_params! {
+    #[derive(Default)]
+    pub struct ListUsersParams {
+        /// Part of the e-mail or display name.
+        #[serde(default)]
+        #[ts(optional)]
+        pub query: Option<SearchQuery>,
+    }
 }
 
 procedure! {
@@ -47,6 +42,11 @@ procedure! {
         params: ListUsersParams,
         output: Page<AdminUser>,
         reasons: crate::error::NoReason,
+        example: ListUsersParams {
+            query: Some(SearchQuery::try_from("ann".to_owned()).expect("a query")),
+            cursor: None,
+            limit: example_limit(),
+        },
     }
 }
 
@@ -71,6 +71,7 @@ procedure! {
         params: SetUserDisabledParams,
         output: User,
         reasons: SetUserDisabledReason,
+        example: SetUserDisabledParams { user_id: UserId::EXAMPLE, disabled: true },
     }
 }
 
@@ -94,5 +95,6 @@ procedure! {
         params: UnlockUserParams,
         output: Empty,
         reasons: UnlockUserReason,
+        example: UnlockUserParams { user_id: UserId::EXAMPLE },
     }
 }

@@ -7,11 +7,11 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use ts_rs::TS;
 
-use crate::ids::{ApiKeyId, OrgId, UserId};
 use crate::access::{CallerKeyOr, Permission};
 use crate::error::{NoReason, Reason};
-use crate::list::Page;
-use crate::values::{Cursor, DisplayName, PageLimit, Password, Token};
+use crate::ids::{ApiKeyId, OrgId, UserId};
+use crate::list::{Page, example_limit, list_params};
+use crate::values::{DisplayName, Password, Token};
 use crate::{procedure, reasons};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS, JsonSchema)]
@@ -85,22 +85,24 @@ procedure! {
         output: CreatedApiKey,
         org: OrgId = |p| p.org_id,
         reasons: CreateApiKeyReason,
+        example: CreateApiKeyParams {
+            org_id: OrgId::EXAMPLE,
+            name: DisplayName::parse("ci").expect("a name"),
+            scopes: vec![Permission::OrgRead],
+            expires_at: None,
+            rate_limit_per_minute: None,
+            current_password: None,
+        },
     }
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, TS, JsonSchema)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct ListApiKeysParams {
-    pub org_id: OrgId,
-    #[serde(default)]
-    #[ts(optional)]
-    pub include_revoked: Option<bool>,
-    #[serde(default)]
-    #[ts(optional)]
-    pub cursor: Option<Cursor>,
-    #[serde(default)]
-    #[ts(optional)]
-    pub limit: Option<PageLimit>,
+list_params! {
+    pub struct ListApiKeysParams {
+        pub org_id: OrgId,
+        #[serde(default)]
+        #[ts(optional)]
+        pub include_revoked: Option<bool>,
+    }
 }
 
 procedure! {
@@ -113,6 +115,12 @@ procedure! {
         output: Page<ApiKey>,
         org: OrgId = |p| p.org_id,
         reasons: NoReason,
+        example: ListApiKeysParams {
+            org_id: OrgId::EXAMPLE,
+            include_revoked: None,
+            cursor: None,
+            limit: example_limit(),
+        },
     }
 }
 
@@ -133,6 +141,7 @@ procedure! {
         output: ApiKey,
         org: ApiKeyId = |p| p.id,
         reasons: NoReason,
+        example: KeyParams { id: ApiKeyId::EXAMPLE },
     }
 }
 
@@ -175,6 +184,13 @@ procedure! {
         output: ApiKey,
         org: ApiKeyId = |p| p.id,
         reasons: ChangeApiKeyReason,
+        example: UpdateApiKeyParams {
+            id: ApiKeyId::EXAMPLE,
+            name: Some(DisplayName::parse("ci-deploy").expect("a name")),
+            scopes: None,
+            expires_at: None,
+            rate_limit_per_minute: None,
+        },
     }
 }
 
@@ -200,6 +216,7 @@ procedure! {
         output: CreatedApiKey,
         org: ApiKeyId = |p| p.id,
         reasons: ChangeApiKeyReason,
+        example: RotateApiKeyParams { id: ApiKeyId::EXAMPLE, grace_period_secs: Some(3600) },
     }
 }
 
@@ -213,6 +230,7 @@ procedure! {
         output: ApiKey,
         org: ApiKeyId = |p| p.id,
         reasons: NoReason,
+        example: KeyParams { id: ApiKeyId::EXAMPLE },
     }
 }
 
@@ -277,6 +295,12 @@ procedure! {
         output: Usage,
         org: ApiKeyId = |p| p.id,
         reasons: NoReason,
+        example: UsageParams {
+            id: ApiKeyId::EXAMPLE,
+            from: Some("2026-01-01T00:00:00Z".parse().expect("a time")),
+            to: Some("2026-01-02T00:00:00Z".parse().expect("a time")),
+            bucket: Some(Bucket::Hour),
+        },
     }
 }
 
@@ -318,5 +342,11 @@ procedure! {
         output: VerifyResult,
         org: CallerKeyOr = |p| CallerKeyOr(p.org_id),
         reasons: NoReason,
+        example: VerifyParams {
+            // Shaped like a key, but its checksum is wrong: API_KEY_INVALID, found
+            // without a database lookup.
+            key: Token::try_from("trl_IsMFyY0L83zYeuJ8Gu5fwpngwGV8ZJeNCknxKe0m_3CylIx".to_owned()).expect("a key"),
+            org_id: Some(OrgId::EXAMPLE),
+        },
     }
 }

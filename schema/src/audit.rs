@@ -5,12 +5,12 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use ts_rs::TS;
 
-use crate::ids::{ActorId, AuditEventId, OrgId};
 use crate::access::Permission;
 use crate::error::NoReason;
-use crate::list::Page;
-use crate::values::{Cursor, PageLimit, SearchQuery};
+use crate::ids::{ActorId, AuditEventId, OrgId};
+use crate::list::{Page, example_limit, list_params};
 use crate::procedure;
+use crate::values::SearchQuery;
 
 /// Who acted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, TS, JsonSchema)]
@@ -57,30 +57,24 @@ pub struct AuditEvent {
     pub request_id: Option<String>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, TS, JsonSchema)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct ListAuditParams {
-    pub org_id: OrgId,
-    /// Only what this user or key did.
-    #[serde(default)]
-    #[ts(optional)]
-    pub actor_id: Option<ActorId>,
-    /// Only this action (e.g. `apiKeys.revoke`).
-    #[serde(default)]
-    #[ts(optional)]
-    pub action: Option<SearchQuery>,
-    #[serde(default)]
-    #[ts(optional)]
-    pub from: Option<DateTime<Utc>>,
-    #[serde(default)]
-    #[ts(optional)]
-    pub to: Option<DateTime<Utc>>,
-    #[serde(default)]
-    #[ts(optional)]
-    pub cursor: Option<Cursor>,
-    #[serde(default)]
-    #[ts(optional)]
-    pub limit: Option<PageLimit>,
+list_params! {
+    pub struct ListAuditParams {
+        pub org_id: OrgId,
+        /// Only what this user or key did.
+        #[serde(default)]
+        #[ts(optional)]
+        pub actor_id: Option<ActorId>,
+        /// Only this action (e.g. `apiKeys.revoke`).
+        #[serde(default)]
+        #[ts(optional)]
+        pub action: Option<SearchQuery>,
+        #[serde(default)]
+        #[ts(optional)]
+        pub from: Option<DateTime<Utc>>,
+        #[serde(default)]
+        #[ts(optional)]
+        pub to: Option<DateTime<Utc>>,
+    }
 }
 
 procedure! {
@@ -93,5 +87,14 @@ procedure! {
         output: Page<AuditEvent>,
         org: OrgId = |p| p.org_id,
         reasons: NoReason,
+        example: ListAuditParams {
+            org_id: OrgId::EXAMPLE,
+            actor_id: None,
+            action: Some(SearchQuery::try_from("apiKeys.revoke".to_owned()).expect("an action")),
+            from: None,
+            to: None,
+            cursor: None,
+            limit: example_limit(),
+        },
     }
 }

@@ -5,8 +5,8 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use ts_rs::TS;
 
-use crate::ids::UserId;
 use crate::error::NoReason;
+use crate::ids::UserId;
 use crate::orgs::Membership;
 use crate::values::{DisplayName, Email, NewPassword, OneTimeCode, Password, Token};
 use crate::{Empty, procedure, reasons};
@@ -73,6 +73,11 @@ procedure! {
         params: RegisterParams,
         output: RegisterResult,
         reasons: RegisterReason,
+        example: RegisterParams {
+            email: Email::parse("ann@example.com").expect("an address"),
+            password: NewPassword::parse("plum-orbit-velvet-42".into()).expect("a new password"),
+            display_name: Some(DisplayName::parse("Ann Lee").expect("a name")),
+        },
     }
 }
 
@@ -103,6 +108,9 @@ procedure! {
         params: VerifyEmailParams,
         output: VerifyEmailResult,
         reasons: TokenReason,
+        example: VerifyEmailParams {
+            token: Token::try_from("FRnlKhKzoPbkZs1ZJ9Ve6cnTtV9wsPBLjLIn8qI_eSQ".to_owned()).expect("a token"),
+        },
     }
 }
 
@@ -122,6 +130,7 @@ procedure! {
         params: EmailParams,
         output: Empty,
         reasons: NoReason,
+        example: EmailParams { email: Email::parse("ann@example.com").expect("an address") },
     }
 }
 
@@ -158,6 +167,11 @@ procedure! {
         params: LoginParams,
         output: Tokens,
         reasons: LoginReason,
+        example: LoginParams {
+            email: Email::parse("ann@example.com").expect("an address"),
+            password: Password::try_from("plum-orbit-velvet-42".to_owned()).expect("a password"),
+            otp: None,
+        },
     }
 }
 
@@ -181,6 +195,10 @@ procedure! {
         params: RefreshParams,
         output: Tokens,
         reasons: RefreshReason,
+        example: RefreshParams {
+            refresh_token: Token::try_from("rt_BNYYBWV8aaPP6OU2XPjfq0N8JFroOFv5z18pBjvoJYQ".to_owned())
+                .expect("a token"),
+        },
     }
 }
 
@@ -202,6 +220,7 @@ procedure! {
         params: LogoutParams,
         output: Empty,
         reasons: NoReason,
+        example: LogoutParams { all_sessions: Some(true) },
     }
 }
 
@@ -233,6 +252,7 @@ procedure! {
         params: EmailParams,
         output: Empty,
         reasons: NoReason,
+        example: EmailParams { email: Email::parse("ann@example.com").expect("an address") },
     }
 }
 
@@ -262,6 +282,11 @@ procedure! {
         params: LoginWithCodeParams,
         output: Tokens,
         reasons: LoginWithCodeReason,
+        example: LoginWithCodeParams {
+            email: Email::parse("ann@example.com").expect("an address"),
+            code: OneTimeCode::parse("492817").expect("a code"),
+            otp: None,
+        },
     }
 }
 
@@ -286,6 +311,10 @@ procedure! {
         params: ChangePasswordParams,
         output: Empty,
         reasons: ChangePasswordReason,
+        example: ChangePasswordParams {
+            current_password: Password::try_from("plum-orbit-velvet-42".to_owned()).expect("a password"),
+            new_password: NewPassword::parse("ferry-lantern-quiet-7".into()).expect("a new password"),
+        },
     }
 }
 
@@ -298,6 +327,7 @@ procedure! {
         params: EmailParams,
         output: Empty,
         reasons: NoReason,
+        example: EmailParams { email: Email::parse("ann@example.com").expect("an address") },
     }
 }
 
@@ -323,5 +353,9 @@ procedure! {
         params: ResetPasswordParams,
         output: Empty,
         reasons: ResetPasswordReason,
+        example: ResetPasswordParams {
+            token: Token::try_from("FRnlKhKzoPbkZs1ZJ9Ve6cnTtV9wsPBLjLIn8qI_eSQ".to_owned()).expect("a token"),
+            new_password: NewPassword::parse("ferry-lantern-quiet-7".into()).expect("a new password"),
+        },
     }
 }

@@ -47,6 +47,9 @@ procedure! {
         params: EnrollTotpParams,
         output: EnrollTotpResult,
         reasons: EnrollTotpReason,
+        example: EnrollTotpParams {
+            current_password: Some(Password::try_from("plum-orbit-velvet-42".to_owned()).expect("a password")),
+        },
     }
 }
 
@@ -95,6 +98,7 @@ procedure! {
         params: CodeParams,
         output: ConfirmTotpResult,
         reasons: MfaCodeReason,
+        example: CodeParams { code: OneTimeCode::parse("492817").expect("a code") },
     }
 }
 
@@ -107,5 +111,9 @@ procedure! {
         params: DisableMfaParams,
         output: Empty,
         reasons: DisableMfaReason,
+        example: DisableMfaParams {
+            code: OneTimeCode::parse("492817").expect("a code"),
+            current_password: Some(Password::try_from("plum-orbit-velvet-42".to_owned()).expect("a password")),
+        },
     }
 }

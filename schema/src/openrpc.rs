@@ -95,8 +95,26 @@ fn params_descriptors(params: &Value, schemas: &Map<String, Value>) -> Vec<Value
         .collect()
 }
 
+/// A procedure's example params as an OpenRPC Example Pairing: one Example
+/// Object per param the example gives, named as its ContentDescriptor (params
+/// are by name), in the descriptors' order. Optional params it leaves out
+/// (`null` in the example) are left out here too. There is no example result
+/// yet, so the pairing has none (OpenRPC reads that as a notification).
+fn example_pairing(example: &Value, descriptors: &[Value]) -> Value {
+    let params: Vec<Value> = descriptors
+        .iter()
+        .filter_map(|d| {
+            let name = d.get("name")?.as_str()?;
+            let value = example.get(name).filter(|v| !v.is_null())?;
+            Some(json!({ "name": name, "value": value }))
+        })
+        .collect();
+    json!({ "name": "example", "params": params })
+}
+
 /// The OpenRPC document describing every procedure: params and result
-/// schemas, error reasons, kind (`x-kind`) and access rule (`x-access`).
+/// schemas, error reasons, kind (`x-kind`), access rule (`x-access`) and
+/// example params (`examples`).
 pub fn document() -> Value {
     let mut collect = Collect { generator: generator(), methods: Vec::new() };
     for_each_procedure(&mut collect);
@@ -118,16 +136,21 @@ pub fn document() -> Value {
                     })
                 })
                 .collect();
-            json!({
+            let params = params_descriptors(m.params.as_value(), &schemas);
+            let mut method = json!({
                 "name": m.info.method,
                 "summary": m.info.summary,
                 "paramStructure": "by-name",
-                "params": params_descriptors(m.params.as_value(), &schemas),
+                "params": params,
                 "result": { "name": m.result_name, "schema": m.result.as_value() },
                 "errors": errors,
                 "x-kind": m.info.kind.as_str(),
                 "x-access": m.info.access.describe(),
-            })
+            });
+            if let Some(example) = &m.info.example {
+                method["examples"] = json!([example_pairing(example, &params)]);
+            }
+            method
         })
         .collect();
 
@@ -149,6 +172,7 @@ pub fn document() -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ids::OrgId;
 
     fn method<'a>(doc: &'a Value, name: &str) -> &'a Value {
         doc["methods"]
@@ -195,6 +219,110 @@ mod tests {
             .collect();
         assert_eq!(names, [("displayName", false), ("email", true), ("password", true)]);
         assert_eq!(method(&doc, "health.check")["params"], json!([]));
+    }
+
+    /// Every UUID in `v`.
+    fn uuids(v: &Value, out: &mut Vec<uuid::Uuid>) {
+        match v {
+            Value::String(s) => out.extend(s.parse::<uuid::Uuid>().ok()),
+            Value::Array(a) => a.iter().for_each(|v| uuids(v, out)),
+            Value::Object(o) => o.values().for_each(|v| uuids(v, out)),
+            _ => {}
+        }
+    }
+
+    #[test]
+    fn every_procedure_with_params_has_an_example_that_parses() {
+        use std::any::TypeId;
+
+        use crate::ids::{ApiKeyId, AuditEventId, InvitationId, OrgId, SessionId, UserId};
+        use crate::{Access, Empty};
+
+        struct Check(Vec<String>);
+        impl ProcedureVisitor for Check {
+            fn visit<P: Procedure>(&mut self) {
+                // A value in an example that does not parse panics here.
+                let Some(example) = P::example() else {
+                    if matches!(P::ACCESS, Access::Org(_)) {
+                        self.0
+                            .push(format!("{}: organization-scoped, so the tenancy walk needs an example", P::METHOD));
+                    } else if TypeId::of::<P::Params>() != TypeId::of::<Empty>() {
+                        self.0.push(format!("{}: takes params but has no example", P::METHOD));
+                    }
+                    return;
+                };
+                let json = serde_json::to_value(&example).expect("example params serialize");
+                match serde_json::from_value::<P::Params>(json.clone()) {
+                    Ok(back) => {
+                        let again = serde_json::to_value(&back).expect("params serialize");
+                        if again != json {
+                            self.0.push(format!("{}: {json} parses back as {again}", P::METHOD));
+                        }
+                    }
+                    Err(e) => self.0.push(format!("{}: {json} does not parse: {e}", P::METHOD)),
+                }
+                // Tests swap the EXAMPLE ids for real ones: no other id may hide in an example.
+                let examples = [
+                    UserId::EXAMPLE.uuid(),
+                    OrgId::EXAMPLE.uuid(),
+                    SessionId::EXAMPLE.uuid(),
+                    ApiKeyId::EXAMPLE.uuid(),
+                    InvitationId::EXAMPLE.uuid(),
+                    AuditEventId::EXAMPLE.uuid(),
+                ];
+                let mut found = Vec::new();
+                uuids(&json, &mut found);
+                for id in found.iter().filter(|id| !examples.contains(id)) {
+                    self.0.push(format!("{}: {id} is not the EXAMPLE of an id type", P::METHOD));
+                }
+            }
+        }
+        let mut check = Check(Vec::new());
+        for_each_procedure(&mut check);
+        assert!(check.0.is_empty(), "{:#?}", check.0);
+    }
+
+    #[test]
+    fn examples_are_pairings_of_by_name_params() {
+        let doc = document();
+        for p in crate::procedure::procedures() {
+            let m = method(&doc, p.method);
+            let Some(example) = &p.example else {
+                assert!(m.get("examples").is_none(), "{}", p.method);
+                continue;
+            };
+            let pairings = m["examples"].as_array().unwrap_or_else(|| panic!("{} has no examples", p.method));
+            assert_eq!(pairings.len(), 1, "{}", p.method);
+            assert_eq!(pairings[0]["name"], "example", "{}", p.method);
+            assert!(pairings[0].get("result").is_none(), "{}", p.method);
+            let declared: Vec<&str> =
+                m["params"].as_array().expect("params").iter().filter_map(|d| d["name"].as_str()).collect();
+            let mut given = Map::new();
+            for param in pairings[0]["params"].as_array().expect("params") {
+                let name = param["name"].as_str().expect("a param has a name");
+                assert!(declared.contains(&name), "{}: {name} is no param of the method", p.method);
+                assert!(!param["value"].is_null(), "{}: {name}", p.method);
+                given.insert(name.to_owned(), param["value"].clone());
+            }
+            // Every param the example sets is in the pairing, and nothing else.
+            let set: Map<String, Value> = example
+                .as_object()
+                .expect("params are an object")
+                .iter()
+                .filter(|(_, v)| !v.is_null())
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect();
+            assert_eq!(given, set, "{}", p.method);
+        }
+        let invite = &method(&doc, "orgs.invite")["examples"][0]["params"];
+        assert_eq!(
+            *invite,
+            json!([
+                { "name": "email", "value": "new@example.com" },
+                { "name": "orgId", "value": OrgId::EXAMPLE },
+                { "name": "role", "value": "viewer" },
+            ])
+        );
     }
 
     #[test]

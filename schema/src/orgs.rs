@@ -5,13 +5,13 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use ts_rs::TS;
 
-use crate::ids::{InvitationId, OrgId, UserId};
+use crate::Empty;
 use crate::access::{OrgRole, Permission};
 use crate::auth::User;
 use crate::error::NoReason;
-use crate::Empty;
-use crate::list::Page;
-use crate::values::{Cursor, DisplayName, Email, PageLimit, Slug, Token};
+use crate::ids::{InvitationId, OrgId, UserId};
+use crate::list::{Page, example_limit, list_params};
+use crate::values::{DisplayName, Email, Slug, Token};
 use crate::{procedure, reasons};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS, JsonSchema)]
@@ -52,6 +52,10 @@ procedure! {
         params: CreateOrgParams,
         output: Org,
         reasons: CreateOrgReason,
+        example: CreateOrgParams {
+            name: DisplayName::parse("Acme Research").expect("a name"),
+            slug: Slug::try_from("acme-research".to_owned()).expect("a slug"),
+        },
     }
 }
 
@@ -90,6 +94,7 @@ procedure! {
         output: Org,
         org: OrgId = |p| p.org_id,
         reasons: NoReason,
+        example: OrgParams { org_id: OrgId::EXAMPLE },
     }
 }
 
@@ -112,19 +117,17 @@ procedure! {
         output: Org,
         org: OrgId = |p| p.org_id,
         reasons: NoReason,
+        example: UpdateOrgParams {
+            org_id: OrgId::EXAMPLE,
+            name: Some(DisplayName::parse("Acme Research Labs").expect("a name")),
+        },
     }
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, TS, JsonSchema)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct ListMembersParams {
-    pub org_id: OrgId,
-    #[serde(default)]
-    #[ts(optional)]
-    pub cursor: Option<Cursor>,
-    #[serde(default)]
-    #[ts(optional)]
-    pub limit: Option<PageLimit>,
+list_params! {
+    pub struct ListMembersParams {
+        pub org_id: OrgId,
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS, JsonSchema)]
@@ -145,6 +148,7 @@ procedure! {
         output: Page<Member>,
         org: OrgId = |p| p.org_id,
         reasons: NoReason,
+        example: ListMembersParams { org_id: OrgId::EXAMPLE, cursor: None, limit: example_limit() },
     }
 }
 
@@ -178,6 +182,11 @@ procedure! {
         output: Invitation,
         org: OrgId = |p| p.org_id,
         reasons: InviteReason,
+        example: InviteParams {
+            org_id: OrgId::EXAMPLE,
+            email: Email::parse("new@example.com").expect("an address"),
+            role: OrgRole::Viewer,
+        },
     }
 }
 
@@ -205,6 +214,9 @@ procedure! {
         params: AcceptInviteParams,
         output: Membership,
         reasons: AcceptInviteReason,
+        example: AcceptInviteParams {
+            token: Token::try_from("FRnlKhKzoPbkZs1ZJ9Ve6cnTtV9wsPBLjLIn8qI_eSQ".to_owned()).expect("a token"),
+        },
     }
 }
 
@@ -231,6 +243,7 @@ procedure! {
         output: Empty,
         org: OrgId = |p| p.org_id,
         reasons: MemberChangeReason,
+        example: UpdateMemberRoleParams { org_id: OrgId::EXAMPLE, user_id: UserId::EXAMPLE, role: OrgRole::Admin },
     }
 }
 
@@ -251,19 +264,14 @@ procedure! {
         output: Empty,
         org: OrgId = |p| p.org_id,
         reasons: MemberChangeReason,
+        example: RemoveMemberParams { org_id: OrgId::EXAMPLE, user_id: UserId::EXAMPLE },
     }
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, TS, JsonSchema)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct ListInvitesParams {
-    pub org_id: OrgId,
-    #[serde(default)]
-    #[ts(optional)]
-    pub cursor: Option<Cursor>,
-    #[serde(default)]
-    #[ts(optional)]
-    pub limit: Option<PageLimit>,
+list_params! {
+    pub struct ListInvitesParams {
+        pub org_id: OrgId,
+    }
 }
 
 /// An invitation not yet accepted, revoked or expired.
@@ -290,6 +298,7 @@ procedure! {
         output: Page<PendingInvitation>,
         org: OrgId = |p| p.org_id,
         reasons: NoReason,
+        example: ListInvitesParams { org_id: OrgId::EXAMPLE, cursor: None, limit: example_limit() },
     }
 }
 
@@ -316,5 +325,6 @@ procedure! {
         output: Empty,
         org: OrgId = |p| p.org_id,
         reasons: RevokeInviteReason,
+        example: RevokeInviteParams { org_id: OrgId::EXAMPLE, invitation_id: InvitationId::EXAMPLE },
     }
 }

@@ -5,9 +5,9 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use ts_rs::TS;
 
-use crate::ids::{SessionId};
-use crate::error::NoReason;
 use crate::Empty;
+use crate::error::NoReason;
+use crate::ids::SessionId;
 use crate::{procedure, reasons};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS, JsonSchema)]
@@ -60,5 +60,6 @@ procedure! {
         params: RevokeParams,
         output: Empty,
         reasons: RevokeReason,
+        example: RevokeParams { session_id: SessionId::EXAMPLE },
     }
 }

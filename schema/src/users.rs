@@ -7,9 +7,9 @@ use ts_rs::TS;
 use crate::audit::AuditEvent;
 use crate::auth::User;
 use crate::error::NoReason;
-use crate::list::Page;
+use crate::list::{Page, example_limit, list_params};
 use crate::procedure;
-use crate::values::{Cursor, DisplayName, PageLimit};
+use crate::values::DisplayName;
 
 #[derive(Debug, Clone, Serialize, Deserialize, TS, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -26,19 +26,14 @@ procedure! {
         params: UpdateProfileParams,
         output: User,
         reasons: NoReason,
+        example: UpdateProfileParams { display_name: DisplayName::parse("Ann Lee").expect("a name") },
     }
 }
 
-/// Params of a list that pages.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, TS, JsonSchema)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct PageParams {
-    #[serde(default)]
-    #[ts(optional)]
-    pub cursor: Option<Cursor>,
-    #[serde(default)]
-    #[ts(optional)]
-    pub limit: Option<PageLimit>,
+list_params! {
+    /// Params of a list that pages.
+    #[derive(Default)]
+    pub struct PageParams {}
 }
 
 procedure! {
@@ -50,5 +45,6 @@ procedure! {
         params: PageParams,
         output: Page<AuditEvent>,
         reasons: NoReason,
+        example: PageParams { cursor: None, limit: example_limit() },
     }
 }

@@ -4,29 +4,40 @@
 //! must answer the right refusal (and another tenant's objects NOT_FOUND).
 
 use serde_json::{Value, json};
-use trellis_schema::Access;
+use trellis_schema::ids::{ApiKeyId, OrgId, UserId};
+use trellis_schema::{Access, ProcedureInfo};
 
 use crate::api_keys::make_key;
 use crate::helpers::assert_error;
 use crate::mail_test;
 use crate::orgs::{create_org, join, user};
 
-/// Valid params for each organization-scoped procedure, naming objects of
-/// `org`. A procedure missing here fails the test: add it.
-fn sample(method: &str, org: &str, key_id: &str, user_id: &Value) -> Value {
-    match method {
-        "orgs.get" | "orgs.listMembers" | "orgs.listInvites" | "apiKeys.list" | "audit.list" => json!({"orgId": org}),
-        "orgs.revokeInvite" => json!({"orgId": org, "invitationId": uuid::Uuid::now_v7()}),
-        "orgs.update" => json!({"orgId": org, "name": "Changed"}),
-        "orgs.invite" => json!({"orgId": org, "email": "new@example.com", "role": "viewer"}),
-        "orgs.updateMemberRole" => json!({"orgId": org, "userId": user_id, "role": "viewer"}),
-        "orgs.removeMember" => json!({"orgId": org, "userId": user_id}),
-        "apiKeys.create" => json!({"orgId": org, "name": "k", "scopes": ["org:read"]}),
-        "apiKeys.get" | "apiKeys.revoke" | "apiKeys.usage" => json!({"id": key_id}),
-        "apiKeys.update" => json!({"id": key_id, "name": "renamed"}),
-        "apiKeys.rotate" => json!({"id": key_id}),
-        "apiKeys.verify" => json!({"orgId": org, "key": "trl_not_a_key"}),
-        other => panic!("no sample params for {other}: add them to tenancy.rs"),
+/// The schema's example params of `p`, naming objects of the test's
+/// organization: the example ids swapped for `org`, its API key `key_id` and
+/// its owner `user_id`. A procedure without an example fails the test.
+fn example_params(p: &ProcedureInfo, org: &str, key_id: &str, user_id: &Value) -> Value {
+    let example = p.example.clone().unwrap_or_else(|| {
+        panic!("{} has no example params: give its `procedure!` an `example:` in the schema", p.method)
+    });
+    let ids = [
+        (OrgId::EXAMPLE.to_string(), Value::from(org)),
+        (ApiKeyId::EXAMPLE.to_string(), Value::from(key_id)),
+        (UserId::EXAMPLE.to_string(), user_id.clone()),
+    ];
+    swap_ids(example, &ids)
+}
+
+/// `v` with every string equal to an example id of `ids` replaced by its
+/// real counterpart, at any depth.
+fn swap_ids(v: Value, ids: &[(String, Value)]) -> Value {
+    match v {
+        Value::String(s) => match ids.iter().find(|(example, _)| *example == s) {
+            Some((_, real)) => real.clone(),
+            None => Value::String(s),
+        },
+        Value::Array(items) => Value::Array(items.into_iter().map(|v| swap_ids(v, ids)).collect()),
+        Value::Object(fields) => Value::Object(fields.into_iter().map(|(k, v)| (k, swap_ids(v, ids))).collect()),
+        other => other,
     }
 }
 
@@ -44,11 +55,14 @@ mail_test! {
         create_org(app, &outsider, "org-b").await;
         let key_id = key["id"].as_str().expect("id").to_owned();
 
+        let procedures = trellis_schema::procedure::procedures();
+        let org_scoped = procedures.iter().filter(|p| matches!(p.access, Access::Org(_))).count();
+        assert!(org_scoped > 0, "the schema has organization-scoped procedures");
         let mut walked = 0;
-        for p in trellis_schema::procedure::procedures() {
+        for p in &procedures {
             let Access::Org(permission) = p.access else { continue };
             walked += 1;
-            let params = sample(p.method, &a, &key_id, &owner_id);
+            let params = example_params(p, &a, &key_id, &owner_id);
             let required = permission.as_str();
 
             let e = app.call(p.method, params.clone(), None).await.expect_err("anonymous");
@@ -70,7 +84,7 @@ mail_test! {
                 assert_eq!(e["data"]["required"], required, "{}", p.method);
             }
         }
-        assert_eq!(walked, 17, "every organization-scoped procedure was walked");
+        assert_eq!(walked, org_scoped, "every organization-scoped procedure was walked");
         // Nothing the refused calls asked for happened.
         let org = app.call("orgs.get", json!({"orgId": a}), Some(&owner)).await.expect("org");
         assert_eq!(org["name"], "Org org-a");
