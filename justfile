@@ -27,7 +27,7 @@ lint:
     cargo fmt --all -- --check
     cargo clippy --workspace --all-targets -- -D warnings
 
-# Regenerate the TypeScript bindings and openrpc.json from the schema crate.
+# Regenerate the TypeScript bindings, the Rust client's methods and openrpc.json from the schema crate.
 gen:
     cargo run -q -p trellis-schema --bin gen
 

@@ -1,6 +1,7 @@
-//! The generated files: TypeScript bindings for `sdk-ts` and the OpenRPC
-//! document, made from the procedure list, and the check that the copies on
-//! disk are current. The `gen` binary (`just gen`) writes them.
+//! The generated files: TypeScript bindings for `sdk-ts`, the Rust client's
+//! per-namespace methods ([`crate::codegen_rust`]) and the OpenRPC document,
+//! made from the procedure list, and the check that the copies on disk are
+//! current. The `gen` binary (`just gen`) writes them.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -29,6 +30,7 @@ pub fn files() -> Vec<GeneratedFile> {
     vec![
         GeneratedFile { path: "sdk-ts/src/generated/types.ts", contents: typescript_types() },
         GeneratedFile { path: "sdk-ts/src/generated/procedures.ts", contents: typescript_procedures() },
+        GeneratedFile { path: crate::codegen_rust::NAMESPACES_PATH, contents: crate::codegen_rust::namespaces() },
         GeneratedFile { path: "schema/openrpc.json", contents: openrpc_json() },
     ]
 }
@@ -316,6 +318,8 @@ mod tests {
         for f in files() {
             if f.path.ends_with(".ts") {
                 assert!(f.contents.starts_with(TS_HEADER), "{}", f.path);
+            } else if f.path.ends_with(".rs") {
+                assert!(f.contents.starts_with(crate::codegen_rust::RUST_HEADER), "{}", f.path);
             } else {
                 let doc: Value = serde_json::from_str(&f.contents).expect("valid JSON");
                 assert_eq!(doc["x-generated-by"], crate::openrpc::GENERATED_BY);

@@ -28,6 +28,7 @@ pub mod api_keys;
 pub mod audit;
 pub mod auth;
 pub mod codegen;
+pub mod codegen_rust;
 pub mod error;
 pub mod health;
 pub mod ids;

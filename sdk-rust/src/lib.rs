@@ -27,7 +27,7 @@
 //! - [`client`]: [`Client`], its builder and [`CallOptions`]; one call over
 //!   `POST <url>` (`call::<P>`, `call_with::<P>`).
 //! - [`namespaces`]: one method per procedure (`client.auth().login(..)`),
-//!   generated from a table that a test checks against the schema's list.
+//!   generated from the schema's list by `just gen`.
 //! - [`error`]: [`Error`], typed by the procedure's own reasons ([`Failure`]).
 //! - [`retry`]: [`RetryPolicy`]: which failures are retried, and how often.
 //! - [`batch`]: [`Batch`]: several calls in one request, typed [`Handle`]s.
