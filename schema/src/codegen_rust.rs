@@ -22,7 +22,7 @@ pub const RUST_HEADER: &str = crate::codegen::TS_HEADER;
 
 /// The params of a procedure that takes none: its method takes no argument
 /// and sends `Default::default()`.
-type NoParams = crate::health::Empty;
+type NoParams = crate::Empty;
 
 /// `max_width` of the workspace's `rustfmt.toml`: a signature longer than
 /// this is written the way rustfmt breaks it.
