@@ -109,3 +109,19 @@ export const meReason: ReasonOf<"auth.me"> = "INVALID_CREDENTIALS";
 export const resetReason: ReasonOf<"auth.resetPassword"> = "PASSWORD_POLICY";
 // @ts-expect-error auth.register answers the same for a taken address: no ALREADY_EXISTS
 export const registerReason: ReasonOf<"auth.register"> = "ALREADY_EXISTS";
+
+export async function typedIds() {
+  const me = await client.auth.me();
+  const { items } = await client.orgs.list();
+  const orgId = items[0]!.org.id;
+  await client.orgs.get({ orgId });
+  await client.orgs.removeMember({ orgId, userId: me.user.id });
+  // @ts-expect-error a user's id is not an organization's
+  await client.orgs.get({ orgId: me.user.id });
+  // @ts-expect-error nor is any string: ids come from the API
+  await client.orgs.get({ orgId: "01930000-0000-7000-8000-000000000002" });
+  // @ts-expect-error an organization's id is not a user's
+  await client.orgs.removeMember({ orgId, userId: orgId });
+  // An audit actor is a user or a key.
+  await client.audit.list({ orgId, actorId: me.user.id });
+}

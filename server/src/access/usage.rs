@@ -85,7 +85,7 @@ impl UsageRecorder {
             .iter()
             .map(|((key, minute, method), c)| {
                 (
-                    api_key_usage::key_id.eq(key.to_string()),
+                    api_key_usage::key_id.eq(key),
                     api_key_usage::minute.eq(*minute),
                     api_key_usage::method.eq(*method),
                     api_key_usage::calls.eq(c.calls),
