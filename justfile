@@ -4,11 +4,11 @@
 run:
     cargo run --release
 
-# Every test, Rust and TypeScript (database suites on SQLite; on PostgreSQL too when TEST_DATABASE_URL is set).
+# Every test, Rust and TypeScript (database suites on SQLite; with TEST_DATABASE_URL on PostgreSQL too, else ignored).
 test:
     cargo test --workspace
 
-# The tests with the PostgreSQL suites against the local server.
+# The tests with the PostgreSQL suites against the local server (switching to or from `test` rebuilds the server).
 test-pg:
     TEST_DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres cargo test --workspace
 

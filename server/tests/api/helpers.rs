@@ -43,8 +43,31 @@ pub fn http_client() -> reqwest::Client {
     reqwest::Client::new()
 }
 
+/// The failure of a PostgreSQL variant that was built to be ignored (no
+/// `TEST_DATABASE_URL` at build time) but is run anyway, as
+/// `--include-ignored` does, without the variable.
+pub const POSTGRES_NOT_BUILT: &str =
+    "TEST_DATABASE_URL is not set, so this PostgreSQL variant (ignored in a build made without it) cannot run";
+
+/// The PostgreSQL server the tests make their databases on, from
+/// `TEST_DATABASE_URL`. `None` when it is unset and was unset when the tests
+/// were built too (their PostgreSQL variants are then reported ignored). Built
+/// with it but run without it, a PostgreSQL variant fails: it never passes
+/// without having run.
+fn postgres_admin_url() -> Option<String> {
+    match std::env::var("TEST_DATABASE_URL") {
+        Ok(url) if !url.is_empty() => Some(url),
+        _ if cfg!(postgres_tests) => panic!(
+            "TEST_DATABASE_URL is not set, but the tests were built with it, so their PostgreSQL variants \
+             must run: set it again, or rebuild without it to have them reported as ignored"
+        ),
+        _ => None,
+    }
+}
+
 /// A server on a random port with a database of its own. `None` when the
-/// backend is PostgreSQL and `TEST_DATABASE_URL` is not set.
+/// backend is PostgreSQL and `TEST_DATABASE_URL` is not set (see
+/// [`postgres_admin_url`]).
 pub async fn try_spawn(backend: Backend, tweak: impl FnOnce(&mut Config)) -> Option<TestApp> {
     init_logs();
     let data_dir = tempfile::tempdir().expect("temp dir");
@@ -53,7 +76,7 @@ pub async fn try_spawn(backend: Backend, tweak: impl FnOnce(&mut Config)) -> Opt
     let pg_database = match backend {
         Backend::Sqlite => None,
         Backend::Postgres => {
-            let admin_url = std::env::var("TEST_DATABASE_URL").ok()?;
+            let admin_url = postgres_admin_url()?;
             let name = format!("trellis_test_{}", uuid::Uuid::now_v7().simple());
             pg_admin(&admin_url, &format!("CREATE DATABASE {name}")).await;
             config.database_url = Some(replace_db_name(&admin_url, &name));
@@ -224,7 +247,8 @@ pub fn assert_error(err: &Value, code: i64, reason: &str) {
 }
 
 /// Defines a test of a server whose mail goes to an SMTP sink, on SQLite and
-/// again on PostgreSQL when `TEST_DATABASE_URL` is set. An optional
+/// again on PostgreSQL (`name::postgres`, ignored unless `TEST_DATABASE_URL`
+/// was set when the tests were built). An optional
 /// `where |config| { ... }` changes the settings.
 #[macro_export]
 macro_rules! mail_test {
@@ -242,10 +266,9 @@ macro_rules! mail_test {
 
             async fn on(backend: $crate::helpers::Backend) {
                 let sink = $crate::mail_sink::MailSink::start().await;
-                let Some(app) = $crate::helpers::try_spawn_with_mail(backend, &sink, tweak).await else {
-                    eprintln!("TEST_DATABASE_URL not set: PostgreSQL run skipped");
-                    return;
-                };
+                let app = $crate::helpers::try_spawn_with_mail(backend, &sink, tweak)
+                    .await
+                    .expect($crate::helpers::POSTGRES_NOT_BUILT);
                 run(&app, &sink).await;
                 app.stop().await;
                 sink.stop();
@@ -256,10 +279,9 @@ macro_rules! mail_test {
                 on($crate::helpers::Backend::Sqlite).await;
             }
 
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn postgres() {
+            $crate::postgres_variant! {{
                 on($crate::helpers::Backend::Postgres).await;
-            }
+            }}
         }
     };
 }
@@ -283,21 +305,20 @@ macro_rules! db_test_with {
                 app.stop().await;
             }
 
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn postgres() {
-                let Some(app) = $crate::helpers::try_spawn($crate::helpers::Backend::Postgres, tweak).await else {
-                    eprintln!("TEST_DATABASE_URL not set: PostgreSQL run skipped");
-                    return;
-                };
+            $crate::postgres_variant! {{
+                let app = $crate::helpers::try_spawn($crate::helpers::Backend::Postgres, tweak)
+                    .await
+                    .expect($crate::helpers::POSTGRES_NOT_BUILT);
                 run(&app).await;
                 app.stop().await;
-            }
+            }}
         }
     };
 }
 
-/// Defines a test that runs on SQLite, and again on PostgreSQL when
-/// `TEST_DATABASE_URL` is set.
+/// Defines a test that runs on SQLite (`name::sqlite`), and again on
+/// PostgreSQL (`name::postgres`, ignored unless `TEST_DATABASE_URL` was set
+/// when the tests were built).
 #[macro_export]
 macro_rules! db_test {
     ($(#[$meta:meta])* async fn $name:ident($app:ident) $body:block) => {
@@ -314,16 +335,27 @@ macro_rules! db_test {
                 app.stop().await;
             }
 
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn postgres() {
-                let Some(app) = $crate::helpers::spawn($crate::helpers::Backend::Postgres).await else {
-                    eprintln!("TEST_DATABASE_URL not set: PostgreSQL run skipped");
-                    return;
-                };
+            $crate::postgres_variant! {{
+                let app = $crate::helpers::spawn($crate::helpers::Backend::Postgres)
+                    .await
+                    .expect($crate::helpers::POSTGRES_NOT_BUILT);
                 run(&app).await;
                 app.stop().await;
-            }
+            }}
         }
+    };
+}
+
+/// The `postgres` test of [`db_test!`], [`db_test_with!`] and [`mail_test!`]:
+/// built to run when `TEST_DATABASE_URL` was set at build time
+/// (`cfg(postgres_tests)`, from `server/build.rs`), otherwise reported as
+/// ignored with the reason, so a run without PostgreSQL shows what it left out.
+#[macro_export]
+macro_rules! postgres_variant {
+    ($body:block) => {
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        #[cfg_attr(not(postgres_tests), ignore = "PostgreSQL: TEST_DATABASE_URL not set when the tests were built")]
+        async fn postgres() $body
     };
 }
 
