@@ -384,6 +384,7 @@ async fn totp_secrets_are_sealed_with_rotatable_keys_sqlite() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(not(postgres_tests), ignore = "PostgreSQL: TEST_DATABASE_URL not set when the tests were built")]
 async fn totp_secrets_are_sealed_with_rotatable_keys_postgres() {
     totp_secrets_are_sealed_with_rotatable_keys(Backend::Postgres).await;
 }

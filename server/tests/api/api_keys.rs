@@ -184,6 +184,7 @@ async fn bad_checksum_is_refused_without_a_query_sqlite() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(not(postgres_tests), ignore = "PostgreSQL: TEST_DATABASE_URL not set when the tests were built")]
 async fn bad_checksum_is_refused_without_a_query_postgres() {
     bad_checksum_is_refused_without_a_query(Backend::Postgres).await;
 }
@@ -558,6 +559,7 @@ async fn forged_keys_cost_at_most_one_lookup_sqlite() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(not(postgres_tests), ignore = "PostgreSQL: TEST_DATABASE_URL not set when the tests were built")]
 async fn forged_keys_cost_at_most_one_lookup_postgres() {
     forged_keys_cost_at_most_one_lookup(Backend::Postgres).await;
 }

@@ -47,6 +47,7 @@ async fn outbox_retries_until_the_smtp_server_is_back_sqlite() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(not(postgres_tests), ignore = "PostgreSQL: TEST_DATABASE_URL not set when the tests were built")]
 async fn outbox_retries_until_the_smtp_server_is_back_postgres() {
     outbox_retries_until_the_smtp_server_is_back(Backend::Postgres).await;
 }

@@ -161,6 +161,7 @@ async fn without_listed_origins_there_is_no_cors_and_answers_are_not_cached() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(not(postgres_tests), ignore = "PostgreSQL: TEST_DATABASE_URL not set when the tests were built")]
 async fn postgres_needs_one_signing_secret_for_all_replicas() {
     let Ok(url) = std::env::var("TEST_DATABASE_URL") else {
         eprintln!("TEST_DATABASE_URL not set: PostgreSQL run skipped");
@@ -243,6 +244,7 @@ async fn ends_written_with_a_skewed_clock_reach_every_replica_sqlite() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(not(postgres_tests), ignore = "PostgreSQL: TEST_DATABASE_URL not set when the tests were built")]
 async fn ends_written_with_a_skewed_clock_reach_every_replica_postgres() {
     ends_written_with_a_skewed_clock_reach_every_replica(Backend::Postgres).await;
 }
@@ -326,6 +328,7 @@ async fn retention_prunes_the_outbox_and_the_audit_trail_sqlite() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(not(postgres_tests), ignore = "PostgreSQL: TEST_DATABASE_URL not set when the tests were built")]
 async fn retention_prunes_the_outbox_and_the_audit_trail_postgres() {
     retention_prunes_the_outbox_and_the_audit_trail(Backend::Postgres).await;
 }

@@ -66,6 +66,7 @@ async fn replicas_share_revocations_and_the_outbox_sqlite() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(not(postgres_tests), ignore = "PostgreSQL: TEST_DATABASE_URL not set when the tests were built")]
 async fn replicas_share_revocations_and_the_outbox_postgres() {
     replicas_share_revocations_and_the_outbox(Backend::Postgres).await;
 }

@@ -220,6 +220,7 @@ async fn a_session_ended_on_another_replica_closes_the_socket_sqlite() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(not(postgres_tests), ignore = "PostgreSQL: TEST_DATABASE_URL not set when the tests were built")]
 async fn a_session_ended_on_another_replica_closes_the_socket_postgres() {
     a_session_ended_on_another_replica_closes_the_socket(Backend::Postgres).await;
 }
