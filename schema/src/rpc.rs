@@ -6,8 +6,8 @@ use schemars::{JsonSchema, Schema, SchemaGenerator, json_schema};
 use serde::{Deserialize, Serialize};
 use ts_rs::TS;
 
-use crate::error::NoReason;
 use crate::Empty;
+use crate::error::NoReason;
 use crate::procedure;
 
 /// An OpenRPC 1.3 document.

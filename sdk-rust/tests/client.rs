@@ -8,8 +8,8 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::oneshot;
 use trellis_client::{CallOptions, Client, Error, Failure, RetryPolicy, Session};
-use trellis_schema::auth::{self, LoginParams, LoginReason, RefreshParams, RegisterParams};
 use trellis_schema::Empty;
+use trellis_schema::auth::{self, LoginParams, LoginReason, RefreshParams, RegisterParams};
 use trellis_schema::health::{self, HealthStatus};
 use trellis_schema::values::{Email, NewPassword, Password, Token};
 use trellis_schema::{ErrorCode, Reason};

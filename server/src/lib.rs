@@ -20,8 +20,8 @@
 //! - [`db`]: the pool over PostgreSQL or SQLite, tables, rows, migrations.
 //! - [`telemetry`]: logging setup.
 
-pub mod admin;
 mod access;
+pub mod admin;
 mod api_keys;
 pub mod app;
 mod audit;

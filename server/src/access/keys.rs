@@ -150,7 +150,11 @@ impl KeyCache {
 /// checks that it is live. With `ip`, lookups that find nothing are limited
 /// per client IP (`TRELLIS_API_KEY_FAILURES_PER_IP` a minute): over it, keys
 /// not in the cache answer RATE_LIMITED without a lookup.
-pub(crate) async fn verify_key(state: &State, secret_hash: &str, ip: Option<IpAddr>) -> Result<Arc<VerifiedKey>, ApiError> {
+pub(crate) async fn verify_key(
+    state: &State,
+    secret_hash: &str,
+    ip: Option<IpAddr>,
+) -> Result<Arc<VerifiedKey>, ApiError> {
     let per_minute = state.config.api_key_failures_per_ip;
     let ip = ip.filter(|_| per_minute > 0).map(crate::net::limit_bucket);
     let keys = &state.keys;

@@ -9,7 +9,6 @@ use std::hash::Hash;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-
 const MINUTE: Duration = Duration::from_secs(60);
 
 pub(crate) struct KeyLimiter<K = trellis_schema::ids::ApiKeyId> {

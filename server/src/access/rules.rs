@@ -130,7 +130,12 @@ fn limit(state: &State, key: &VerifiedKey, method: &'static str) -> Result<(), A
 }
 
 /// A refused call of a valid key counts in its usage as an error.
-fn counted<T>(state: &State, key: Option<&VerifiedKey>, method: &'static str, r: Result<T, ApiError>) -> Result<T, ApiError> {
+fn counted<T>(
+    state: &State,
+    key: Option<&VerifiedKey>,
+    method: &'static str,
+    r: Result<T, ApiError>,
+) -> Result<T, ApiError> {
     if let (Err(_), Some(k)) = (&r, key) {
         state.keys.usage.record(k.id, method, Outcome::Error);
     }

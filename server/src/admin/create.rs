@@ -3,12 +3,12 @@
 
 use trellis_schema::values::{Email, NewPassword};
 
-use trellis_schema::ids::UserId;
 use crate::audit::{Event, actions};
 use crate::auth::password::PasswordHasherPool;
 use crate::auth::policy::PasswordPolicy;
 use crate::config::Config;
 use crate::db::models::UserRow;
+use trellis_schema::ids::UserId;
 
 /// What `create-admin` did.
 #[derive(Debug, PartialEq, Eq)]

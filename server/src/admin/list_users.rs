@@ -4,8 +4,8 @@ use trellis_schema::list::Page;
 use trellis_schema::values::PageLimit;
 
 use super::store;
-use crate::db::models::{now, utc};
 use crate::access::AdminCtx;
+use crate::db::models::{now, utc};
 use crate::rpc::error::HandlerError;
 use crate::rpc::paging::{after_id, page};
 use crate::rpc::registry::Handler;

@@ -2,8 +2,8 @@ use trellis_schema::admin::{SetUserDisabled, SetUserDisabledParams, SetUserDisab
 use trellis_schema::auth::User;
 
 use super::store;
-use crate::audit::{Event, actions};
 use crate::access::AdminCtx;
+use crate::audit::{Event, actions};
 use crate::rpc::error::HandlerError;
 use crate::rpc::registry::Handler;
 

@@ -3,10 +3,10 @@
 use diesel::prelude::*;
 use diesel_async::{AsyncConnection, RunQueryDsl};
 
-use trellis_schema::ids::{SessionId, UserId};
 use crate::db::models::{AuditEventRow, UserRow, now};
 use crate::db::schema::{audit_events, sessions, users};
 use crate::db::{Db, DbError, db_read, db_run};
+use trellis_schema::ids::{SessionId, UserId};
 
 diesel::define_sql_function!(fn lower(x: diesel::sql_types::Text) -> diesel::sql_types::Text);
 

@@ -1,9 +1,9 @@
-use trellis_schema::admin::{UnlockUser, UnlockUserParams, UnlockUserReason};
 use trellis_schema::Empty;
+use trellis_schema::admin::{UnlockUser, UnlockUserParams, UnlockUserReason};
 
 use super::store;
-use crate::audit::{Event, actions};
 use crate::access::AdminCtx;
+use crate::audit::{Event, actions};
 use crate::rpc::error::HandlerError;
 use crate::rpc::registry::Handler;
 

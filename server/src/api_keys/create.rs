@@ -4,13 +4,13 @@ use trellis_schema::api_keys::{Create, CreateApiKeyParams, CreateApiKeyReason, C
 use trellis_schema::error::FieldError;
 use trellis_schema::{ApiError, ErrorReason};
 
-use trellis_schema::ids::ApiKeyId;
 use super::{secret, store};
+use crate::access::{OrgAccess, OrgActor, OrgCtx};
 use crate::audit::Event;
 use crate::db::models::{ApiKeyRow, now, utc};
-use crate::access::{OrgCtx, OrgAccess, OrgActor};
 use crate::rpc::error::HandlerError;
 use crate::rpc::registry::Handler;
+use trellis_schema::ids::ApiKeyId;
 
 fn refuse<R: ErrorReason>(
     reason: R,

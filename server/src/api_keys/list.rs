@@ -14,9 +14,7 @@ impl Handler for List {
         let org = ctx.org.org_id;
         let after = after_id(p.cursor.as_ref())?;
         let limit = PageLimit::or_default(p.limit) as usize;
-        let rows =
-            store::list(&ctx.state.db, org, p.include_revoked.unwrap_or(false), after, limit as i64 + 1)
-                .await?;
+        let rows = store::list(&ctx.state.db, org, p.include_revoked.unwrap_or(false), after, limit as i64 + 1).await?;
         Ok(page(rows, limit, |r| r.id, |r| r.to_api()))
     }
 }

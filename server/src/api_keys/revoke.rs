@@ -2,9 +2,9 @@ use trellis_schema::api_keys::{ApiKey, KeyParams, Revoke};
 use trellis_schema::error::NoReason;
 
 use super::store;
+use crate::access::OrgCtx;
 use crate::audit::Event;
 use crate::db::models::now;
-use crate::access::OrgCtx;
 use crate::rpc::error::HandlerError;
 use crate::rpc::registry::Handler;
 

@@ -3,9 +3,9 @@ use trellis_schema::api_keys::{ChangeApiKeyReason, CreatedApiKey, Rotate, Rotate
 
 use super::create::{check_scopes, check_within_acting_key, invalid};
 use super::{secret, store};
+use crate::access::OrgCtx;
 use crate::audit::Event;
 use crate::db::models::now;
-use crate::access::OrgCtx;
 use crate::rpc::error::HandlerError;
 use crate::rpc::registry::Handler;
 

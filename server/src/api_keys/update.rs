@@ -3,9 +3,9 @@ use trellis_schema::api_keys::{ApiKey, ChangeApiKeyReason, Update, UpdateApiKeyP
 
 use super::create::{check_holder_scopes, check_scopes, check_within_acting_key, invalid, rate_limit};
 use super::store::{self, KeyChanges};
+use crate::access::OrgCtx;
 use crate::audit::Event;
 use crate::db::models::now;
-use crate::access::OrgCtx;
 use crate::rpc::error::HandlerError;
 use crate::rpc::registry::Handler;
 

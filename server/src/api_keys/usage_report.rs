@@ -6,8 +6,8 @@ use trellis_schema::error::NoReason;
 
 use super::create::invalid;
 use super::store;
-use crate::db::models::{now, utc};
 use crate::access::OrgCtx;
+use crate::db::models::{now, utc};
 use crate::rpc::error::HandlerError;
 use crate::rpc::registry::Handler;
 

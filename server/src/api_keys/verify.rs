@@ -3,8 +3,8 @@ use trellis_schema::error::NoReason;
 use trellis_schema::{ErrorCode, Reason};
 
 use super::secret;
-use crate::access::keys::verify_key;
 use crate::access::OrgCtx;
+use crate::access::keys::verify_key;
 use crate::rpc::error::HandlerError;
 use crate::rpc::registry::Handler;
 

@@ -2,9 +2,9 @@
 
 use trellis_schema::audit::{ActorKind, Outcome};
 
-use trellis_schema::ids::{AuditEventId, OrgId, UserId};
-use crate::db::models::{AuditEventRow, now};
 use crate::access::RequestMeta;
+use crate::db::models::{AuditEventRow, now};
+use trellis_schema::ids::{AuditEventId, OrgId, UserId};
 
 /// The actions recorded, by name.
 pub(crate) mod actions {

@@ -4,10 +4,10 @@ use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
 use trellis_schema::audit::{Actor, ActorKind, AuditEvent, Outcome};
 
-use trellis_schema::ids::{AuditEventId, UserId};
 use crate::db::models::{AuditEventRow, utc};
 use crate::db::schema::audit_events;
 use crate::db::{Db, DbError, db_read, db_run};
+use trellis_schema::ids::{AuditEventId, UserId};
 
 /// Records an event on its own (when no other change goes with it).
 pub(crate) async fn record(db: &Db, event: AuditEventRow) -> Result<(), DbError> {

@@ -7,13 +7,13 @@ use diesel::prelude::*;
 use diesel_async::{AsyncConnection, RunQueryDsl};
 use uuid::Uuid;
 
-use trellis_schema::ids::{SessionId, UserId};
 use super::codes;
 use crate::db::models::{AuditEventRow, OneTimeTokenRow, OutboxRow, UserRow, now};
 use crate::db::schema::{
     address_lockouts, audit_events, one_time_tokens, outbox, password_history, recovery_codes, sessions, users,
 };
 use crate::db::{Db, DbError, db_read, db_run};
+use trellis_schema::ids::{SessionId, UserId};
 
 /// What a one-time token is for, with its lifetime.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

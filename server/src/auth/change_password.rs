@@ -1,11 +1,11 @@
-use trellis_schema::auth::{ChangePassword, ChangePasswordParams, ChangePasswordReason};
 use trellis_schema::Empty;
+use trellis_schema::auth::{ChangePassword, ChangePasswordParams, ChangePasswordReason};
 
 use super::accounts::{self, PasswordChange};
 use super::signin::{new_password_hash, password_changed_mail};
 use super::store;
-use crate::audit::{Event, actions};
 use crate::access::UserCtx;
+use crate::audit::{Event, actions};
 use crate::rpc::error::HandlerError;
 use crate::rpc::registry::Handler;
 

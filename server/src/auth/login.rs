@@ -4,9 +4,9 @@ use trellis_schema::auth::{Login, LoginParams, LoginReason, Tokens};
 use super::accounts;
 use super::signin::{Refusal, count_failure, second_stage};
 use super::{session, store};
+use crate::access::PublicCtx;
 use crate::audit::{Event, actions};
 use crate::db::models::now;
-use crate::access::PublicCtx;
 use crate::rpc::error::HandlerError;
 use crate::rpc::registry::Handler;
 

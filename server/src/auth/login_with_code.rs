@@ -1,14 +1,14 @@
 use trellis_schema::auth::{LoginWithCode, LoginWithCodeParams, LoginWithCodeReason, Tokens};
 
-use trellis_schema::ids::UserId;
 use super::accounts::{self, CodeCheck, Purpose};
 use super::signin::{Refusal, second_stage};
 use super::{session, store};
+use crate::access::PublicCtx;
 use crate::audit::{Event, actions};
 use crate::db::models::now;
-use crate::access::PublicCtx;
 use crate::rpc::error::HandlerError;
 use crate::rpc::registry::Handler;
+use trellis_schema::ids::UserId;
 
 impl Handler for LoginWithCode {
     /// An unknown address and a wrong code get the same answers: a code has

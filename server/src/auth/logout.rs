@@ -1,10 +1,10 @@
+use trellis_schema::Empty;
 use trellis_schema::auth::{Logout, LogoutParams};
 use trellis_schema::error::NoReason;
-use trellis_schema::Empty;
 
 use super::store;
-use crate::audit::{Event, actions};
 use crate::access::UserCtx;
+use crate::audit::{Event, actions};
 use crate::rpc::error::HandlerError;
 use crate::rpc::registry::Handler;
 

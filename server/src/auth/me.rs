@@ -1,8 +1,8 @@
+use trellis_schema::Empty;
 use trellis_schema::access::OrgRole;
 use trellis_schema::auth::{Me, MeResult};
-use trellis_schema::orgs::Membership;
 use trellis_schema::error::NoReason;
-use trellis_schema::Empty;
+use trellis_schema::orgs::Membership;
 use trellis_schema::{ApiError, Reason};
 
 use super::store;

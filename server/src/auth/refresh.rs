@@ -1,12 +1,12 @@
 use trellis_schema::auth::{Refresh, RefreshParams, RefreshReason, Tokens};
 
-use trellis_schema::ids::SessionId;
 use super::store::{self, Rotation};
 use super::{session, tokens::token_hash};
-use crate::audit::{Event, actions};
 use crate::access::PublicCtx;
+use crate::audit::{Event, actions};
 use crate::rpc::error::HandlerError;
 use crate::rpc::registry::Handler;
+use trellis_schema::ids::SessionId;
 
 impl Handler for Refresh {
     /// Failed refreshes (unknown, expired or reused tokens) are limited per

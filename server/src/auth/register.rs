@@ -5,10 +5,10 @@ use uuid::Uuid;
 use super::accounts::{self, Purpose, VERIFY_EMAIL_HOURS};
 use super::signin::{answer_no_sooner, mail_row, policy_error};
 use super::{codes, store};
+use crate::access::PublicCtx;
 use crate::audit::{Event, actions};
 use crate::db::models::UserRow;
 use crate::mail::Mail;
-use crate::access::PublicCtx;
 use crate::rpc::error::HandlerError;
 use crate::rpc::registry::Handler;
 

@@ -1,13 +1,13 @@
+use trellis_schema::Empty;
 use trellis_schema::auth::{EmailParams, RequestLoginCode};
 use trellis_schema::error::NoReason;
-use trellis_schema::Empty;
 
 use super::accounts::{self, LOGIN_CODE_ATTEMPTS, LOGIN_CODE_MINUTES, Purpose};
 use super::signin::{answer_no_sooner, mail_row};
 use super::{codes, store};
+use crate::access::PublicCtx;
 use crate::audit::{Event, actions};
 use crate::mail::Mail;
-use crate::access::PublicCtx;
 use crate::rpc::error::HandlerError;
 use crate::rpc::registry::Handler;
 

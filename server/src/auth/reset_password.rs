@@ -1,10 +1,10 @@
-use trellis_schema::auth::{ResetPassword, ResetPasswordParams, ResetPasswordReason};
 use trellis_schema::Empty;
+use trellis_schema::auth::{ResetPassword, ResetPasswordParams, ResetPasswordReason};
 
 use super::accounts::{self, PasswordChange, Purpose, TokenLookup};
 use super::signin::{new_password_hash, password_changed_mail};
-use crate::audit::{Event, actions};
 use crate::access::PublicCtx;
+use crate::audit::{Event, actions};
 use crate::rpc::error::HandlerError;
 use crate::rpc::registry::Handler;
 

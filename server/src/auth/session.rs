@@ -3,13 +3,13 @@
 use chrono::Duration;
 use trellis_schema::auth::{TokenType, Tokens};
 
-use trellis_schema::ids::SessionId;
 use super::store;
 use super::tokens::{new_refresh_token, token_hash};
-use crate::db::models::{AuditEventRow, RefreshTokenRow, SessionRow, UserRow, now};
 use crate::access::Call;
+use crate::db::models::{AuditEventRow, RefreshTokenRow, SessionRow, UserRow, now};
 use crate::rpc::error::HandlerError;
 use crate::state::State;
+use trellis_schema::ids::SessionId;
 
 /// A new refresh token row for `session_id`, and the token itself.
 pub(super) fn refresh_row(state: &State, session_id: SessionId) -> (String, RefreshTokenRow) {
@@ -55,7 +55,12 @@ pub(super) async fn start<R>(
     Ok(tokens(&ctx.state, &user, session_id, refresh)?)
 }
 
-pub(super) fn tokens(state: &State, user: &UserRow, session_id: SessionId, refresh_token: String) -> anyhow::Result<Tokens> {
+pub(super) fn tokens(
+    state: &State,
+    user: &UserRow,
+    session_id: SessionId,
+    refresh_token: String,
+) -> anyhow::Result<Tokens> {
     let user = user.to_api();
     Ok(Tokens {
         access_token: state.auth.tokens.issue(user.id, session_id)?,

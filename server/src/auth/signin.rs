@@ -6,15 +6,15 @@ use chrono::{Duration, NaiveDateTime};
 use trellis_schema::values::OneTimeCode;
 use trellis_schema::{ErrorReason, Reason};
 
-use trellis_schema::ids::AuditEventId;
 use super::accounts;
 use super::policy::Violation;
 use super::totp;
+use crate::access::Call;
 use crate::audit::{Event, actions};
 use crate::db::models::{OutboxRow, UserRow, now};
 use crate::mail::{Mail, outbox};
-use crate::access::Call;
 use crate::rpc::error::HandlerError;
+use trellis_schema::ids::AuditEventId;
 
 /// Why a sign-in is refused after the first factor was checked.
 #[derive(Debug, Clone, Copy)]
@@ -194,7 +194,11 @@ pub(super) async fn new_password_hash<R: ErrorReason>(
 }
 
 /// The "your password was changed" mail of `event`.
-pub(super) fn password_changed_mail<R>(ctx: &Call, user: &UserRow, event: AuditEventId) -> Result<OutboxRow, HandlerError<R>> {
+pub(super) fn password_changed_mail<R>(
+    ctx: &Call,
+    user: &UserRow,
+    event: AuditEventId,
+) -> Result<OutboxRow, HandlerError<R>> {
     mail_row(ctx, &user.email, &format!("changed:{event}"), &Mail::PasswordChanged { name: &user.display_name })
 }
 

@@ -11,11 +11,11 @@ use trellis_schema::values::Password;
 use trellis_schema::{ErrorReason, Reason};
 
 use super::signin::{Refusal, count_failure};
+use crate::access::{Call, Principal};
 use crate::audit::Event;
 use crate::db::models::{UserRow, now};
 use crate::db::schema::sessions;
 use crate::db::{DbError, db_read};
-use crate::access::{Call, Principal};
 use crate::rpc::error::HandlerError;
 
 /// Lets the call through when `password` is the account's current one, or,

@@ -4,10 +4,10 @@ use chrono::NaiveDateTime;
 use diesel::prelude::*;
 use diesel_async::{AsyncConnection, RunQueryDsl};
 
-use trellis_schema::ids::{SessionId, UserId};
 use crate::db::models::{AuditEventRow, OrgRow, RefreshTokenRow, SessionRow, UserRow, now};
 use crate::db::schema::{address_lockouts, audit_events, org_members, orgs, refresh_tokens, sessions, users};
 use crate::db::{Db, DbError, db_read, db_run};
+use trellis_schema::ids::{SessionId, UserId};
 
 pub(crate) async fn find_user(db: &Db, id: UserId) -> Result<Option<UserRow>, DbError> {
     db_read!(db, |conn| Ok(users::table.find(id).select(UserRow::as_select()).first(conn).await.optional()?))

@@ -1,8 +1,8 @@
 use trellis_schema::auth::{TokenReason, VerifyEmail, VerifyEmailParams, VerifyEmailResult};
 
 use super::accounts::{self, Purpose, TokenLookup};
-use crate::audit::{Event, actions};
 use crate::access::PublicCtx;
+use crate::audit::{Event, actions};
 use crate::rpc::error::HandlerError;
 use crate::rpc::registry::Handler;
 

@@ -4,8 +4,8 @@
 use chrono::{NaiveDateTime, TimeZone, Timelike, Utc};
 use diesel::prelude::*;
 use trellis_schema::auth::User;
-use trellis_schema::orgs::Org;
 use trellis_schema::ids::{ActorId, ApiKeyId, AuditEventId, InvitationId, OrgId, SessionId, UserId};
+use trellis_schema::orgs::Org;
 
 use super::schema::{
     api_keys, audit_events, invitations, one_time_tokens, org_members, orgs, outbox, refresh_tokens, sessions, users,
@@ -125,12 +125,7 @@ pub(crate) struct OrgRow {
 
 impl OrgRow {
     pub(crate) fn to_api(&self) -> Org {
-        Org {
-            id: self.id,
-            name: self.name.clone(),
-            slug: self.slug.clone(),
-            created_at: utc(self.created_at),
-        }
+        Org { id: self.id, name: self.name.clone(), slug: self.slug.clone(), created_at: utc(self.created_at) }
     }
 }
 

@@ -1,5 +1,5 @@
-use trellis_schema::error::NoReason;
 use trellis_schema::Empty;
+use trellis_schema::error::NoReason;
 use trellis_schema::health::{Check, CheckResult, HealthStatus};
 
 use crate::access::PublicCtx;

@@ -1,8 +1,8 @@
 use trellis_schema::mfa::{CodeParams, ConfirmTotp, ConfirmTotpResult, MfaCodeReason};
 
+use crate::access::UserCtx;
 use crate::audit::{Event, actions};
 use crate::auth::{accounts, codes, store, totp};
-use crate::access::UserCtx;
 use crate::rpc::error::HandlerError;
 use crate::rpc::registry::Handler;
 

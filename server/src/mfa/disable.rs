@@ -1,9 +1,9 @@
 use trellis_schema::Empty;
 use trellis_schema::mfa::{Disable, DisableMfaParams, DisableMfaReason};
 
+use crate::access::UserCtx;
 use crate::audit::{Event, actions};
 use crate::auth::{accounts, signin, step_up, store};
-use crate::access::UserCtx;
 use crate::rpc::error::HandlerError;
 use crate::rpc::registry::Handler;
 

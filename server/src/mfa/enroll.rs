@@ -1,8 +1,8 @@
 use trellis_schema::mfa::{EnrollTotp, EnrollTotpParams, EnrollTotpReason, EnrollTotpResult};
 
+use crate::access::UserCtx;
 use crate::audit::{Event, actions};
 use crate::auth::{accounts, step_up, store, totp};
-use crate::access::UserCtx;
 use crate::rpc::error::HandlerError;
 use crate::rpc::registry::Handler;
 

@@ -3,9 +3,9 @@ use trellis_schema::orgs::Membership;
 use trellis_schema::orgs::{AcceptInvite, AcceptInviteParams, AcceptInviteReason};
 
 use super::store::{self, Accepted};
+use crate::access::UserCtx;
 use crate::audit::Event;
 use crate::db::models::{OrgMemberRow, now};
-use crate::access::UserCtx;
 use crate::rpc::error::HandlerError;
 use crate::rpc::registry::Handler;
 
@@ -39,12 +39,8 @@ impl Handler for AcceptInvite {
             return Err(HandlerError::reason(AcceptInviteReason::InvitationMismatch));
         }
         let role = OrgRole::parse(&inv.role).ok_or_else(|| anyhow::anyhow!("stored role {:?}", inv.role))?;
-        let member = OrgMemberRow {
-            org_id: inv.org_id,
-            user_id: user.id.clone(),
-            role: inv.role.clone(),
-            joined_at: now(),
-        };
+        let member =
+            OrgMemberRow { org_id: inv.org_id, user_id: user.id.clone(), role: inv.role.clone(), joined_at: now() };
         let event = Event::new(&ctx.meta, "orgs.acceptInvite")
             .by_user(user.id)
             .org(inv.org_id)

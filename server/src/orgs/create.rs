@@ -2,13 +2,13 @@ use trellis_schema::access::OrgRole;
 use trellis_schema::orgs::Org;
 use trellis_schema::orgs::{Create, CreateOrgParams, CreateOrgReason};
 
-use trellis_schema::ids::OrgId;
 use super::store;
+use crate::access::UserCtx;
 use crate::audit::Event;
 use crate::db::models::{OrgMemberRow, OrgRow, now};
-use crate::access::UserCtx;
 use crate::rpc::error::HandlerError;
 use crate::rpc::registry::Handler;
+use trellis_schema::ids::OrgId;
 
 impl Handler for Create {
     async fn handle(ctx: UserCtx, p: CreateOrgParams) -> Result<Org, HandlerError<CreateOrgReason>> {

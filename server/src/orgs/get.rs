@@ -1,5 +1,5 @@
-use trellis_schema::orgs::Org;
 use trellis_schema::error::NoReason;
+use trellis_schema::orgs::Org;
 use trellis_schema::orgs::{Get, OrgParams};
 
 use super::store;

@@ -1,15 +1,15 @@
 use chrono::Duration;
 use trellis_schema::orgs::{Invitation, Invite, InviteParams, InviteReason};
 
-use trellis_schema::ids::InvitationId;
 use super::store;
+use crate::access::OrgCtx;
 use crate::audit::Event;
 use crate::auth::{codes, signin};
 use crate::db::models::{InvitationRow, now, utc};
 use crate::mail::Mail;
-use crate::access::OrgCtx;
 use crate::rpc::error::HandlerError;
 use crate::rpc::registry::Handler;
+use trellis_schema::ids::InvitationId;
 
 pub(super) const INVITATION_DAYS: i64 = 7;
 

@@ -1,8 +1,8 @@
 //! `orgs.listInvites` and `orgs.revokeInvite`.
 
+use trellis_schema::Empty;
 use trellis_schema::access::OrgRole;
 use trellis_schema::error::NoReason;
-use trellis_schema::Empty;
 use trellis_schema::list::Page;
 use trellis_schema::orgs::{
     ListInvites, ListInvitesParams, PendingInvitation, RevokeInvite, RevokeInviteParams, RevokeInviteReason,
@@ -10,9 +10,9 @@ use trellis_schema::orgs::{
 use trellis_schema::values::PageLimit;
 
 use super::store::{self, InviteRevoked};
-use crate::audit::Event;
-use crate::db::models::{utc};
 use crate::access::OrgCtx;
+use crate::audit::Event;
+use crate::db::models::utc;
 use crate::rpc::error::HandlerError;
 use crate::rpc::paging::{after_id, page};
 use crate::rpc::registry::Handler;

@@ -5,8 +5,8 @@
 
 use std::time::Duration;
 
-use trellis_schema::{ApiError, Reason};
 use trellis_schema::ids::{OrgId, UserId};
+use trellis_schema::{ApiError, Reason};
 
 use crate::access::limiter::{KeyLimiter, Limited};
 use crate::config::Config;

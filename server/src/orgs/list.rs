@@ -1,7 +1,7 @@
-use trellis_schema::access::OrgRole;
-use trellis_schema::orgs::Membership;
-use trellis_schema::error::NoReason;
 use trellis_schema::Empty;
+use trellis_schema::access::OrgRole;
+use trellis_schema::error::NoReason;
+use trellis_schema::orgs::Membership;
 use trellis_schema::orgs::{List, OrgList};
 
 use crate::access::UserCtx;

@@ -5,8 +5,8 @@ use trellis_schema::orgs::{ListMembers, ListMembersParams, Member};
 use trellis_schema::values::PageLimit;
 
 use super::store;
-use crate::db::models::utc;
 use crate::access::OrgCtx;
+use crate::db::models::utc;
 use crate::rpc::error::HandlerError;
 use crate::rpc::paging::{after_id, page};
 use crate::rpc::registry::Handler;

@@ -3,24 +3,28 @@
 //! holder's role), and the last owner stays. The roles compared are read in
 //! the change's transaction.
 
-use trellis_schema::access::OrgRole;
 use trellis_schema::Empty;
+use trellis_schema::access::OrgRole;
 use trellis_schema::orgs::{
     MemberChangeReason, RemoveMember, RemoveMemberParams, UpdateMemberRole, UpdateMemberRoleParams,
 };
 
-use trellis_schema::ids::UserId;
 use super::store::{self, MemberChange};
-use crate::audit::Event;
 use crate::access::OrgCtx;
+use crate::audit::Event;
 use crate::rpc::error::HandlerError;
 use crate::rpc::registry::Handler;
+use trellis_schema::ids::UserId;
 
 fn refuse(reason: MemberChangeReason, message: String) -> HandlerError<MemberChangeReason> {
     HandlerError::Reason { reason, message: Some(message.into()), data: serde_json::Map::new() }
 }
 
-async fn change(ctx: &OrgCtx, user_id: UserId, role: Option<OrgRole>) -> Result<Empty, HandlerError<MemberChangeReason>> {
+async fn change(
+    ctx: &OrgCtx,
+    user_id: UserId,
+    role: Option<OrgRole>,
+) -> Result<Empty, HandlerError<MemberChangeReason>> {
     let access = &ctx.org;
     let org = access.org_id;
     let target = user_id;

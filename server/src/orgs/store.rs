@@ -5,10 +5,10 @@ use diesel::prelude::*;
 use diesel_async::{AsyncConnection, RunQueryDsl};
 use trellis_schema::access::{OrgRole, Permission};
 
-use trellis_schema::ids::{ActorId, AuditEventId, InvitationId, OrgId, UserId};
 use crate::db::models::{AuditEventRow, InvitationRow, OrgMemberRow, OrgRow, OutboxRow, UserRow, now};
 use crate::db::schema::{audit_events, invitations, org_members, orgs, outbox, users};
 use crate::db::{Db, DbError, db_read, db_run};
+use trellis_schema::ids::{ActorId, AuditEventId, InvitationId, OrgId, UserId};
 
 /// Creates an organization with its owner; `false` when the slug is taken.
 pub(crate) async fn create(

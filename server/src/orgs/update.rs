@@ -1,10 +1,10 @@
-use trellis_schema::orgs::Org;
 use trellis_schema::error::NoReason;
+use trellis_schema::orgs::Org;
 use trellis_schema::orgs::{Update, UpdateOrgParams};
 
 use super::store;
-use crate::audit::Event;
 use crate::access::OrgCtx;
+use crate::audit::Event;
 use crate::rpc::error::HandlerError;
 use crate::rpc::registry::Handler;
 

@@ -1,12 +1,12 @@
 //! `rpc.discover` and `GET /openrpc.json`: the service describing itself.
 
-use trellis_schema::error::NoReason;
 use trellis_schema::Empty;
+use trellis_schema::error::NoReason;
 use trellis_schema::rpc::{Discover, OpenRpcDocument};
 
-use crate::access::PublicCtx;
 use super::error::HandlerError;
 use super::registry::Handler;
+use crate::access::PublicCtx;
 
 /// The OpenRPC document, built once at start from the procedure list: the
 /// very value `just gen` writes to `schema/openrpc.json`.

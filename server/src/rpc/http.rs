@@ -24,10 +24,10 @@ use tracing::Instrument;
 use trellis_schema::{ApiError, Reason};
 use uuid::Uuid;
 
-use crate::access::{Credential, Principal, RequestMeta};
 use super::framing::{self, Body, Entry};
 use super::registry::Registry;
 use super::ws::WsEndpoint;
+use crate::access::{Credential, Principal, RequestMeta};
 use crate::state::AppState;
 
 pub(crate) type BoxError = Box<dyn std::error::Error + Send + Sync>;

@@ -1,11 +1,11 @@
 //! Cursors of paged lists: the id of the last item of the previous page
 //! (ids are UUID v7, so they sort by creation).
 
+use std::str::FromStr;
 use trellis_schema::ApiError;
 use trellis_schema::error::FieldError;
 use trellis_schema::list::Page;
 use trellis_schema::values::Cursor;
-use std::str::FromStr;
 
 use uuid::Uuid;
 
@@ -36,7 +36,12 @@ pub(crate) fn page<R, I: Into<Uuid>, T>(
 ) -> Page<T> {
     let next_cursor = (rows.len() > limit).then(|| {
         rows.truncate(limit);
-        rows.last().map(|r| { let id: Uuid = id(r).into(); id.hyphenated().to_string() }).unwrap_or_default()
+        rows.last()
+            .map(|r| {
+                let id: Uuid = id(r).into();
+                id.hyphenated().to_string()
+            })
+            .unwrap_or_default()
     });
     Page { items: rows.into_iter().map(item).collect(), next_cursor }
 }

@@ -33,12 +33,12 @@ use tokio::sync::{Semaphore, mpsc, watch};
 use tokio::task::JoinSet;
 use trellis_schema::{ApiError, Reason};
 
-use crate::access::{Credential, RequestMeta};
 use super::framing::{self, Entry};
 use super::http::{HttpBody, full, json_response, resolve_credentials};
 use super::registry::{Registry, decode_params};
 use super::server::{Connection, stopped};
 use super::ws_frames::{self as frames, FrameError, FrameReader, close};
+use crate::access::{Credential, RequestMeta};
 use crate::auth::tokens::LEEWAY_SECS;
 use crate::state::AppState;
 

@@ -1,10 +1,10 @@
-use trellis_schema::error::NoReason;
 use trellis_schema::Empty;
+use trellis_schema::error::NoReason;
 use trellis_schema::sessions::{List, SessionInfo, SessionList};
 
-use crate::auth::store;
-use crate::db::models::{utc};
 use crate::access::UserCtx;
+use crate::auth::store;
+use crate::db::models::utc;
 use crate::rpc::error::HandlerError;
 use crate::rpc::registry::Handler;
 

@@ -1,9 +1,9 @@
 use trellis_schema::Empty;
 use trellis_schema::sessions::{Revoke, RevokeParams, RevokeReason};
 
+use crate::access::UserCtx;
 use crate::audit::{Event, actions};
 use crate::auth::store;
-use crate::access::UserCtx;
 use crate::rpc::error::HandlerError;
 use crate::rpc::registry::Handler;
 

@@ -2,9 +2,9 @@ use trellis_schema::auth::User;
 use trellis_schema::error::NoReason;
 use trellis_schema::users::{UpdateProfile, UpdateProfileParams};
 
+use crate::access::UserCtx;
 use crate::audit::{Event, actions};
 use crate::auth::accounts;
-use crate::access::UserCtx;
 use crate::rpc::error::HandlerError;
 use crate::rpc::registry::Handler;
 
