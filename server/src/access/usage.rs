@@ -99,7 +99,7 @@ impl UsageRecorder {
             .transaction(async |conn| {
                 for row in &rows {
                     diesel::insert_into(api_key_usage::table)
-                        .values(row.clone())
+                        .values(*row)
                         .on_conflict((api_key_usage::key_id, api_key_usage::minute, api_key_usage::method))
                         .do_update()
                         .set((

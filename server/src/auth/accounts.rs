@@ -68,7 +68,7 @@ pub(crate) fn token_row(user_id: UserId, purpose: Purpose, hash: String) -> OneT
     let t = now();
     OneTimeTokenRow {
         id: Uuid::now_v7().to_string(),
-        user_id: user_id,
+        user_id,
         purpose: purpose.as_str().to_owned(),
         token_hash: hash,
         created_at: t,

@@ -35,7 +35,7 @@ impl Handler for LoginWithCode {
             // A disabled account is sent no code, as an unknown address.
             return Err(no_code(&ctx, Some(user.id), &key).await?);
         }
-        let hash = ctx.state.auth.codes.hash(Purpose::LoginCode.as_str(), &user.id, p.code.expose());
+        let hash = ctx.state.auth.codes.hash(Purpose::LoginCode.as_str(), user.id, p.code.expose());
         let refused = match accounts::check_login_code(&ctx.state.db, user.id, &hash).await? {
             CodeCheck::Accepted => None,
             CodeCheck::Invalid => Some(LoginWithCodeReason::OtpInvalid),

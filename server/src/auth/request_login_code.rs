@@ -23,7 +23,7 @@ impl Handler for RequestLoginCode {
         match user {
             Some(u) => {
                 let code = codes::new_six_digit_code();
-                let hash = ctx.state.auth.codes.hash(Purpose::LoginCode.as_str(), &u.id, &code);
+                let hash = ctx.state.auth.codes.hash(Purpose::LoginCode.as_str(), u.id, &code);
                 let token = accounts::token_row(u.id, Purpose::LoginCode, hash);
                 let mail = mail_row(
                     &ctx,

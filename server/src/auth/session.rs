@@ -18,7 +18,7 @@ pub(super) fn refresh_row(state: &State, session_id: SessionId) -> (String, Refr
     let days = i64::try_from(state.config.refresh_token_ttl_days).unwrap_or(30);
     let row = RefreshTokenRow {
         token_hash: token_hash(&token),
-        session_id: session_id,
+        session_id,
         created_at: t,
         expires_at: t + Duration::days(days),
         used_at: None,

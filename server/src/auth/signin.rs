@@ -106,7 +106,7 @@ pub(crate) async fn second_factor<R>(ctx: &Call, user: &UserRow, code: &OneTimeC
         let Some(step) = totp::matching_step(&secret, code.expose(), totp::current_step()) else { return Ok(false) };
         Ok(accounts::accept_totp_step(&ctx.state.db, user.id, step).await?)
     } else {
-        let hash = ctx.state.auth.codes.hash("recovery", &user.id, code.expose());
+        let hash = ctx.state.auth.codes.hash("recovery", user.id, code.expose());
         Ok(accounts::use_recovery_code(&ctx.state.db, user.id, &hash).await?)
     }
 }

@@ -33,7 +33,7 @@ impl Handler for ConfirmTotp {
         let shown: Vec<String> = (0..RECOVERY_CODES).map(|_| codes::new_recovery_code()).collect();
         let hashes: Vec<String> = shown
             .iter()
-            .map(|c| ctx.state.auth.codes.hash("recovery", &user.id, &codes::normalize_recovery_code(c)))
+            .map(|c| ctx.state.auth.codes.hash("recovery", user.id, &codes::normalize_recovery_code(c)))
             .collect();
         let event = Event::new(&ctx.meta, actions::MFA_CONFIRM).by_user(user.id).row();
         if !accounts::enable_mfa(&ctx.state.db, user.id, &pending, step, &hashes, &event).await? {

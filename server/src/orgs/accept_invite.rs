@@ -39,8 +39,7 @@ impl Handler for AcceptInvite {
             return Err(HandlerError::reason(AcceptInviteReason::InvitationMismatch));
         }
         let role = OrgRole::parse(&inv.role).ok_or_else(|| anyhow::anyhow!("stored role {:?}", inv.role))?;
-        let member =
-            OrgMemberRow { org_id: inv.org_id, user_id: user.id.clone(), role: inv.role.clone(), joined_at: now() };
+        let member = OrgMemberRow { org_id: inv.org_id, user_id: user.id, role: inv.role.clone(), joined_at: now() };
         let event = Event::new(&ctx.meta, "orgs.acceptInvite")
             .by_user(user.id)
             .org(inv.org_id)

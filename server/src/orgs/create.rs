@@ -20,12 +20,8 @@ impl Handler for Create {
             slug: p.slug.as_str().to_owned(),
             created_at: t,
         };
-        let owner = OrgMemberRow {
-            org_id: org.id.clone(),
-            user_id: me.clone(),
-            role: OrgRole::Owner.as_str().to_owned(),
-            joined_at: t,
-        };
+        let owner =
+            OrgMemberRow { org_id: org.id, user_id: me, role: OrgRole::Owner.as_str().to_owned(), joined_at: t };
         let event =
             Event::new(&ctx.meta, "orgs.create").by_user(me).org(org.id).target(format!("org:{}", org.id)).row();
         if !store::create(&ctx.state.db, &org, &owner, &event).await? {

@@ -50,7 +50,7 @@ impl Handler for Invite {
         let t = now();
         let row = InvitationRow {
             id: InvitationId::new(),
-            org_id: org_id,
+            org_id,
             email_key: key,
             role: p.role.as_str().to_owned(),
             token_hash: ctx.state.auth.codes.hash("invitation", "", &token),
