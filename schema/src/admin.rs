@@ -6,9 +6,9 @@ use serde::{Deserialize, Serialize};
 use ts_rs::TS;
 
 use crate::Empty;
-use crate::auth::User;
 use crate::ids::UserId;
 use crate::list::{Page, example_limit, list_params};
+use crate::users::User;
 use crate::values::SearchQuery;
 use crate::{procedure, reasons};
 

@@ -1,6 +1,5 @@
 //! `auth.*`: accounts, sign-in and the tokens that prove it.
 
-use chrono::{DateTime, Utc};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use ts_rs::TS;
@@ -8,20 +7,9 @@ use ts_rs::TS;
 use crate::error::NoReason;
 use crate::ids::UserId;
 use crate::orgs::Membership;
+pub use crate::users::User;
 use crate::values::{DisplayName, Email, NewPassword, OneTimeCode, Password, Token};
 use crate::{Empty, procedure, reasons};
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS, JsonSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct User {
-    pub id: UserId,
-    pub email: String,
-    pub display_name: String,
-    pub email_verified: bool,
-    pub mfa_enabled: bool,
-    pub is_admin: bool,
-    pub created_at: DateTime<Utc>,
-}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, TS, JsonSchema)]
 pub enum TokenType {

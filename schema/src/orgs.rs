@@ -7,10 +7,10 @@ use ts_rs::TS;
 
 use crate::Empty;
 use crate::access::{OrgRole, Permission};
-use crate::auth::User;
 use crate::error::NoReason;
 use crate::ids::{InvitationId, OrgId, UserId};
 use crate::list::{Page, example_limit, list_params};
+use crate::users::User;
 use crate::values::{DisplayName, Email, Slug, Token};
 use crate::{procedure, reasons};
 

@@ -1,15 +1,28 @@
 //! `users.*`: the signed-in user's own profile and security activity.
 
+use chrono::{DateTime, Utc};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use ts_rs::TS;
 
 use crate::audit::AuditEvent;
-use crate::auth::User;
 use crate::error::NoReason;
+use crate::ids::UserId;
 use crate::list::{Page, example_limit, list_params};
 use crate::procedure;
 use crate::values::DisplayName;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct User {
+    pub id: UserId,
+    pub email: String,
+    pub display_name: String,
+    pub email_verified: bool,
+    pub mfa_enabled: bool,
+    pub is_admin: bool,
+    pub created_at: DateTime<Utc>,
+}
 
 #[derive(Debug, Clone, Serialize, Deserialize, TS, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]

@@ -27,7 +27,6 @@ use super::usage::UsageRecorder;
 use crate::db::models::{ApiKeyRow, now};
 use crate::db::schema::{api_key_secrets, api_keys, org_members, users};
 use crate::db::{Db, DbError, db_read};
-use crate::state::State;
 
 /// API keys as credentials: the cache of verified keys, each key's own
 /// limit, the limit on lookups of unknown keys per address, and usage.
@@ -151,20 +150,20 @@ impl KeyCache {
 /// per client IP (`TRELLIS_API_KEY_FAILURES_PER_IP` a minute): over it, keys
 /// not in the cache answer RATE_LIMITED without a lookup.
 pub(crate) async fn verify_key(
-    state: &State,
+    keys: &Keys,
+    db: &Db,
+    per_minute: u32,
     secret_hash: &str,
     ip: Option<IpAddr>,
 ) -> Result<Arc<VerifiedKey>, ApiError> {
-    let per_minute = state.config.api_key_failures_per_ip;
     let ip = ip.filter(|_| per_minute > 0).map(crate::net::limit_bucket);
-    let keys = &state.keys;
     let lookup = keys
         .cache
         .get_or_load(secret_hash, || async {
             if let Some(ip) = ip {
                 keys.unknown.peek_per(&ip, per_minute, MINUTE).map_err(|l| unknown_keys_limited(&l, per_minute))?;
             }
-            let found = lookup_secret(&state.db, secret_hash).await.map_err(db_error)?;
+            let found = lookup_secret(db, secret_hash).await.map_err(db_error)?;
             if let (None, Some(ip)) = (&found, ip) {
                 // Counted; the refusal comes with the next lookup.
                 let _ = keys.unknown.check_per(&ip, per_minute, MINUTE);

@@ -110,7 +110,8 @@ async fn credentials(
         Some(Credential::User(p)) => Ok((Some(p), None)),
         Some(Credential::ApiKey(_)) if access == Access::Public => Ok((None, None)),
         Some(Credential::ApiKey(hash)) => {
-            let k = verify_key(state, &hash, meta.client_ip()).await?;
+            let per_ip = state.config.api_key_failures_per_ip;
+            let k = verify_key(&state.keys, &state.db, per_ip, &hash, meta.client_ip()).await?;
             limit(state, &k, method)?;
             Ok((None, Some(k)))
         }

@@ -23,7 +23,15 @@ impl Handler for Verify {
         if !secret::well_formed(key) {
             return Ok(not(Reason::ApiKeyInvalid));
         }
-        let found = match verify_key(&ctx.state, &ctx.state.auth.codes.hash("api key", "", key), None).await {
+        let found = match verify_key(
+            &ctx.state.keys,
+            &ctx.state.db,
+            ctx.state.config.api_key_failures_per_ip,
+            &ctx.state.auth.codes.hash("api key", "", key),
+            None,
+        )
+        .await
+        {
             Ok(k) if k.org_id == org => k,
             Ok(_) => return Ok(not(Reason::ApiKeyInvalid)),
             // A dependency down or a fault is an error, not an answer about the key.
