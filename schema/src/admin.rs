@@ -98,3 +98,16 @@ procedure! {
         example: UnlockUserParams { user_id: UserId::EXAMPLE },
     }
 }
+
+/// The procedures of this namespace, in order, for [`all_procedures!`](crate::all_procedures).
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __procedures_admin {
+    ($callback:ident; [$($acc:tt)*]; $($rest:ident)*) => {
+        $crate::__collect_procedures! { $callback; [$($acc)*
+            $crate::admin::ListUsers,
+            $crate::admin::SetUserDisabled,
+            $crate::admin::UnlockUser,
+        ]; $($rest)* }
+    };
+}

@@ -350,3 +350,21 @@ procedure! {
         },
     }
 }
+
+/// The procedures of this namespace, in order, for [`all_procedures!`](crate::all_procedures).
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __procedures_api_keys {
+    ($callback:ident; [$($acc:tt)*]; $($rest:ident)*) => {
+        $crate::__collect_procedures! { $callback; [$($acc)*
+            $crate::api_keys::Create,
+            $crate::api_keys::List,
+            $crate::api_keys::Get,
+            $crate::api_keys::Update,
+            $crate::api_keys::Rotate,
+            $crate::api_keys::Revoke,
+            $crate::api_keys::UsageReport,
+            $crate::api_keys::Verify,
+        ]; $($rest)* }
+    };
+}

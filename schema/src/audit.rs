@@ -98,3 +98,14 @@ procedure! {
         },
     }
 }
+
+/// The procedures of this namespace, in order, for [`all_procedures!`](crate::all_procedures).
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __procedures_audit {
+    ($callback:ident; [$($acc:tt)*]; $($rest:ident)*) => {
+        $crate::__collect_procedures! { $callback; [$($acc)*
+            $crate::audit::List,
+        ]; $($rest)* }
+    };
+}

@@ -347,3 +347,25 @@ procedure! {
         },
     }
 }
+
+/// The procedures of this namespace, in order, for [`all_procedures!`](crate::all_procedures).
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __procedures_auth {
+    ($callback:ident; [$($acc:tt)*]; $($rest:ident)*) => {
+        $crate::__collect_procedures! { $callback; [$($acc)*
+            $crate::auth::Register,
+            $crate::auth::Login,
+            $crate::auth::Refresh,
+            $crate::auth::Logout,
+            $crate::auth::Me,
+            $crate::auth::VerifyEmail,
+            $crate::auth::ResendVerification,
+            $crate::auth::RequestLoginCode,
+            $crate::auth::LoginWithCode,
+            $crate::auth::ChangePassword,
+            $crate::auth::RequestPasswordReset,
+            $crate::auth::ResetPassword,
+        ]; $($rest)* }
+    };
+}

@@ -117,3 +117,16 @@ procedure! {
         },
     }
 }
+
+/// The procedures of this namespace, in order, for [`all_procedures!`](crate::all_procedures).
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __procedures_mfa {
+    ($callback:ident; [$($acc:tt)*]; $($rest:ident)*) => {
+        $crate::__collect_procedures! { $callback; [$($acc)*
+            $crate::mfa::EnrollTotp,
+            $crate::mfa::ConfirmTotp,
+            $crate::mfa::Disable,
+        ]; $($rest)* }
+    };
+}

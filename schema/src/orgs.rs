@@ -328,3 +328,24 @@ procedure! {
         example: RevokeInviteParams { org_id: OrgId::EXAMPLE, invitation_id: InvitationId::EXAMPLE },
     }
 }
+
+/// The procedures of this namespace, in order, for [`all_procedures!`](crate::all_procedures).
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __procedures_orgs {
+    ($callback:ident; [$($acc:tt)*]; $($rest:ident)*) => {
+        $crate::__collect_procedures! { $callback; [$($acc)*
+            $crate::orgs::Create,
+            $crate::orgs::List,
+            $crate::orgs::Get,
+            $crate::orgs::Update,
+            $crate::orgs::ListMembers,
+            $crate::orgs::Invite,
+            $crate::orgs::AcceptInvite,
+            $crate::orgs::UpdateMemberRole,
+            $crate::orgs::RemoveMember,
+            $crate::orgs::ListInvites,
+            $crate::orgs::RevokeInvite,
+        ]; $($rest)* }
+    };
+}

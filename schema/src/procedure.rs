@@ -224,56 +224,25 @@ pub trait ProcedureVisitor {
 /// Calls `$callback! { path::To::Procedure, ... }` with every procedure of the
 /// API, once each. The server uses it to bind a handler to each (a missing
 /// handler fails to compile); the generator and OpenRPC walk it through
-/// [`for_each_procedure`].
+/// [`for_each_procedure`]. Each namespace module lists its own procedures, in
+/// a `__procedures_<namespace>` macro at its end (adding a procedure to a
+/// namespace is one line there); this walks the namespaces, in this order.
 #[macro_export]
 macro_rules! all_procedures {
     ($callback:ident) => {
-        $callback! {
-            $crate::health::Check,
-            $crate::rpc::Discover,
-            $crate::auth::Register,
-            $crate::auth::Login,
-            $crate::auth::Refresh,
-            $crate::auth::Logout,
-            $crate::auth::Me,
-            $crate::auth::VerifyEmail,
-            $crate::auth::ResendVerification,
-            $crate::auth::RequestLoginCode,
-            $crate::auth::LoginWithCode,
-            $crate::auth::ChangePassword,
-            $crate::auth::RequestPasswordReset,
-            $crate::auth::ResetPassword,
-            $crate::sessions::List,
-            $crate::sessions::Revoke,
-            $crate::mfa::EnrollTotp,
-            $crate::mfa::ConfirmTotp,
-            $crate::mfa::Disable,
-            $crate::users::UpdateProfile,
-            $crate::users::Activity,
-            $crate::admin::ListUsers,
-            $crate::admin::SetUserDisabled,
-            $crate::admin::UnlockUser,
-            $crate::orgs::Create,
-            $crate::orgs::List,
-            $crate::orgs::Get,
-            $crate::orgs::Update,
-            $crate::orgs::ListMembers,
-            $crate::orgs::Invite,
-            $crate::orgs::AcceptInvite,
-            $crate::orgs::UpdateMemberRole,
-            $crate::orgs::RemoveMember,
-            $crate::orgs::ListInvites,
-            $crate::orgs::RevokeInvite,
-            $crate::api_keys::Create,
-            $crate::api_keys::List,
-            $crate::api_keys::Get,
-            $crate::api_keys::Update,
-            $crate::api_keys::Rotate,
-            $crate::api_keys::Revoke,
-            $crate::api_keys::UsageReport,
-            $crate::api_keys::Verify,
-            $crate::audit::List,
-        }
+        $crate::__collect_procedures! { $callback; []; __procedures_health __procedures_rpc __procedures_auth __procedures_sessions __procedures_mfa __procedures_users __procedures_admin __procedures_orgs __procedures_api_keys __procedures_audit }
+    };
+}
+
+/// Appends each namespace's procedures, then calls the callback with all.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __collect_procedures {
+    ($callback:ident; [$($acc:tt)*]; ) => {
+        $callback! { $($acc)* }
+    };
+    ($callback:ident; [$($acc:tt)*]; $namespace:ident $($rest:ident)*) => {
+        $crate::$namespace! { $callback; [$($acc)*]; $($rest)* }
     };
 }
 

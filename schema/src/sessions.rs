@@ -63,3 +63,15 @@ procedure! {
         example: RevokeParams { session_id: SessionId::EXAMPLE },
     }
 }
+
+/// The procedures of this namespace, in order, for [`all_procedures!`](crate::all_procedures).
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __procedures_sessions {
+    ($callback:ident; [$($acc:tt)*]; $($rest:ident)*) => {
+        $crate::__collect_procedures! { $callback; [$($acc)*
+            $crate::sessions::List,
+            $crate::sessions::Revoke,
+        ]; $($rest)* }
+    };
+}

@@ -61,3 +61,15 @@ procedure! {
         example: PageParams { cursor: None, limit: example_limit() },
     }
 }
+
+/// The procedures of this namespace, in order, for [`all_procedures!`](crate::all_procedures).
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __procedures_users {
+    ($callback:ident; [$($acc:tt)*]; $($rest:ident)*) => {
+        $crate::__collect_procedures! { $callback; [$($acc)*
+            $crate::users::UpdateProfile,
+            $crate::users::Activity,
+        ]; $($rest)* }
+    };
+}
