@@ -52,6 +52,30 @@ procedure! {
 
 #[derive(Debug, Clone, Serialize, Deserialize, TS, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct GetUserParams {
+    pub user_id: UserId,
+}
+
+reasons! {
+    /// Why `admin.getUser` can refuse.
+    pub enum GetUserReason { NotFound }
+}
+
+procedure! {
+    /// One account by its id, as administrators see it (whether it is disabled, until when it is locked).
+    GetUser {
+        method: "admin.getUser",
+        kind: Query,
+        access: Admin,
+        params: GetUserParams,
+        output: AdminUser,
+        reasons: GetUserReason,
+        example: GetUserParams { user_id: UserId::EXAMPLE },
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, TS, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct SetUserDisabledParams {
     pub user_id: UserId,
     pub disabled: bool,
@@ -106,6 +130,7 @@ macro_rules! __procedures_admin {
     ($callback:ident; [$($acc:tt)*]; $($rest:ident)*) => {
         $crate::__collect_procedures! { $callback; [$($acc)*
             $crate::admin::ListUsers,
+            $crate::admin::GetUser,
             $crate::admin::SetUserDisabled,
             $crate::admin::UnlockUser,
         ]; $($rest)* }

@@ -314,6 +314,16 @@ impl<C: Caller> Admin<'_, C> {
         self.0.call::<trellis_schema::admin::ListUsers>(params).await
     }
 
+    /// One account by its id, as administrators see it (whether it is disabled, until when it is locked).
+    ///
+    /// Calls [`trellis_schema::admin::GetUser`].
+    pub async fn get_user(
+        self,
+        params: <trellis_schema::admin::GetUser as Procedure>::Params,
+    ) -> Output<trellis_schema::admin::GetUser> {
+        self.0.call::<trellis_schema::admin::GetUser>(params).await
+    }
+
     /// Disables (ending every session) or re-enables an account. Administrators cannot disable themselves.
     ///
     /// Calls [`trellis_schema::admin::SetUserDisabled`].
@@ -703,6 +713,7 @@ pub(crate) const COVERED: &[(&str, &str)] = &[
     ("users", <trellis_schema::users::UpdateProfile as Procedure>::METHOD),
     ("users", <trellis_schema::users::Activity as Procedure>::METHOD),
     ("admin", <trellis_schema::admin::ListUsers as Procedure>::METHOD),
+    ("admin", <trellis_schema::admin::GetUser as Procedure>::METHOD),
     ("admin", <trellis_schema::admin::SetUserDisabled as Procedure>::METHOD),
     ("admin", <trellis_schema::admin::UnlockUser as Procedure>::METHOD),
     ("orgs", <trellis_schema::orgs::Create as Procedure>::METHOD),

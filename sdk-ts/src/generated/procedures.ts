@@ -180,6 +180,14 @@ export interface Procedures {
     /** Every reason a call can fail with: the procedure's own, its access rule's, and the common ones. */
     reason: "CREDENTIALS_MISSING" | "TOKEN_EXPIRED" | "TOKEN_INVALID" | "ACCOUNT_DISABLED" | "ADMIN_REQUIRED" | "VALIDATION" | "RATE_LIMITED" | "DATABASE_UNAVAILABLE" | "CACHE_UNAVAILABLE" | "SHUTTING_DOWN" | "INTERNAL";
   };
+  "admin.getUser": {
+    params: T.GetUserParams;
+    result: T.AdminUser;
+    kind: "query";
+    access: "admin";
+    /** Every reason a call can fail with: the procedure's own, its access rule's, and the common ones. */
+    reason: "NOT_FOUND" | "CREDENTIALS_MISSING" | "TOKEN_EXPIRED" | "TOKEN_INVALID" | "ACCOUNT_DISABLED" | "ADMIN_REQUIRED" | "VALIDATION" | "RATE_LIMITED" | "DATABASE_UNAVAILABLE" | "CACHE_UNAVAILABLE" | "SHUTTING_DOWN" | "INTERNAL";
+  };
   "admin.setUserDisabled": {
     params: T.SetUserDisabledParams;
     result: T.User;
@@ -381,6 +389,7 @@ export const procedures = {
   "users.updateProfile": { kind: "mutation", access: "user", summary: "Changes the caller's display name.", reasons: ["CREDENTIALS_MISSING", "TOKEN_EXPIRED", "TOKEN_INVALID", "API_KEY_INVALID", "API_KEY_EXPIRED", "API_KEY_REVOKED", "ACCOUNT_DISABLED", "MISSING_SCOPE", "VALIDATION", "RATE_LIMITED", "DATABASE_UNAVAILABLE", "CACHE_UNAVAILABLE", "SHUTTING_DOWN", "INTERNAL"] },
   "users.activity": { kind: "query", access: "user", summary: "The caller's own security events (sign-ins, failures, lockouts, password and MFA changes, sessions ended), newest first.", reasons: ["CREDENTIALS_MISSING", "TOKEN_EXPIRED", "TOKEN_INVALID", "API_KEY_INVALID", "API_KEY_EXPIRED", "API_KEY_REVOKED", "ACCOUNT_DISABLED", "MISSING_SCOPE", "VALIDATION", "RATE_LIMITED", "DATABASE_UNAVAILABLE", "CACHE_UNAVAILABLE", "SHUTTING_DOWN", "INTERNAL"] },
   "admin.listUsers": { kind: "query", access: "admin", summary: "Every account, oldest first, optionally filtered by e-mail or name.", reasons: ["CREDENTIALS_MISSING", "TOKEN_EXPIRED", "TOKEN_INVALID", "ACCOUNT_DISABLED", "ADMIN_REQUIRED", "VALIDATION", "RATE_LIMITED", "DATABASE_UNAVAILABLE", "CACHE_UNAVAILABLE", "SHUTTING_DOWN", "INTERNAL"] },
+  "admin.getUser": { kind: "query", access: "admin", summary: "One account by its id, as administrators see it (whether it is disabled, until when it is locked).", reasons: ["NOT_FOUND", "CREDENTIALS_MISSING", "TOKEN_EXPIRED", "TOKEN_INVALID", "ACCOUNT_DISABLED", "ADMIN_REQUIRED", "VALIDATION", "RATE_LIMITED", "DATABASE_UNAVAILABLE", "CACHE_UNAVAILABLE", "SHUTTING_DOWN", "INTERNAL"] },
   "admin.setUserDisabled": { kind: "mutation", access: "admin", summary: "Disables (ending every session) or re-enables an account. Administrators cannot disable themselves.", reasons: ["NOT_FOUND", "INVALID_TRANSITION", "CREDENTIALS_MISSING", "TOKEN_EXPIRED", "TOKEN_INVALID", "ACCOUNT_DISABLED", "ADMIN_REQUIRED", "VALIDATION", "RATE_LIMITED", "DATABASE_UNAVAILABLE", "CACHE_UNAVAILABLE", "SHUTTING_DOWN", "INTERNAL"] },
   "admin.unlockUser": { kind: "mutation", access: "admin", summary: "Lifts a lockout after failed sign-ins and clears the failure count.", reasons: ["NOT_FOUND", "CREDENTIALS_MISSING", "TOKEN_EXPIRED", "TOKEN_INVALID", "ACCOUNT_DISABLED", "ADMIN_REQUIRED", "VALIDATION", "RATE_LIMITED", "DATABASE_UNAVAILABLE", "CACHE_UNAVAILABLE", "SHUTTING_DOWN", "INTERNAL"] },
   "orgs.create": { kind: "mutation", access: "user", summary: "Creates an organization; the caller becomes its owner.", reasons: ["ALREADY_EXISTS", "CREDENTIALS_MISSING", "TOKEN_EXPIRED", "TOKEN_INVALID", "API_KEY_INVALID", "API_KEY_EXPIRED", "API_KEY_REVOKED", "ACCOUNT_DISABLED", "MISSING_SCOPE", "VALIDATION", "RATE_LIMITED", "DATABASE_UNAVAILABLE", "CACHE_UNAVAILABLE", "SHUTTING_DOWN", "INTERNAL"] },

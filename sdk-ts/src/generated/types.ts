@@ -257,6 +257,13 @@ export type FieldError = {
  */
 path: string, message: string, };
 
+export type GetUserParams = { userId: UserId, };
+
+/**
+ * Why `admin.getUser` can refuse.
+ */
+export type GetUserReason = "NOT_FOUND";
+
 export type HealthStatus = "ok" | "degraded";
 
 export type Invitation = { invitationId: InvitationId, expiresAt: string, };

@@ -2,6 +2,7 @@
 //! command-line tool that makes the first administrator.
 
 pub mod create;
+mod get_user;
 mod list_users;
 mod set_user_disabled;
 mod store;

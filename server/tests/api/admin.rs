@@ -98,3 +98,39 @@ db_test! {
         assert_error(&e, -32004, "NOT_FOUND");
     }
 }
+
+db_test! {
+    /// An administrator reads one account by id, as the list shows it, with
+    /// its disabled flag; an unknown id is NOT_FOUND, a non-administrator is
+    /// refused, and an API key cannot ask.
+    async fn get_user_reads_one_account(app) {
+        let admin = admin_token(app, "root@example.com").await;
+        let user = app.signed_in("erin@example.com").await;
+        let (t, id) = (user["accessToken"].as_str().expect("token"), user["user"]["id"].clone());
+
+        let got = app.call("admin.getUser", json!({"userId": id}), Some(&admin)).await.expect("get");
+        assert_eq!(got["id"], id);
+        assert_eq!(got["email"], "erin@example.com");
+        assert_eq!(got["disabled"], false);
+        assert!(got["lockedUntil"].is_null());
+        let listed = app.call("admin.listUsers", json!({"query": "erin"}), Some(&admin)).await.expect("list");
+        assert_eq!(listed["items"][0], got, "the same account as the list shows");
+
+        app.call("admin.setUserDisabled", json!({"userId": id, "disabled": true}), Some(&admin)).await.expect("disabled");
+        let got = app.call("admin.getUser", json!({"userId": id}), Some(&admin)).await.expect("get");
+        assert_eq!(got["disabled"], true);
+
+        let e = app.call("admin.getUser", json!({"userId": uuid::Uuid::now_v7()}), Some(&admin)).await.expect_err("none");
+        assert_error(&e, -32004, "NOT_FOUND");
+        let e = app.call("admin.getUser", json!({"userId": "not-an-id"}), Some(&admin)).await.expect_err("bad id");
+        assert_error(&e, -32602, "VALIDATION");
+        let other = app.signed_in("fred@example.com").await;
+        let e = app.call("admin.getUser", json!({"userId": id}), other["accessToken"].as_str()).await.expect_err("not admin");
+        assert_error(&e, -32003, "ADMIN_REQUIRED");
+        let e = app.call("admin.getUser", json!({"userId": id}), None).await.expect_err("anonymous");
+        assert_error(&e, -32001, "CREDENTIALS_MISSING");
+        // The disabled user's own token stopped with their sessions.
+        let e = app.call("admin.getUser", json!({"userId": id}), Some(t)).await.expect_err("ended");
+        assert_error(&e, -32001, "TOKEN_INVALID");
+    }
+}
