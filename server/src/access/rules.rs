@@ -17,7 +17,7 @@ use trellis_schema::{Access, ApiError, Reason};
 use super::caller::{Credential, Principal, RequestMeta};
 use super::context::{AdminCtx, Call, OrgAccess, OrgActor, OrgCtx, PublicCtx, UserCtx};
 use super::keys::{VerifiedKey, verify_key};
-use super::usage::Outcome;
+use super::usage::Counted;
 use super::{db_error, membership};
 use crate::state::{AppState, State};
 
@@ -122,7 +122,7 @@ async fn credentials(
 fn limit(state: &State, key: &VerifiedKey, method: &'static str) -> Result<(), ApiError> {
     let Some(per_minute) = key.rate_limit_per_minute else { return Ok(()) };
     state.keys.limiter.check(key.id, per_minute).map(drop).map_err(|l| {
-        state.keys.usage.record(key.id, method, Outcome::RateLimited);
+        state.keys.usage.record(key.id, method, Counted::RateLimited);
         ApiError::new(Reason::RateLimited)
             .message(format!("this API key is limited to {per_minute} calls a minute"))
             .with("retryAfterMs", l.retry_after_ms())
@@ -138,7 +138,7 @@ fn counted<T>(
     r: Result<T, ApiError>,
 ) -> Result<T, ApiError> {
     if let (Err(_), Some(k)) = (&r, key) {
-        state.keys.usage.record(k.id, method, Outcome::Error);
+        state.keys.usage.record(k.id, method, Counted::Error);
     }
     r
 }

@@ -33,9 +33,9 @@ async fn purge(db: &Db, retention_days: u32) -> Result<usize, DbError> {
         .map_err(DbError::from)?))
 }
 
-/// How a call of a key ended.
+/// What a call of a key counts as in its usage.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Outcome {
+pub(crate) enum Counted {
     Ok,
     Error,
     RateLimited,
@@ -57,15 +57,15 @@ fn minute_of(t: NaiveDateTime) -> NaiveDateTime {
 }
 
 impl UsageRecorder {
-    pub(crate) fn record(&self, key: ApiKeyId, method: &'static str, outcome: Outcome) {
+    pub(crate) fn record(&self, key: ApiKeyId, method: &'static str, outcome: Counted) {
         let t = now();
         let mut p = self.pending.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         let c = p.counts.entry((key, minute_of(t), method)).or_default();
         c.calls += 1;
         match outcome {
-            Outcome::Ok => {}
-            Outcome::Error => c.errors += 1,
-            Outcome::RateLimited => {
+            Counted::Ok => {}
+            Counted::Error => c.errors += 1,
+            Counted::RateLimited => {
                 c.errors += 1;
                 c.rate_limited += 1;
             }

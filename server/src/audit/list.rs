@@ -4,7 +4,7 @@ use trellis_schema::list::Page;
 use trellis_schema::values::PageLimit;
 
 use crate::access::OrgCtx;
-use crate::orgs::store::{self, AuditFilter};
+use super::store::{self, AuditFilter};
 use crate::rpc::error::HandlerError;
 use crate::rpc::paging::{after_id, page};
 use crate::rpc::registry::Handler;
@@ -21,7 +21,7 @@ impl Handler for List {
             before: after_id(p.cursor.as_ref())?,
             limit: limit as i64 + 1,
         };
-        let rows = store::audit(&ctx.state.db, org, filter).await?;
+        let rows = store::in_org(&ctx.state.db, org, filter).await?;
         Ok(page(rows, limit, |r| r.id, |r| r.to_api()))
     }
 }

@@ -104,10 +104,10 @@ pub(crate) async fn second_factor<R>(ctx: &Call, user: &UserRow, code: &OneTimeC
         let Some(stored) = user.totp_secret.as_deref() else { return Ok(false) };
         let secret = ctx.state.auth.secrets.open(stored, user.id)?;
         let Some(step) = totp::matching_step(&secret, code.expose(), totp::current_step()) else { return Ok(false) };
-        Ok(accounts::accept_totp_step(&ctx.state.db, user.id, step).await?)
+        Ok(crate::mfa::store::accept_totp_step(&ctx.state.db, user.id, step).await?)
     } else {
         let hash = ctx.state.auth.codes.hash("recovery", user.id, code.expose());
-        Ok(accounts::use_recovery_code(&ctx.state.db, user.id, &hash).await?)
+        Ok(crate::mfa::store::use_recovery_code(&ctx.state.db, user.id, &hash).await?)
     }
 }
 

@@ -2,7 +2,7 @@ use trellis_schema::mfa::{CodeParams, ConfirmTotp, ConfirmTotpResult, MfaCodeRea
 
 use crate::access::UserCtx;
 use crate::audit::{Event, actions};
-use crate::auth::{accounts, codes, store, totp};
+use crate::auth::{codes, store, totp};
 use crate::rpc::error::HandlerError;
 use crate::rpc::registry::Handler;
 
@@ -36,7 +36,7 @@ impl Handler for ConfirmTotp {
             .map(|c| ctx.state.auth.codes.hash("recovery", user.id, &codes::normalize_recovery_code(c)))
             .collect();
         let event = Event::new(&ctx.meta, actions::MFA_CONFIRM).by_user(user.id).row();
-        if !accounts::enable_mfa(&ctx.state.db, user.id, &pending, step, &hashes, &event).await? {
+        if !crate::mfa::store::enable_mfa(&ctx.state.db, user.id, &pending, step, &hashes, &event).await? {
             return Err(HandlerError::reason(MfaCodeReason::InvalidTransition));
         }
         tracing::info!(user_id = %user.id, "MFA turned on");

@@ -3,7 +3,7 @@ use trellis_schema::mfa::{Disable, DisableMfaParams, DisableMfaReason};
 
 use crate::access::UserCtx;
 use crate::audit::{Event, actions};
-use crate::auth::{accounts, signin, step_up, store};
+use crate::auth::{signin, step_up, store};
 use crate::rpc::error::HandlerError;
 use crate::rpc::registry::Handler;
 
@@ -32,7 +32,7 @@ impl Handler for Disable {
             return Err(HandlerError::reason(DisableMfaReason::OtpInvalid));
         }
         let event = Event::new(&ctx.meta, actions::MFA_DISABLE).by_user(user.id).row();
-        if !accounts::disable_mfa(&ctx.state.db, user.id, &event).await? {
+        if !crate::mfa::store::disable_mfa(&ctx.state.db, user.id, &event).await? {
             return Err(not_on());
         }
         tracing::info!(user_id = %user.id, "MFA turned off");

@@ -2,7 +2,7 @@ use trellis_schema::mfa::{EnrollTotp, EnrollTotpParams, EnrollTotpReason, Enroll
 
 use crate::access::UserCtx;
 use crate::audit::{Event, actions};
-use crate::auth::{accounts, step_up, store, totp};
+use crate::auth::{step_up, store, totp};
 use crate::rpc::error::HandlerError;
 use crate::rpc::registry::Handler;
 
@@ -20,7 +20,7 @@ impl Handler for EnrollTotp {
         let secret: [u8; 20] = rand::random();
         let event = Event::new(&ctx.meta, actions::MFA_ENROLL).by_user(user.id).row();
         let stored = ctx.state.auth.secrets.seal(&secret, user.id)?;
-        if !accounts::set_pending_totp(&ctx.state.db, user.id, &stored, &event).await? {
+        if !crate::mfa::store::set_pending_totp(&ctx.state.db, user.id, &stored, &event).await? {
             return Err(HandlerError::reason(EnrollTotpReason::AlreadyExists));
         }
         Ok(EnrollTotpResult { secret: totp::base32(&secret), otpauth_url: totp::otpauth_url(&secret, &user.email) })

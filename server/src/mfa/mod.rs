@@ -3,3 +3,4 @@
 mod confirm;
 mod disable;
 mod enroll;
+pub(crate) mod store;

@@ -8,7 +8,7 @@ use trellis_schema::access::{OrgRole, Permission};
 use crate::db::models::{AuditEventRow, InvitationRow, OrgMemberRow, OrgRow, OutboxRow, UserRow, now};
 use crate::db::schema::{audit_events, invitations, org_members, orgs, outbox, users};
 use crate::db::{Db, DbError, db_read, db_run};
-use trellis_schema::ids::{ActorId, AuditEventId, InvitationId, OrgId, UserId};
+use trellis_schema::ids::{InvitationId, OrgId, UserId};
 
 /// Creates an organization with its owner; `false` when the slug is taken.
 pub(crate) async fn create(
@@ -358,41 +358,4 @@ pub(crate) async fn change_member(
             Ok(MemberChange::Done)
         })
         .await)
-}
-
-/// Events of the organization, newest first, filtered.
-pub(crate) struct AuditFilter<'a> {
-    pub actor_id: Option<ActorId>,
-    pub action: Option<&'a str>,
-    pub from: Option<NaiveDateTime>,
-    pub to: Option<NaiveDateTime>,
-    pub before: Option<AuditEventId>,
-    pub limit: i64,
-}
-
-pub(crate) async fn audit(db: &Db, org_id: OrgId, f: AuditFilter<'_>) -> Result<Vec<AuditEventRow>, DbError> {
-    db_read!(db, |conn| {
-        let mut q = audit_events::table
-            .filter(audit_events::org_id.eq(org_id))
-            .order(audit_events::id.desc())
-            .limit(f.limit)
-            .select(AuditEventRow::as_select())
-            .into_boxed();
-        if let Some(a) = &f.actor_id {
-            q = q.filter(audit_events::actor_id.eq(*a));
-        }
-        if let Some(a) = f.action {
-            q = q.filter(audit_events::action.eq(a.to_owned()));
-        }
-        if let Some(t) = f.from {
-            q = q.filter(audit_events::at.ge(t));
-        }
-        if let Some(t) = f.to {
-            q = q.filter(audit_events::at.lt(t));
-        }
-        if let Some(b) = &f.before {
-            q = q.filter(audit_events::id.lt(*b));
-        }
-        q.load(conn).await.map_err(DbError::from)
-    })
 }

@@ -251,7 +251,7 @@ async fn rpc_over_http(
             join_in_place(&mut started).await;
             out.push(b'[');
             for (id, outcome) in started {
-                let Outcome::Done(result, answered) = outcome else { continue };
+                let Pending::Done(result, answered) = outcome else { continue };
                 if !answered {
                     continue;
                 }
@@ -319,20 +319,20 @@ type CallResult = Result<Box<RawValue>, ApiError>;
 
 /// A call on its way: still running, or done (`answered` is false for a
 /// notification, which runs but gets no answer).
-enum Outcome {
+enum Pending {
     Running(BoxFuture<'static, CallResult>, bool),
     Done(CallResult, bool),
 }
 
 /// Starts one entry; returns the id to answer with and its outcome.
-fn start<'a>(front: &Front, meta: &Arc<RequestMeta>, entry: Entry<'a>) -> (Option<&'a RawValue>, Outcome) {
+fn start<'a>(front: &Front, meta: &Arc<RequestMeta>, entry: Entry<'a>) -> (Option<&'a RawValue>, Pending) {
     match entry {
-        Entry::Invalid { id } => (id, Outcome::Done(Err(ApiError::new(Reason::InvalidRequest)), true)),
+        Entry::Invalid { id } => (id, Pending::Done(Err(ApiError::new(Reason::InvalidRequest)), true)),
         Entry::Call(call) => {
             let answered = call.id.is_some();
             let outcome = match front.registry.call(&call.method, front.state.clone(), meta.clone(), call.params) {
-                Some(fut) => Outcome::Running(fut, answered),
-                None => Outcome::Done(Err(ApiError::new(Reason::MethodNotFound)), answered),
+                Some(fut) => Pending::Running(fut, answered),
+                None => Pending::Done(Err(ApiError::new(Reason::MethodNotFound)), answered),
             };
             (call.id, outcome)
         }
@@ -340,10 +340,10 @@ fn start<'a>(front: &Front, meta: &Arc<RequestMeta>, entry: Entry<'a>) -> (Optio
 }
 
 /// Finishes one outcome; `None` for a notification.
-async fn finish(outcome: Outcome) -> Option<CallResult> {
+async fn finish(outcome: Pending) -> Option<CallResult> {
     let (result, answered) = match outcome {
-        Outcome::Running(fut, answered) => (fut.await, answered),
-        Outcome::Done(result, answered) => (result, answered),
+        Pending::Running(fut, answered) => (fut.await, answered),
+        Pending::Done(result, answered) => (result, answered),
     };
     if !answered {
         if let Err(e) = &result {
@@ -356,13 +356,13 @@ async fn finish(outcome: Outcome) -> Option<CallResult> {
 
 /// Drives every running call until all are done. The futures are boxed (so
 /// `Unpin`) and polled in place: no task or allocation per call.
-async fn join_in_place<I>(calls: &mut [(I, Outcome)]) {
+async fn join_in_place<I>(calls: &mut [(I, Pending)]) {
     std::future::poll_fn(|cx| {
         let mut pending = false;
         for (_, outcome) in calls.iter_mut() {
-            if let Outcome::Running(fut, answered) = outcome {
+            if let Pending::Running(fut, answered) = outcome {
                 match fut.as_mut().poll(cx) {
-                    Poll::Ready(result) => *outcome = Outcome::Done(result, *answered),
+                    Poll::Ready(result) => *outcome = Pending::Done(result, *answered),
                     Poll::Pending => pending = true,
                 }
             }

@@ -13,7 +13,7 @@ use trellis_schema::error::FieldError;
 use trellis_schema::{ApiError, Procedure, Reason};
 
 use super::error::HandlerError;
-use crate::access::usage::Outcome;
+use crate::access::usage::Counted;
 use crate::access::{Grant, InOrg, RequestMeta};
 use crate::state::AppState;
 
@@ -80,7 +80,7 @@ impl Registry {
                     }
                 };
                 if let Some(key) = key {
-                    let outcome = if result.is_ok() { Outcome::Ok } else { Outcome::Error };
+                    let outcome = if result.is_ok() { Counted::Ok } else { Counted::Error };
                     usage.record(key, P::METHOD, outcome);
                 }
                 result
