@@ -3,8 +3,8 @@ use trellis_schema::error::NoReason;
 use trellis_schema::list::Page;
 use trellis_schema::values::PageLimit;
 
-use crate::access::OrgCtx;
 use super::store::{self, AuditFilter};
+use crate::access::OrgCtx;
 use crate::rpc::error::HandlerError;
 use crate::rpc::paging::{after_id, page};
 use crate::rpc::registry::Handler;

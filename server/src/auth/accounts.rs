@@ -10,9 +10,7 @@ use uuid::Uuid;
 
 use super::codes;
 use crate::db::models::{AuditEventRow, OneTimeTokenRow, OutboxRow, UserRow, now};
-use crate::db::schema::{
-    address_lockouts, audit_events, one_time_tokens, outbox, password_history, sessions, users,
-};
+use crate::db::schema::{address_lockouts, audit_events, one_time_tokens, outbox, password_history, sessions, users};
 use crate::db::{Db, DbError, db_read, db_run};
 use trellis_schema::ids::{SessionId, UserId};
 

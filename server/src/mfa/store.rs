@@ -133,4 +133,3 @@ pub(crate) async fn disable_mfa(db: &Db, user_id: UserId, event: &AuditEventRow)
         })
         .await)
 }
-

@@ -12,31 +12,27 @@ use std::task::Poll;
 use futures::future::BoxFuture;
 use http::header::{
     ACCESS_CONTROL_ALLOW_HEADERS, ACCESS_CONTROL_ALLOW_METHODS, ACCESS_CONTROL_ALLOW_ORIGIN,
-    ACCESS_CONTROL_EXPOSE_HEADERS, ACCESS_CONTROL_MAX_AGE, ACCESS_CONTROL_REQUEST_METHOD, ALLOW, AUTHORIZATION,
-    CACHE_CONTROL, CONTENT_LENGTH, CONTENT_TYPE, ORIGIN, USER_AGENT, VARY, X_CONTENT_TYPE_OPTIONS,
+    ACCESS_CONTROL_EXPOSE_HEADERS, ACCESS_CONTROL_MAX_AGE, ACCESS_CONTROL_REQUEST_METHOD, ALLOW, CACHE_CONTROL,
+    CONTENT_LENGTH, CONTENT_TYPE, ORIGIN, USER_AGENT, VARY, X_CONTENT_TYPE_OPTIONS,
 };
 use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode};
-use http_body_util::combinators::UnsyncBoxBody;
-use http_body_util::{BodyExt, Full};
+use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use serde_json::value::RawValue;
 use tracing::Instrument;
 use trellis_schema::{ApiError, Reason};
 use uuid::Uuid;
 
+use super::credentials::{bearer, from_headers, query_param, resolve_credentials};
 use super::framing::{self, Body, Entry};
 use super::registry::Registry;
+use super::respond::{HttpBody, full, json_response};
 use super::ws::WsEndpoint;
-use crate::access::{Credential, Principal, RequestMeta};
+use crate::access::RequestMeta;
 use crate::state::AppState;
 
-pub(crate) type BoxError = Box<dyn std::error::Error + Send + Sync>;
-pub(crate) type HttpBody = UnsyncBoxBody<Bytes, BoxError>;
-
 static REQUEST_ID: http::HeaderName = http::HeaderName::from_static("x-request-id");
-static API_KEY: http::HeaderName = http::HeaderName::from_static("x-api-key");
 static TRACEPARENT: http::HeaderName = http::HeaderName::from_static("traceparent");
-const JSON: HeaderValue = HeaderValue::from_static("application/json");
 
 /// What every connection's service shares.
 pub(crate) struct Front {
@@ -387,83 +383,8 @@ pub(crate) fn request_meta(front: &Front, peer: SocketAddr, request_id: Arc<str>
         request_id,
         client: Some(crate::net::client_ip(peer.ip(), headers, &front.state.config.trusted_proxies)),
         user_agent: headers.get(USER_AGENT).and_then(|v| v.to_str().ok()).map(|s| s.chars().take(256).collect()),
-        principal: resolve_principal(&front.state, headers),
+        principal: from_headers(&front.state, headers),
     }
-}
-
-/// Reads credentials: `Authorization: Bearer <JWT | API key>` or `X-Api-Key`.
-fn resolve_principal(state: &AppState, headers: &HeaderMap) -> Result<Option<Credential>, ApiError> {
-    let bearer = match headers.get(AUTHORIZATION) {
-        None => None,
-        Some(v) => {
-            let v = v.to_str().map_err(|_| ApiError::new(Reason::TokenInvalid))?;
-            match v.split_once(' ') {
-                Some((scheme, token)) if scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty() => {
-                    Some(token.trim())
-                }
-                _ => {
-                    return Err(ApiError::new(Reason::TokenInvalid).message("expected `Authorization: Bearer <token>`"));
-                }
-            }
-        }
-    };
-    let api_key = headers.get(&API_KEY).map(|v| v.to_str().unwrap_or_default());
-    resolve_credentials(state, bearer, api_key)
-}
-
-/// The token of `Authorization: Bearer <token>`, when well formed.
-fn bearer(headers: &HeaderMap) -> Option<&str> {
-    let (scheme, token) = headers.get(AUTHORIZATION)?.to_str().ok()?.split_once(' ')?;
-    (scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty()).then(|| token.trim())
-}
-
-/// Checks a bearer token (JWT or API key) or an API key.
-pub(crate) fn resolve_credentials(
-    state: &AppState,
-    bearer: Option<&str>,
-    api_key: Option<&str>,
-) -> Result<Option<Credential>, ApiError> {
-    match (bearer, api_key) {
-        (Some(key), _) if key.starts_with("trl_") => api_key_credential(state, key),
-        (Some(jwt), _) => {
-            let (user_id, session_id) = state.auth.tokens.verify(jwt).map_err(ApiError::new)?;
-            if state.auth.revoked.is_revoked(&session_id) {
-                return Err(ApiError::new(Reason::TokenInvalid).message("the session of this token has ended"));
-            }
-            Ok(Some(Credential::User(Principal { user_id, session_id })))
-        }
-        (None, Some(key)) => api_key_credential(state, key),
-        (None, None) => Ok(None),
-    }
-}
-
-/// A key whose checksum fails is refused here, without a database query.
-fn api_key_credential(state: &AppState, key: &str) -> Result<Option<Credential>, ApiError> {
-    if !crate::api_keys::secret::well_formed(key) {
-        return Err(
-            ApiError::new(Reason::ApiKeyInvalid).message("the API key is malformed (its checksum does not match)")
-        );
-    }
-    Ok(Some(Credential::ApiKey(state.auth.codes.hash("api key", "", key).into())))
-}
-
-/// The percent-decoded value of `name` in a URL query.
-fn query_param(query: &str, name: &str) -> Option<String> {
-    let raw = query.split('&').find_map(|pair| pair.strip_prefix(name)?.strip_prefix('='))?;
-    let bytes = raw.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' {
-            let hex = std::str::from_utf8(bytes.get(i + 1..i + 3)?).ok()?;
-            out.push(u8::from_str_radix(hex, 16).ok()?);
-            i += 3;
-        } else {
-            out.push(if bytes[i] == b'+' { b' ' } else { bytes[i] });
-            i += 1;
-        }
-    }
-    String::from_utf8(out).ok().filter(|s| !s.is_empty())
 }
 
 fn request_id_of(headers: &HeaderMap) -> Arc<str> {
@@ -501,13 +422,6 @@ fn single_error(status: StatusCode, err: &ApiError, request_id: &str) -> Respons
     json_response(status, out)
 }
 
-pub(crate) fn json_response(status: StatusCode, body: impl Into<Bytes>) -> Response<HttpBody> {
-    let mut r = Response::new(full(body));
-    *r.status_mut() = status;
-    r.headers_mut().insert(CONTENT_TYPE, JSON);
-    r
-}
-
 /// Marks a response as the connection's last.
 fn closing(mut r: Response<HttpBody>) -> Response<HttpBody> {
     r.headers_mut().insert(http::header::CONNECTION, HeaderValue::from_static("close"));
@@ -518,22 +432,4 @@ fn no_content() -> Response<HttpBody> {
     let mut r = Response::new(full(Bytes::new()));
     *r.status_mut() = StatusCode::NO_CONTENT;
     r
-}
-
-pub(crate) fn full(body: impl Into<Bytes>) -> HttpBody {
-    Full::new(body.into()).map_err(|never| match never {}).boxed_unsync()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::query_param;
-
-    #[test]
-    fn query_params_are_found_and_decoded() {
-        assert_eq!(query_param("a=1&access_token=x.y%2Dz&b=2", "access_token").as_deref(), Some("x.y-z"));
-        assert_eq!(query_param("access_token=", "access_token"), None);
-        assert_eq!(query_param("access_tokens=1", "access_token"), None);
-        assert_eq!(query_param("access_token=%zz", "access_token"), None);
-        assert_eq!(query_param("access_token=%4", "access_token"), None);
-    }
 }

@@ -15,7 +15,6 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use futures::future::BoxFuture;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
@@ -24,6 +23,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinSet;
 
+use super::connection::{Connection, stopped};
 use super::http::{Front, handle};
 
 pub(crate) struct ServeOptions {
@@ -38,28 +38,6 @@ pub(crate) struct ServeOptions {
     pub h2_keep_alive_interval: Duration,
     pub h2_keep_alive_timeout: Duration,
     pub shutdown_grace: Duration,
-}
-
-/// What a request's handler knows of its connection (in every request's
-/// extensions).
-pub(crate) struct Connection {
-    stop: watch::Receiver<bool>,
-    /// A WebSocket session handed over by an upgrade, run by the
-    /// connection's task once hyper lets go of the socket, so it keeps the
-    /// connection's slots and is part of graceful shutdown.
-    upgraded: Mutex<Option<BoxFuture<'static, ()>>>,
-}
-
-impl Connection {
-    /// Turns `true` when the server begins to shut down.
-    pub(crate) fn stopping(&self) -> watch::Receiver<bool> {
-        self.stop.clone()
-    }
-
-    /// Runs `session` on this connection after the current response.
-    pub(crate) fn take_over(&self, session: BoxFuture<'static, ()>) {
-        *self.upgraded.lock().unwrap_or_else(PoisonError::into_inner) = Some(session);
-    }
 }
 
 const BUSY_503: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\ncontent-length: 0\r\nconnection: close\r\n\r\n";
@@ -197,14 +175,6 @@ async fn serve_connection(
     let upgraded = connection.upgraded.lock().unwrap_or_else(PoisonError::into_inner).take();
     if let Some(session) = upgraded {
         session.await;
-    }
-}
-
-/// Completes when the server begins to shut down.
-pub(crate) async fn stopped(stop: &mut watch::Receiver<bool>) {
-    if stop.wait_for(|stopped| *stopped).await.is_err() {
-        // The server is gone: nothing will stop this connection but itself.
-        std::future::pending::<()>().await;
     }
 }
 

@@ -33,10 +33,11 @@ use tokio::sync::{Semaphore, mpsc, watch};
 use tokio::task::JoinSet;
 use trellis_schema::{ApiError, Reason};
 
+use super::connection::{Connection, stopped};
+use super::credentials::resolve_credentials;
 use super::framing::{self, Entry};
-use super::http::{HttpBody, full, json_response, resolve_credentials};
 use super::registry::{Registry, decode_params};
-use super::server::{Connection, stopped};
+use super::respond::{HttpBody, full, json_response};
 use super::ws_frames::{self as frames, FrameError, FrameReader, close};
 use crate::access::{Credential, RequestMeta};
 use crate::auth::tokens::LEEWAY_SECS;
