@@ -6,7 +6,6 @@
 use chrono::{Duration, NaiveDateTime};
 use diesel::prelude::*;
 use diesel_async::{AsyncConnection, RunQueryDsl};
-use uuid::Uuid;
 
 use super::codes;
 use crate::db::models::{AuditEventRow, OneTimeTokenRow, OutboxRow, UserRow, now};
@@ -66,7 +65,7 @@ macro_rules! claim_token {
 pub(crate) fn token_row(user_id: UserId, purpose: Purpose, hash: String) -> OneTimeTokenRow {
     let t = now();
     OneTimeTokenRow {
-        id: Uuid::now_v7().to_string(),
+        id: crate::db::models::internal_id(),
         user_id,
         purpose: purpose.as_str().to_owned(),
         token_hash: hash,
@@ -236,7 +235,7 @@ pub(crate) async fn change_password(db: &Db, c: PasswordChange<'_>) -> Result<Op
             }
             diesel::insert_into(password_history::table)
                 .values((
-                    password_history::id.eq(Uuid::now_v7().to_string()),
+                    password_history::id.eq(crate::db::models::internal_id()),
                     password_history::user_id.eq(c.user_id),
                     password_history::password_hash.eq(c.old_hash),
                     password_history::created_at.eq(t),

@@ -17,6 +17,13 @@ pub(crate) fn now() -> NaiveDateTime {
     t.with_nanosecond(t.nanosecond() / 1000 * 1000).unwrap_or(t)
 }
 
+/// The id of a row that never leaves the server (a one-time token, an entry
+/// of password history, a mail of the outbox): a UUID v7 as text. Rows the
+/// API shows have typed ids (`trellis_schema::ids`).
+pub(crate) fn internal_id() -> String {
+    uuid::Uuid::now_v7().hyphenated().to_string()
+}
+
 pub(crate) fn utc(t: NaiveDateTime) -> chrono::DateTime<Utc> {
     Utc.from_utc_datetime(&t)
 }

@@ -3,7 +3,6 @@
 use chrono::Duration;
 use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
-use uuid::Uuid;
 
 use super::Rendered;
 use crate::db::models::{OutboxRow, now};
@@ -21,7 +20,7 @@ pub(crate) const MAX_ATTEMPTS: i32 = 20;
 pub(crate) fn row(recipient: &str, event: &str, rendered: Rendered) -> OutboxRow {
     let t = now();
     OutboxRow {
-        id: Uuid::now_v7().to_string(),
+        id: crate::db::models::internal_id(),
         dedupe_key: format!("{event}:{}", recipient.to_lowercase()),
         recipient: recipient.to_owned(),
         subject: rendered.subject,
