@@ -118,7 +118,11 @@ db_test_with! {
     /// every refresh from that IP, even a valid one, is RATE_LIMITED with
     /// retryAfterMs and limit, without a query. Successful refreshes do not
     /// count.
-    async fn failed_refreshes_are_limited_per_ip(app) where |c| { c.refresh_failures_per_ip = 3; } {
+    async fn failed_refreshes_are_limited_per_ip(app) where |c| {
+        c.refresh_failures_per_ip = 3;
+        // No background sync of ended sessions may query during the count.
+        c.session_sync_ms = 3_600_000;
+    } {
         let mut refresh = app.signed_in("fresh@example.com").await["refreshToken"].as_str().expect("rt").to_owned();
         for _ in 0..5 {
             let t = app.call("auth.refresh", json!({"refreshToken": refresh}), None).await.expect("refreshed");
