@@ -32,6 +32,7 @@ use trellis_schema::ApiError;
 use crate::db::DbError;
 use crate::rpc::error::HandlerError;
 
-fn db_error(e: DbError) -> ApiError {
+/// A database fault as the API answers it (UNAVAILABLE or INTERNAL).
+pub(crate) fn db_error(e: DbError) -> ApiError {
     HandlerError::<trellis_schema::error::NoReason>::from(e).into_api()
 }

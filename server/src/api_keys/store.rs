@@ -4,7 +4,6 @@ use chrono::NaiveDateTime;
 use diesel::prelude::*;
 use diesel_async::{AsyncConnection, RunQueryDsl};
 use trellis_schema::access::Permission;
-use trellis_schema::error::NoReason;
 use trellis_schema::ids::{ApiKeyId, OrgId, UserId};
 use trellis_schema::{ApiError, Reason};
 
@@ -13,7 +12,6 @@ use crate::access::keys::VerifiedKey;
 use crate::db::models::{ApiKeyRow, AuditEventRow, now};
 use crate::db::schema::{api_key_secrets, api_key_usage, api_keys, audit_events};
 use crate::db::{Db, DbError, db_read, db_run};
-use crate::rpc::error::HandlerError;
 use crate::state::State;
 
 pub(crate) fn scopes_text(scopes: &[Permission]) -> String {
@@ -47,7 +45,7 @@ impl InOrg for ApiKeyId {
                 .map_err(DbError::from))
         }
         .await
-        .map_err(|e| HandlerError::<NoReason>::from(e).into_api())?;
+        .map_err(crate::access::db_error)?;
         org.ok_or_else(|| ApiError::new(Reason::NotFound))
     }
 }

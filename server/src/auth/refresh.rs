@@ -17,6 +17,8 @@ impl Handler for Refresh {
         let ip = ctx.ip_addr();
         ctx.state.auth.throttle.refresh(ip).map_err(HandlerError::Common)?;
         let presented = token_hash(p.refresh_token.expose());
+        // The session is the presented token's, found by the rotation, which
+        // sets it on the new row; until then the row names a fresh id.
         let (new_token, new_row) = session::refresh_row(&ctx.state, SessionId::new());
         let reused = Event::new(&ctx.meta, actions::REFRESH_REUSED).failed("TOKEN_REUSED").row();
         let refused = match store::rotate_refresh_token(&ctx.state.db, &presented, &new_row, &reused).await? {

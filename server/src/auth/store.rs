@@ -183,7 +183,7 @@ pub(crate) async fn rotate_refresh_token(
                 return Ok(Rotation::Expired);
             }
             let mut new = new.clone();
-            new.session_id.clone_from(&session.id);
+            new.session_id = session.id;
             diesel::insert_into(refresh_tokens::table).values(&new).execute(conn).await?;
             // Ended meanwhile: the new token belongs to an ended session and
             // is never accepted.
