@@ -222,15 +222,14 @@ mod lockout_counts_failures_on_every_replica {
     }}
 }
 
-/// Whether `health.check` says the cache (Redis) is down.
-fn degraded(health: &Value) -> bool {
-    health["status"] == "degraded" && health["checks"]["cache"]["ok"] == false
-}
-
-/// Whether `health.check` says all is well, Redis included.
-fn healthy(health: &Value) -> bool {
-    let cache = &health["checks"]["cache"];
-    health["status"] == "ok" && cache["ok"] == true && cache["backend"] == "redis"
+/// Whether `health.check` answered `status`, with the database up and the
+/// cache, Redis, up or not as `cache_ok` says.
+fn health_is(health: &Value, status: &str, cache_ok: bool) -> bool {
+    let checks = &health["checks"];
+    health["status"] == status
+        && checks["database"]["ok"] == true
+        && checks["cache"]["ok"] == cache_ok
+        && checks["cache"]["backend"] == "redis"
 }
 
 mod redis_killed_under_load_degrades_without_failed_calls {
@@ -265,7 +264,7 @@ mod redis_killed_under_load_degrades_without_failed_calls {
             c.kill_redis();
             let seen = (1..=REPLICAS).map(|n| async move {
                 let took = poll(Duration::from_millis(50), Duration::from_secs(4), move || async move {
-                    degraded(&c.health(n).await)
+                    health_is(&c.health(n).await, "degraded", false)
                 }).await;
                 (n, took, c.readyz(n).await)
             });
@@ -284,9 +283,9 @@ mod redis_killed_under_load_degrades_without_failed_calls {
 
         c.restart_redis().await;
         for n in 1..=REPLICAS {
-            let took =
-                poll(Duration::from_millis(50), Duration::from_secs(5), move || async move { healthy(&c.health(n).await) })
-                    .await;
+            let took = poll(Duration::from_millis(50), Duration::from_secs(5), move || async move {
+                health_is(&c.health(n).await, "ok", true)
+            }).await;
             eprintln!("replica {n}: healthy again {took:?} after Redis came back");
             assert!(took.is_some(), "replica {n} still says {}", c.health(n).await);
         }
@@ -376,8 +375,8 @@ mod replica_killed_under_load_loses_no_acknowledged_write {
                 break;
             }
         }
-        let keys: Vec<String> =
-            acknowledged("apiKeys.create").filter_map(|call| Some(call.result()?["apiKey"]["id"].to_string())).collect();
+        let key_id = |call: &load::Call| call.result().map(|made| made["apiKey"]["id"].to_string());
+        let keys: Vec<String> = acknowledged("apiKeys.create").filter_map(key_id).collect();
         let missing: Vec<_> = keys.iter().filter(|id| !listed.contains(*id)).collect();
         eprintln!("{} accounts and {} keys acknowledged; {} keys missing", emails.len(), keys.len(), missing.len());
         assert!(missing.is_empty(), "keys acknowledged, then lost: {missing:?}");
