@@ -46,13 +46,19 @@ url_of() {
   esac
 }
 
+# Whether process $1 still runs (an exited one waiting to be reaped does not).
+alive() {
+  local state
+  state=$(ps -o stat= -p "$1" 2>/dev/null) && [ "${state#Z}" = "$state" ]
+}
+
 # The pid in pidfile $1 when that process is running and is a $2 (its command
 # name), so a stale pidfile never names an unrelated process.
 running_pid() {
   local pidfile=$1 name=$2 pid
   [ -f "$pidfile" ] || return 1
   pid=$(cat "$pidfile")
-  [ -n "$pid" ] && [ "$(ps -o comm= -p "$pid" 2>/dev/null)" = "$name" ] || return 1
+  [ -n "$pid" ] && alive "$pid" && [ "$(ps -o comm= -p "$pid" 2>/dev/null)" = "$name" ] || return 1
   printf '%s' "$pid"
 }
 
@@ -92,6 +98,14 @@ ensure_database() {
   fi
 }
 
+# Fails when something already listens on address $1 (curl's exit status 7:
+# nothing answered the connection).
+ensure_free() {
+  local status=0
+  curl -s -o /dev/null --max-time 2 "$(url_of "$1")/" || status=$?
+  [ "$status" = 7 ] || die "something already listens on $1 (choose another address; see the top of deploy/cluster.sh)"
+}
+
 # Whether every replica and the balancer answer /readyz with 200.
 all_ready() {
   local i
@@ -118,6 +132,9 @@ up() {
   if pid=$(running_pid "$run_dir/haproxy.pid" haproxy); then
     die "HAProxy is already running (pid $pid): \`bash deploy/cluster.sh down\` first"
   fi
+
+  for i in "${replicas[@]}"; do ensure_free "$(replica_addr "$i")"; done
+  ensure_free "$TRELLIS_LB_BIND"
 
   ensure_haproxy
   mkdir -p "$run_dir"
@@ -179,6 +196,7 @@ up() {
     sleep 0.5
   done
   all_ready || fail_up "not every replica and $lb/readyz answered 200 within a minute" "$run_dir/haproxy.log"
+  running_pid "$run_dir/haproxy.pid" haproxy >/dev/null || fail_up "HAProxy stopped" "$run_dir/haproxy.log"
 
   cat <<TXT
 
@@ -200,10 +218,10 @@ stop() {
   if pid=$(running_pid "$pidfile" "$name"); then
     kill -TERM "$pid" 2>/dev/null || true
     for _ in $(seq 1 $((grace * 10))); do
-      kill -0 "$pid" 2>/dev/null || break
+      alive "$pid" || break
       sleep 0.1
     done
-    if kill -0 "$pid" 2>/dev/null; then
+    if alive "$pid"; then
       log "$pidfile: pid $pid still running after ${grace}s: killing it"
       kill -KILL "$pid" 2>/dev/null || true
     fi
