@@ -178,6 +178,10 @@ up() {
     log "replica $i on $addr (pid $!)"
   done
 
+  # What `status` reports on, whatever the environment is then.
+  printf 'TRELLIS_LB_BIND=%q\nTRELLIS_REPLICA_1=%q\nTRELLIS_REPLICA_2=%q\nTRELLIS_REPLICA_3=%q\n' \
+    "$TRELLIS_LB_BIND" "$TRELLIS_REPLICA_1" "$TRELLIS_REPLICA_2" "$TRELLIS_REPLICA_3" >"$run_dir/addresses"
+
   haproxy -c -q -f deploy/haproxy.cfg
   # In the foreground (-db) under nohup, so replicas going down and up are
   # written to its log.
@@ -238,10 +242,14 @@ down() {
     # Replicas let calls under way finish (TRELLIS_SHUTDOWN_GRACE_MS, 30 s).
     stop "$run_dir/replica-$i.pid" trellis 35
   done
+  rm -f "$run_dir/addresses"
 }
 
 status() {
   local i pid
+  # The addresses the running cluster was started with.
+  # shellcheck source=/dev/null
+  [ -f "$run_dir/addresses" ] && . "$run_dir/addresses"
   for i in "${replicas[@]}"; do
     if pid=$(running_pid "$run_dir/replica-$i.pid" trellis); then
       printf 'replica %s  up    pid %s  %s  readyz: %s\n' "$i" "$pid" "$(replica_addr "$i")" \
