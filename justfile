@@ -16,6 +16,14 @@ test-pg:
 ci:
     bash .ci/run
 
+# Three replicas behind HAProxy on 127.0.0.1:8080, sharing PostgreSQL, Redis and a secret (deploy/README.md).
+cluster:
+    bash deploy/cluster.sh up
+
+# Stop what `just cluster` started.
+cluster-down:
+    bash deploy/cluster.sh down
+
 # Load generator: Trellis procedures next to a bare HTTP handler, side by side.
 bench:
     cargo run --release -p trellis-bench

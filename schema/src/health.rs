@@ -25,10 +25,18 @@ pub struct DependencyCheck {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct CacheCheck {
+    /// With Redis: whether it answers and this replica listens to the
+    /// change notices of the others (`false` makes the status `degraded`).
     pub ok: bool,
     pub latency_ms: f64,
     /// `memory` (in-process) or `redis`.
     pub backend: String,
+    /// With Redis: rate limit passes and change notices that fell back to
+    /// this replica (per-replica limits, the database sync) because Redis
+    /// was away, since the server started. Always 0 in memory. (Absent from
+    /// servers before it was added: read as 0.)
+    #[serde(default)]
+    pub fallbacks: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS, JsonSchema)]

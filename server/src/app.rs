@@ -18,16 +18,31 @@ use crate::auth::policy::PasswordPolicy;
 use crate::auth::revocation::RevokedSessions;
 use crate::auth::throttle::AuthThrottle;
 use crate::auth::tokens::TokenKeys;
+use crate::cache::{Cache, Change};
 use crate::config::Config;
 use crate::db::Db;
 use crate::db::pool::{BackendKind, PoolOptions};
 use crate::health::HealthMonitor;
 use crate::mail::{MailWorker, Sender, Wakeup};
+use crate::orgs::limits::InviteLimits;
 use crate::rpc::http::Front;
 use crate::rpc::registry::Registry;
 use crate::rpc::server::{ServeOptions, serve};
 use crate::rpc::ws::WsEndpoint;
 use crate::state::State;
+
+/// What a change notice from another replica drops here.
+fn apply_notice(state: &Arc<State>) -> impl Fn(Change) + Send + Sync + 'static {
+    let state = Arc::downgrade(state);
+    move |change| {
+        let Some(state) = state.upgrade() else { return };
+        match change {
+            Change::SessionEnded(id) => state.auth.revoked.revoke_here(id),
+            Change::KeyChanged(id) => state.keys.cache.invalidate_here(id),
+            Change::MembersChanged => state.keys.cache.clear_here(),
+        }
+    }
+}
 
 /// A built server: its port is bound, its database migrated.
 pub struct Application {
@@ -44,13 +59,21 @@ impl Application {
             .with_context(|| format!("failed to create the data directory {}", config.data_dir.display()))?;
         let secret = jwt_secret(&config, BackendKind::of_url(&config.database_url()))?;
         let db = Arc::new(connect_and_migrate(&config).await?);
+        let (cache, notices) = match &config.redis_url {
+            Some(url) => {
+                let timeout = Duration::from_millis(config.redis_timeout_ms.max(1));
+                let (cache, notices) = Cache::redis(url, &config.redis_prefix, timeout).await?;
+                (cache, Some(notices))
+            }
+            None => (Cache::memory(), None),
+        };
         let access_ttl = Duration::from_secs(config.access_token_ttl_secs);
-        let revoked = RevokedSessions::new(access_ttl);
+        let revoked = RevokedSessions::new(access_ttl, cache.bus());
         let mut follower = crate::auth::session_ends::Follower::start(&db, access_ttl + Duration::from_secs(60))
             .await
             .context("failed to read the log of ended sessions")?;
         for sid in follower.poll(&db).await.context("failed to load ended sessions")? {
-            revoked.revoke(sid);
+            revoked.revoke_here(sid);
         }
         let sender = Sender::from_config(config.smtp_url.as_deref(), &config.mail_from)?;
         let hasher = tokio::task::spawn_blocking({
@@ -69,26 +92,22 @@ impl Application {
                 tokens: TokenKeys::new(&secret, access_ttl),
                 revoked: Arc::new(revoked),
                 hasher,
-                throttle: Arc::new(AuthThrottle::new(&config)),
+                throttle: Arc::new(AuthThrottle::new(&config, cache.clone())),
                 policy: PasswordPolicy::new(&config),
                 codes: CodeHasher::new(&secret),
                 secrets,
             },
-            keys: Keys {
-                cache: Default::default(),
-                limiter: Default::default(),
-                unknown: Default::default(),
-                usage: Default::default(),
-            },
-            invites: Default::default(),
+            keys: Keys::new(cache.clone()),
+            invites: InviteLimits::new(cache.clone()),
             mail: Wakeup::default(),
-            health: HealthMonitor::start(db.clone()).await,
+            health: HealthMonitor::start(db.clone(), cache.clone()).await,
+            cache: cache.clone(),
             db,
             started_at: Instant::now(),
             openrpc: crate::rpc::discover::document(),
             config: config.clone(),
         });
-        let background = vec![
+        let mut background = vec![
             MailWorker {
                 db: state.db.clone(),
                 sender,
@@ -96,7 +115,6 @@ impl Application {
                 poll: Duration::from_millis(config.mail_poll_ms.max(10)),
             }
             .spawn(),
-            state.auth.throttle.clone().spawn_housekeeping(),
             crate::auth::accounts::spawn_address_housekeeping(state.db.clone()),
             state.auth.revoked.clone().spawn_sync(
                 state.db.clone(),
@@ -111,6 +129,15 @@ impl Application {
                 config.usage_retention_days,
             ),
         ];
+        background.extend(cache.spawn(notices, apply_notice(&state), {
+            let state = Arc::downgrade(&state);
+            move || {
+                if let Some(state) = state.upgrade() {
+                    state.keys.cache.clear_here();
+                    state.auth.revoked.resync();
+                }
+            }
+        }));
         let registry = Arc::new(Registry::build());
         let ws = WsEndpoint::new(state.clone(), registry.clone());
         let listener =

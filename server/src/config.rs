@@ -38,9 +38,20 @@ pub struct Config {
     #[arg(long, env = "DATABASE_URL")]
     pub database_url: Option<String>,
 
-    /// Redis for shared limits and fan-out across replicas (optional).
+    /// Redis shared by every replica: rate limits and the bus of change
+    /// notices (optional; unset: both in process, for a single server).
     #[arg(long, env = "REDIS_URL")]
     pub redis_url: Option<String>,
+
+    /// Prefix of every Redis key and channel, so several deployments (or
+    /// test runs) can share one Redis.
+    #[arg(long, env = "TRELLIS_REDIS_PREFIX", default_value = "trellis")]
+    pub redis_prefix: String,
+
+    /// Longest wait for a Redis command, in milliseconds; past it the call
+    /// goes on with the in-process fallback.
+    #[arg(long, env = "TRELLIS_REDIS_TIMEOUT_MS", default_value_t = 250)]
+    pub redis_timeout_ms: u64,
 
     /// Secret that signs access tokens (at least 32 bytes). Unset: generated
     /// once and kept in `<data dir>/jwt-secret`.

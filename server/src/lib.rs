@@ -26,6 +26,7 @@ mod api_keys;
 pub mod app;
 mod audit;
 mod auth;
+mod cache;
 pub mod config;
 pub mod db;
 mod health;

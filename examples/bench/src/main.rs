@@ -17,6 +17,11 @@
 //! 7. `health.check` over WebSocket (one socket per connection), without credentials and with the JWT given at
 //!    the upgrade: every message re-checks the token (verified-token cache) and its session (in memory), so the
 //!    JWT ÷ anonymous ratio is the cost of those per-call checks.
+//! 8. `orgs.get` with a rate-limited API key, on this server (limits in process) and on a second server whose
+//!    limits are in Redis (`BENCH_REDIS_URL`, default `redis://127.0.0.1:6379`, under a prefix of its own):
+//!    the Redis ÷ in-process ratio is the cost of the shared limiter. Before the load, batches of 50 such calls
+//!    are sent to the Redis server one by one and Redis's own count of script calls (`INFO commandstats`) is
+//!    read before and after: the round trips a batch costs.
 //!
 //! Both servers run for the whole program on one runtime, the load generator on another of the same size, so
 //! the floor and Trellis get identical treatment. Trellis runs with its defaults, an SQLite file in a fresh
@@ -57,27 +62,77 @@ fn main() -> anyhow::Result<()> {
     let servers = runtime("bench-server")?;
     let client = runtime("bench-client")?;
 
+    let redis_dir = TempDir::create()?;
     let floor_addr = servers.block_on(floor::start()).context("failed to start the floor server")?;
     let app = servers.block_on(Application::build(config(&data_dir.0)))?;
     let trellis_addr = app.local_addr();
+    let mut with_redis = config(&redis_dir.0);
+    with_redis.redis_url = Some(redis_url());
+    with_redis.redis_prefix = format!("trellis-bench-{}", std::process::id());
+    let redis_app = servers.block_on(Application::build(with_redis))?;
+    let redis_addr = redis_app.local_addr();
     let (stop, stopped) = oneshot::channel::<()>();
+    let (stop_redis, redis_stopped) = oneshot::channel::<()>();
     let trellis = servers.spawn(app.run_until_stopped(async {
         // A dropped sender stops the server too.
         let _ = stopped.await;
     }));
+    let trellis_redis = servers.spawn(redis_app.run_until_stopped(async {
+        let _ = redis_stopped.await;
+    }));
 
-    let rows = client.block_on(run_scenarios(load, rounds()?, floor_addr, trellis_addr));
+    let rows = client.block_on(run_scenarios(load, rounds()?, floor_addr, trellis_addr, redis_addr));
 
-    // Stop the server cleanly whether or not the scenarios succeeded.
+    // Stop the servers cleanly whether or not the scenarios succeeded.
     let _ = stop.send(());
+    let _ = stop_redis.send(());
     let served = servers.block_on(trellis);
+    let served_redis = servers.block_on(trellis_redis);
     client.shutdown_timeout(Duration::from_secs(5));
     servers.shutdown_timeout(Duration::from_secs(5));
-    let rows = rows?;
+    let (rows, round_trips) = rows?;
     served.context("the Trellis server task failed")??;
+    served_redis.context("the Trellis server with Redis failed")??;
 
     report::print(load, THREADS, &rows);
+    println!(
+        "Redis round trips for a batch of {BATCH} orgs.get calls with a rate-limited API key: {round_trips:.2} \
+         (script calls counted by Redis over {ROUND_TRIP_BATCHES} batches)"
+    );
+    println!("BENCH_JSON {}", json!({ "scenario": "redis_round_trips_per_batch50", "round_trips": round_trips }));
     Ok(())
+}
+
+/// Batches sent one by one to count Redis round trips.
+const ROUND_TRIP_BATCHES: usize = 20;
+/// The benchmark keys' limit: high enough never to refuse, so every call pays for the limiter.
+const KEY_LIMIT_PER_MINUTE: u32 = 1_000_000_000;
+
+fn redis_url() -> String {
+    std::env::var("BENCH_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
+}
+
+/// Script calls Redis has run (`cmdstat_evalsha` and `cmdstat_eval` of `INFO commandstats`).
+async fn redis_script_calls() -> anyhow::Result<u64> {
+    let client = redis::Client::open(redis_url())?;
+    let mut conn = client.get_multiplexed_async_connection().await.context("Redis is not reachable")?;
+    let info: String = redis::cmd("INFO").arg("commandstats").query_async(&mut conn).await?;
+    Ok(info
+        .lines()
+        .filter(|l| l.starts_with("cmdstat_evalsha:") || l.starts_with("cmdstat_eval:"))
+        .filter_map(|l| l.split("calls=").nth(1)?.split(',').next()?.parse::<u64>().ok())
+        .sum())
+}
+
+/// Sends batches one at a time and returns Redis's script calls per batch.
+async fn round_trips_per_batch(target: &Target) -> anyhow::Result<f64> {
+    load::call(target).await.context("warm-up batch failed")?;
+    let before = redis_script_calls().await?;
+    for _ in 0..ROUND_TRIP_BATCHES {
+        load::call(target).await.context("batch failed")?;
+    }
+    let after = redis_script_calls().await?;
+    Ok((after - before) as f64 / ROUND_TRIP_BATCHES as f64)
 }
 
 fn load_from_env() -> anyhow::Result<Load> {
@@ -116,13 +171,29 @@ fn config(data_dir: &std::path::Path) -> Config {
     config
 }
 
-async fn run_scenarios(load: Load, rounds: usize, floor: SocketAddr, trellis: SocketAddr) -> anyhow::Result<Vec<Row>> {
+async fn run_scenarios(
+    load: Load,
+    rounds: usize,
+    floor: SocketAddr,
+    trellis: SocketAddr,
+    redis: SocketAddr,
+) -> anyhow::Result<(Vec<Row>, f64)> {
     let bearer = sign_in(trellis, EMAIL).await?;
     // The organization belongs to a second account, so `auth.me` above measures the same call as it always has
     // (a user with no memberships).
     let member = sign_in(trellis, MEMBER_EMAIL).await?;
-    let (org_id, key) = org_and_key(trellis, &member).await?;
+    let (org_id, key) = org_and_key(trellis, &member, None).await?;
+    let (limited_org, limited_key) = org_and_key(trellis, &member, Some(KEY_LIMIT_PER_MINUTE)).await?;
     let org_get = rpc("orgs.get", Some(json!({ "orgId": org_id })), 1).to_string();
+    let redis_member = sign_in(redis, MEMBER_EMAIL).await?;
+    let (redis_org, redis_key) = org_and_key(redis, &redis_member, Some(KEY_LIMIT_PER_MINUTE)).await?;
+    let redis_org_get = rpc("orgs.get", Some(json!({ "orgId": redis_org })), 1).to_string();
+    let redis_batch = serde_json::Value::Array(
+        (1..=BATCH).map(|id| rpc("orgs.get", Some(json!({ "orgId": redis_org })), id)).collect(),
+    )
+    .to_string();
+    let round_trips = round_trips_per_batch(&Target::new(redis, redis_batch, Some(redis_key.clone()), BATCH)?).await?;
+    let limited_org_get = rpc("orgs.get", Some(json!({ "orgId": limited_org })), 1).to_string();
     let single = rpc("health.check", None, 1).to_string();
     let batch = serde_json::Value::Array((1..=BATCH).map(|id| rpc("health.check", None, id)).collect()).to_string();
     let me = rpc("auth.me", None, 1).to_string();
@@ -135,6 +206,12 @@ async fn run_scenarios(load: Load, rounds: usize, floor: SocketAddr, trellis: So
         ("auth_me", "auth.me + JWT", Target::new(trellis, me, Some(bearer.clone()), 1)?),
         ("orgs_get_jwt", "orgs.get + JWT", Target::new(trellis, org_get.clone(), Some(member), 1)?),
         ("orgs_get_key", "orgs.get + API key", Target::new(trellis, org_get, Some(key), 1)?),
+        (
+            "orgs_get_key_limited",
+            "orgs.get + limited key",
+            Target::new(trellis, limited_org_get, Some(limited_key), 1)?,
+        ),
+        ("orgs_get_key_limited_redis", "orgs.get + key, Redis", Target::new(redis, redis_org_get, Some(redis_key), 1)?),
         ("health_check_batch50", "health.check x50 batch", Target::new(trellis, batch, None, BATCH)?),
         ("health_check_ws", "health.check, WS", Target::new(trellis, single.clone(), None, 1)?.over_websocket()),
         (
@@ -166,7 +243,7 @@ async fn run_scenarios(load: Load, rounds: usize, floor: SocketAddr, trellis: So
             runs.into_iter().nth(median)
         })
         .collect();
-    Ok(rows)
+    Ok((rows, round_trips))
 }
 
 /// Registers the bench account (answered the same if it exists) and signs in; returns the `Authorization` value.
@@ -183,15 +260,20 @@ async fn sign_in(trellis: SocketAddr, email: &str) -> anyhow::Result<HeaderValue
     HeaderValue::from_str(&format!("Bearer {token}")).context("the access token is not a valid header value")
 }
 
-/// Creates an organization and an `org:read` API key in it; returns the org id and the key's `Authorization` value.
-async fn org_and_key(trellis: SocketAddr, bearer: &HeaderValue) -> anyhow::Result<(String, HeaderValue)> {
+/// Creates an organization and an `org:read` API key in it (with `limit` calls a minute); returns the org id and
+/// the key's `Authorization` value.
+async fn org_and_key(
+    trellis: SocketAddr,
+    bearer: &HeaderValue,
+    limit: Option<u32>,
+) -> anyhow::Result<(String, HeaderValue)> {
     let slug = format!("bench-{}", SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis()));
     let create = rpc("orgs.create", Some(json!({ "name": "Bench", "slug": slug })), 1).to_string();
     let org =
         load::call(&Target::new(trellis, create, Some(bearer.clone()), 1)?).await.context("orgs.create failed")?;
     let org_id =
         org.pointer("/result/id").and_then(serde_json::Value::as_str).context("orgs.create: no id")?.to_owned();
-    let params = json!({ "orgId": org_id, "name": "bench", "scopes": ["org:read"] });
+    let params = json!({ "orgId": org_id, "name": "bench", "scopes": ["org:read"], "rateLimitPerMinute": limit });
     let made = rpc("apiKeys.create", Some(params), 1).to_string();
     let made =
         load::call(&Target::new(trellis, made, Some(bearer.clone()), 1)?).await.context("apiKeys.create failed")?;

@@ -72,6 +72,14 @@ pub fn print(load: Load, threads: usize, rows: &[Row]) {
             println!("API key vs JWT: {key} gives {:.2}x the calls/s of {jwt}", ratio(k, j));
         }
     }
+    let (shared, local) =
+        (calls_per_sec_of(rows, "orgs_get_key_limited_redis"), calls_per_sec_of(rows, "orgs_get_key_limited"));
+    if shared.is_finite() && local.is_finite() {
+        println!(
+            "Redis limiter vs in-process: orgs_get_key_limited_redis gives {:.2}x the calls/s of orgs_get_key_limited",
+            ratio(shared, local)
+        );
+    }
     println!();
     for row in rows {
         println!("BENCH_JSON {}", json_line(load, row, floor, single));

@@ -85,11 +85,23 @@ export type AuditEventId = string & { readonly __brand: "AuditEventId" };
 
 export type Bucket = "minute" | "hour" | "day";
 
-export type CacheCheck = { ok: boolean, latencyMs: number,
+export type CacheCheck = {
+/**
+ * With Redis: whether it answers and this replica listens to the
+ * change notices of the others (`false` makes the status `degraded`).
+ */
+ok: boolean, latencyMs: number,
 /**
  * `memory` (in-process) or `redis`.
  */
-backend: string, };
+backend: string,
+/**
+ * With Redis: rate limit passes and change notices that fell back to
+ * this replica (per-replica limits, the database sync) because Redis
+ * was away, since the server started. Always 0 in memory. (Absent from
+ * servers before it was added: read as 0.)
+ */
+fallbacks: number, };
 
 /**
  * Why `apiKeys.update` and `apiKeys.rotate` can refuse.

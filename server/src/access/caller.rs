@@ -1,10 +1,14 @@
 //! Who is calling: the credentials of a request, read once and shared by
 //! every call it carries.
 
+use std::future::Future;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
 
 use trellis_schema::ApiError;
 use trellis_schema::ids::{SessionId, UserId};
+
+use crate::cache::limits::Outcome;
 
 /// Facts of one HTTP request (or WebSocket connection), shared by every call
 /// it carries.
@@ -20,6 +24,51 @@ pub(crate) struct RequestMeta {
     /// for shape here; each call looks it up (in the cache, else the
     /// database).
     pub principal: Result<Option<Credential>, ApiError>,
+    /// For a batch made with an API key: the calls that take from the key's
+    /// limit, taken together in one pass (`None`: each call takes its own).
+    pub budget: Option<Arc<KeyBudget>>,
+}
+
+/// The calls of one batch that take from an API key's limit: the first of
+/// them to reach the limit takes the whole batch's share in one pass (one
+/// Redis round trip for the batch), and each call then takes its place in
+/// it; the calls past what the limit let through are refused.
+#[derive(Debug)]
+pub(crate) struct KeyBudget {
+    calls: u32,
+    taken: tokio::sync::OnceCell<Outcome>,
+    used: AtomicU32,
+}
+
+impl KeyBudget {
+    pub(crate) fn new(calls: u32) -> Arc<Self> {
+        Arc::new(Self { calls, taken: tokio::sync::OnceCell::new(), used: AtomicU32::new(0) })
+    }
+
+    /// One call's place: `Ok` when within what was let through, else the
+    /// pass's answer. `take(n)` runs the pass (once per batch). A call past
+    /// the batch's count (none is expected) runs a pass of its own.
+    pub(crate) async fn take<F, Fut>(&self, take: F) -> Result<(), Outcome>
+    where
+        F: Fn(u32) -> Fut,
+        Fut: Future<Output = Outcome>,
+    {
+        let place = self.used.fetch_add(1, Ordering::Relaxed);
+        let outcome = if place < self.calls {
+            let taken = self.taken.get_or_init(|| take(self.calls)).await;
+            if place < taken.allowed {
+                return Ok(());
+            }
+            *taken
+        } else {
+            let own = take(1).await;
+            if own.allowed >= 1 {
+                return Ok(());
+            }
+            own
+        };
+        Err(outcome)
+    }
 }
 
 impl RequestMeta {

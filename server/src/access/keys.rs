@@ -1,7 +1,9 @@
 //! Recently verified keys, in process: a call with a key seen in the last
-//! second costs no database query. Entries live one second, so a key revoked
-//! or changed on another replica is refused there within a second; on this
-//! replica the change drops the entry at once.
+//! second costs no database query. A change to a key (or to its holder's
+//! membership) drops the entry here at once and, through the bus of change
+//! notices, on every other replica; entries live one second anyway, so
+//! without the bus (Redis away) another replica refuses a revoked key
+//! within a second.
 //!
 //! Lookups are single-flight: the calls of a batch start at once, and all
 //! that present the same secret while it is being looked up wait for that
@@ -22,23 +24,74 @@ use trellis_schema::ids::{ApiKeyId, OrgId, UserId};
 use trellis_schema::{ApiError, Reason};
 
 use super::db_error;
-use super::limiter::{KeyLimiter, Limited};
 use super::usage::UsageRecorder;
+use crate::cache::limits::{Mode, Outcome, Step};
+use crate::cache::{Bus, Cache, Change};
 use crate::db::models::{ApiKeyRow, now};
 use crate::db::schema::{api_key_secrets, api_keys, org_members, users};
 use crate::db::{Db, DbError, db_read};
 
-/// API keys as credentials: the cache of verified keys, each key's own
-/// limit, the limit on lookups of unknown keys per address, and usage.
+/// API keys as credentials: the cache of verified keys, the limits (each
+/// key's own, and lookups of unknown keys per address, shared by every
+/// replica), and usage.
 pub(crate) struct Keys {
     /// Recently verified API keys.
     pub cache: KeyCache,
-    /// Each API key's own calls-per-minute limit.
-    pub limiter: KeyLimiter<ApiKeyId>,
-    /// Lookups of unknown API keys, per client IP.
-    pub unknown: KeyLimiter<IpAddr>,
+    /// Where the limits are kept.
+    pub limits: Arc<Cache>,
+    /// Client addresses whose lookups of unknown keys spent their limit,
+    /// until when: learnt from the shared limit when a lookup finds
+    /// nothing, so a lookup of a real key costs no round trip to it.
+    unknown_spent: Mutex<HashMap<IpAddr, Instant>>,
     /// API key usage, counted here and written in batches.
     pub usage: Arc<UsageRecorder>,
+}
+
+impl Keys {
+    pub(crate) fn new(limits: Arc<Cache>) -> Self {
+        Self { cache: KeyCache::new(limits.bus()), limits, unknown_spent: Mutex::default(), usage: Arc::default() }
+    }
+
+    /// Whether `ip` may look up one more key not in the cache.
+    fn may_look_up(&self, ip: IpAddr, per_minute: u32) -> Result<(), ApiError> {
+        let spent = self.unknown_spent.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        match spent.get(&ip).map(|until| until.saturating_duration_since(Instant::now())) {
+            Some(wait) if !wait.is_zero() => Err(unknown_keys_limited(wait, per_minute)),
+            _ => Ok(()),
+        }
+    }
+
+    /// Counts a lookup by `ip` that found nothing; once the shared limit is
+    /// spent, this replica refuses that address's lookups until it refills.
+    async fn looked_up_nothing(&self, ip: IpAddr, per_minute: u32) {
+        let step = Step::new("unknown-keys", ip, per_minute, MINUTE);
+        let outcome = self.limits.limits(std::slice::from_ref(&step), false).await.into_iter().flatten().next();
+        if let Some(o) = outcome.filter(|o| o.allowed == 0 || o.remaining == 0) {
+            let now = Instant::now();
+            let mut spent = self.unknown_spent.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            if spent.len() >= MAX_ENTRIES {
+                spent.retain(|_, until| *until > now);
+            }
+            spent.insert(ip, now + o.retry_after);
+        }
+    }
+
+    /// Takes up to `calls` calls from the key's allowance of `per_minute`,
+    /// in one pass: the calls of one batch, which share it.
+    pub(crate) async fn take(&self, key: ApiKeyId, per_minute: u32, calls: u32) -> Outcome {
+        let step = Step::new("key", key, per_minute, MINUTE).cost(calls, Mode::UpTo);
+        self.limits.limits(std::slice::from_ref(&step), false).await.into_iter().flatten().next().unwrap_or(Outcome {
+            allowed: calls,
+            retry_after: Duration::ZERO,
+            remaining: 0,
+        })
+    }
+
+    /// Calls the key could make now without being refused.
+    pub(crate) async fn remaining(&self, key: ApiKeyId, per_minute: u32) -> u32 {
+        let step = Step::new("key", key, per_minute, MINUTE).cost(1, Mode::Peek);
+        self.limits.limits(&[step], false).await.into_iter().flatten().next().map_or(per_minute, |o| o.remaining)
+    }
 }
 
 /// A key as the access check needs it.
@@ -67,7 +120,6 @@ pub(crate) type Lookup = Option<Arc<VerifiedKey>>;
 const TTL: Duration = Duration::from_secs(1);
 const MAX_ENTRIES: usize = 100_000;
 
-#[derive(Default)]
 pub(crate) struct KeyCache {
     entries: RwLock<HashMap<String, (Lookup, Instant)>>,
     /// Lookups under way, by secret hash: later callers wait for the first.
@@ -75,9 +127,15 @@ pub(crate) struct KeyCache {
     /// Bumped by every invalidation, so a lookup that began before a change
     /// is not cached after it.
     generation: AtomicU64,
+    /// Where changes are told to the other replicas.
+    bus: Bus,
 }
 
 impl KeyCache {
+    pub(crate) fn new(bus: Bus) -> Self {
+        Self { entries: RwLock::default(), inflight: Mutex::default(), generation: AtomicU64::new(0), bus }
+    }
+
     pub(crate) fn get(&self, secret_hash: &str) -> Option<Lookup> {
         let map = self.entries.read().unwrap_or_else(std::sync::PoisonError::into_inner);
         map.get(secret_hash).filter(|(_, at)| at.elapsed() < TTL).map(|(l, _)| l.clone())
@@ -127,8 +185,16 @@ impl KeyCache {
         result
     }
 
-    /// Drops every cached secret of `key_id` (after a revoke, rotate or update).
+    /// Drops every cached secret of `key_id` (after a revoke, rotate or
+    /// update), here and on every other replica.
     pub(crate) fn invalidate(&self, key_id: ApiKeyId) {
+        self.invalidate_here(key_id);
+        self.bus.publish(Change::KeyChanged(key_id));
+    }
+
+    /// Drops every cached secret of `key_id` in this process (a notice from
+    /// another replica).
+    pub(crate) fn invalidate_here(&self, key_id: ApiKeyId) {
         self.generation.fetch_add(1, Ordering::SeqCst);
         self.inflight.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clear();
         let mut map = self.entries.write().unwrap_or_else(std::sync::PoisonError::into_inner);
@@ -136,8 +202,15 @@ impl KeyCache {
     }
 
     /// Drops every cached key (after a membership change, which may narrow
-    /// what keys made by that member may do).
+    /// what keys made by that member may do), here and on every other replica.
     pub(crate) fn clear(&self) {
+        self.clear_here();
+        self.bus.publish(Change::MembersChanged);
+    }
+
+    /// Drops every cached key in this process (a notice from another
+    /// replica, or a resync after notices may have been missed).
+    pub(crate) fn clear_here(&self) {
         self.generation.fetch_add(1, Ordering::SeqCst);
         self.inflight.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clear();
         self.entries.write().unwrap_or_else(std::sync::PoisonError::into_inner).clear();
@@ -161,12 +234,12 @@ pub(crate) async fn verify_key(
         .cache
         .get_or_load(secret_hash, || async {
             if let Some(ip) = ip {
-                keys.unknown.peek_per(&ip, per_minute, MINUTE).map_err(|l| unknown_keys_limited(&l, per_minute))?;
+                keys.may_look_up(ip, per_minute)?;
             }
             let found = lookup_secret(db, secret_hash).await.map_err(db_error)?;
             if let (None, Some(ip)) = (&found, ip) {
                 // Counted; the refusal comes with the next lookup.
-                let _ = keys.unknown.check_per(&ip, per_minute, MINUTE);
+                keys.looked_up_nothing(ip, per_minute).await;
             }
             Ok::<_, ApiError>(found)
         })
@@ -189,10 +262,10 @@ pub(crate) async fn verify_key(
 
 const MINUTE: Duration = Duration::from_secs(60);
 
-fn unknown_keys_limited(l: &Limited, per_minute: u32) -> ApiError {
+fn unknown_keys_limited(wait: Duration, per_minute: u32) -> ApiError {
     ApiError::new(Reason::RateLimited)
         .message(format!("too many unknown API keys: at most {per_minute} a minute from one address"))
-        .with("retryAfterMs", l.retry_after_ms())
+        .with("retryAfterMs", u64::try_from(wait.as_millis()).unwrap_or(u64::MAX).max(1))
         .with("limit", per_minute)
 }
 

@@ -9,8 +9,9 @@
 //! - [`context`]: the context of each rule (`PublicCtx`, `UserCtx`,
 //!   `OrgCtx`, `AdminCtx`).
 //! - [`keys`]: API keys as credentials (lookup, single-flight cache), with
-//!   [`limiter`] (per-key and per-address limits) and [`usage`] (calls
-//!   counted in memory, written in batches).
+//!   their limits (per key, and unknown keys per address, kept in
+//!   [`crate::cache`] so replicas share them) and [`usage`] (calls counted
+//!   in memory, written in batches).
 //! - [`membership`]: the two questions the rules ask the database: a
 //!   member's role, a user's standing.
 //!
@@ -19,7 +20,6 @@
 pub(crate) mod caller;
 pub(crate) mod context;
 pub(crate) mod keys;
-pub(crate) mod limiter;
 pub(crate) mod membership;
 pub(crate) mod rules;
 pub(crate) mod usage;

@@ -112,16 +112,25 @@ async fn credentials(
         Some(Credential::ApiKey(hash)) => {
             let per_ip = state.config.api_key_failures_per_ip;
             let k = verify_key(&state.keys, &state.db, per_ip, &hash, meta.client_ip()).await?;
-            limit(state, &k, method)?;
+            limit(state, meta, &k, method).await?;
             Ok((None, Some(k)))
         }
     }
 }
 
-/// Takes one call from the key's own limit.
-fn limit(state: &State, key: &VerifiedKey, method: &'static str) -> Result<(), ApiError> {
+/// Takes one call from the key's own limit (within its batch's share, for
+/// a batch).
+async fn limit(state: &State, meta: &RequestMeta, key: &VerifiedKey, method: &'static str) -> Result<(), ApiError> {
     let Some(per_minute) = key.rate_limit_per_minute else { return Ok(()) };
-    state.keys.limiter.check(key.id, per_minute).map(drop).map_err(|l| {
+    let take = |calls| state.keys.take(key.id, per_minute, calls);
+    let passed = match &meta.budget {
+        Some(budget) => budget.take(take).await,
+        None => {
+            let own = take(1).await;
+            if own.allowed >= 1 { Ok(()) } else { Err(own) }
+        }
+    };
+    passed.map_err(|l| {
         state.keys.usage.record(key.id, method, Counted::RateLimited);
         ApiError::new(Reason::RateLimited)
             .message(format!("this API key is limited to {per_minute} calls a minute"))

@@ -40,7 +40,10 @@ impl Handler for Verify {
             }
             Err(e) => return Ok(not(e.reason)),
         };
-        let remaining = found.rate_limit_per_minute.map(|n| ctx.state.keys.limiter.remaining(found.id, n));
+        let remaining = match found.rate_limit_per_minute {
+            Some(n) => Some(ctx.state.keys.remaining(found.id, n).await),
+            None => None,
+        };
         Ok(VerifyResult {
             valid: true,
             reason: None,

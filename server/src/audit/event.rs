@@ -57,7 +57,7 @@ impl Event {
     /// An event the server causes by itself (a command-line tool, a job).
     pub(crate) fn system(action: &str) -> Self {
         let mut e = Self::new(
-            &RequestMeta { request_id: "".into(), client: None, user_agent: None, principal: Ok(None) },
+            &RequestMeta { request_id: "".into(), client: None, user_agent: None, principal: Ok(None), budget: None },
             action,
         );
         e.0.actor_kind = kind(ActorKind::System).to_owned();

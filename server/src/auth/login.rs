@@ -17,7 +17,7 @@ impl Handler for Login {
     /// password.
     async fn handle(ctx: PublicCtx, p: LoginParams) -> Result<Tokens, HandlerError<LoginReason>> {
         let key = p.email.normalized();
-        ctx.state.auth.throttle.attempt(ctx.ip_addr(), &key).map_err(HandlerError::Common)?;
+        ctx.state.auth.throttle.attempt(ctx.ip_addr(), &key).await.map_err(HandlerError::Common)?;
         let (user, address_locked) = store::find_for_sign_in(&ctx.state.db, &key).await?;
         let valid =
             ctx.state.auth.hasher.verify(p.password.expose(), user.as_ref().map(|u| u.password_hash.as_str())).await?;

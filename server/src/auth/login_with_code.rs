@@ -16,7 +16,7 @@ impl Handler for LoginWithCode {
     /// on), and an address sent no code runs out alike.
     async fn handle(ctx: PublicCtx, p: LoginWithCodeParams) -> Result<Tokens, HandlerError<LoginWithCodeReason>> {
         let key = p.email.normalized();
-        ctx.state.auth.throttle.attempt(ctx.ip_addr(), &key).map_err(HandlerError::Common)?;
+        ctx.state.auth.throttle.attempt(ctx.ip_addr(), &key).await.map_err(HandlerError::Common)?;
         let (user, address_locked) = store::find_for_sign_in(&ctx.state.db, &key).await?;
         let Some(user) = user else {
             if let Some(until) = address_locked {

@@ -15,7 +15,7 @@ impl Handler for Refresh {
     /// until the limit refills.
     async fn handle(ctx: PublicCtx, p: RefreshParams) -> Result<Tokens, HandlerError<RefreshReason>> {
         let ip = ctx.ip_addr();
-        ctx.state.auth.throttle.refresh(ip).map_err(HandlerError::Common)?;
+        ctx.state.auth.throttle.refresh(ip).await.map_err(HandlerError::Common)?;
         let presented = token_hash(p.refresh_token.expose());
         // The session is the presented token's, found by the rotation, which
         // sets it on the new row; until then the row names a fresh id.
@@ -39,7 +39,7 @@ impl Handler for Refresh {
             Rotation::Expired => RefreshReason::TokenExpired,
             Rotation::Invalid => RefreshReason::TokenInvalid,
         };
-        ctx.state.auth.throttle.refresh_failed(ip).map_err(HandlerError::Common)?;
+        ctx.state.auth.throttle.refresh_failed(ip).await.map_err(HandlerError::Common)?;
         Err(HandlerError::reason(refused))
     }
 }

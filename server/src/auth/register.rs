@@ -21,7 +21,7 @@ impl Handler for Register {
     async fn handle(ctx: PublicCtx, p: RegisterParams) -> Result<RegisterResult, HandlerError<RegisterReason>> {
         let started = tokio::time::Instant::now();
         let key = p.email.normalized();
-        ctx.state.auth.throttle.mail(ctx.ip_addr(), &key).map_err(HandlerError::Common)?;
+        ctx.state.auth.throttle.mail(ctx.ip_addr(), &key).await.map_err(HandlerError::Common)?;
         let name = p.display_name.map(String::from).unwrap_or_default();
         let violations = ctx.state.auth.policy.violations(p.password.expose(), p.email.as_str(), &name);
         if !violations.is_empty() {

@@ -17,7 +17,7 @@ impl Handler for RequestPasswordReset {
     async fn handle(ctx: PublicCtx, p: EmailParams) -> Result<Empty, HandlerError<NoReason>> {
         let started = tokio::time::Instant::now();
         let key = p.email.normalized();
-        ctx.state.auth.throttle.mail(ctx.ip_addr(), &key).map_err(HandlerError::Common)?;
+        ctx.state.auth.throttle.mail(ctx.ip_addr(), &key).await.map_err(HandlerError::Common)?;
         let user = store::find_user_by_email(&ctx.state.db, &key).await?.filter(|u| !u.disabled);
         let event = Event::new(&ctx.meta, actions::REQUEST_PASSWORD_RESET);
         match user {

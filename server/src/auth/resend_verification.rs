@@ -17,7 +17,7 @@ impl Handler for ResendVerification {
     async fn handle(ctx: PublicCtx, p: EmailParams) -> Result<Empty, HandlerError<NoReason>> {
         let started = tokio::time::Instant::now();
         let key = p.email.normalized();
-        ctx.state.auth.throttle.mail(ctx.ip_addr(), &key).map_err(HandlerError::Common)?;
+        ctx.state.auth.throttle.mail(ctx.ip_addr(), &key).await.map_err(HandlerError::Common)?;
         let user = store::find_user_by_email(&ctx.state.db, &key).await?;
         let event = Event::new(&ctx.meta, actions::RESEND_VERIFICATION);
         match user {

@@ -12,7 +12,7 @@ impl Handler for ResetPassword {
     /// Sets the password and ends every session of the account; the token is
     /// used in the same transaction, so it works once.
     async fn handle(ctx: PublicCtx, p: ResetPasswordParams) -> Result<Empty, HandlerError<ResetPasswordReason>> {
-        ctx.state.auth.throttle.ip(ctx.ip_addr()).map_err(HandlerError::Common)?;
+        ctx.state.auth.throttle.ip(ctx.ip_addr()).await.map_err(HandlerError::Common)?;
         let hash = ctx.state.auth.codes.hash(Purpose::ResetPassword.as_str(), "", p.token.expose());
         let (token, user) = match accounts::find_token(&ctx.state.db, Purpose::ResetPassword, &hash).await? {
             TokenLookup::Live { token, user } => (token, user),

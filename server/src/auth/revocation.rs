@@ -2,6 +2,7 @@
 //! authenticated call, so it lives in memory: a lookup, no database query.
 //! An entry is kept as long as an access token of that session could still
 //! be valid, then dropped. Sessions ended by another replica reach this one
+//! at once through the bus of change notices (Redis), and in any case
 //! through a once-a-second query for recently ended sessions. Open
 //! WebSocket connections watch their session here, so they are closed the
 //! moment it ends.
@@ -10,8 +11,10 @@ use std::collections::HashMap;
 use std::sync::{Mutex, PoisonError, RwLock};
 use std::time::{Duration, Instant};
 
-use tokio::sync::watch;
+use tokio::sync::{Notify, watch};
 use trellis_schema::ids::SessionId;
+
+use crate::cache::{Bus, Change};
 
 pub(crate) struct RevokedSessions {
     entries: RwLock<HashMap<SessionId, Instant>>,
@@ -19,6 +22,10 @@ pub(crate) struct RevokedSessions {
     /// Open WebSocket connections waiting to hear that their session ended,
     /// by session (see [`RevokedSessions::watch`]).
     watchers: Mutex<Watchers>,
+    /// Where ends are told to the other replicas.
+    bus: Bus,
+    /// Asks the database sync to run now (notices may have been missed).
+    resync: Notify,
 }
 
 #[derive(Default)]
@@ -29,15 +36,31 @@ struct Watchers {
 }
 
 impl RevokedSessions {
-    pub(crate) fn new(access_ttl: Duration) -> Self {
+    pub(crate) fn new(access_ttl: Duration, bus: Bus) -> Self {
         Self {
             entries: RwLock::new(HashMap::new()),
             keep_for: access_ttl + Duration::from_secs(30),
             watchers: Mutex::new(Watchers::default()),
+            bus,
+            resync: Notify::new(),
         }
     }
 
+    /// Ends `session_id` here and on every other replica.
     pub(crate) fn revoke(&self, session_id: SessionId) {
+        self.revoke_here(session_id);
+        self.bus.publish(Change::SessionEnded(session_id));
+    }
+
+    /// Runs the database sync now rather than at its next tick (after the
+    /// bus was away: notices sent meanwhile were lost).
+    pub(crate) fn resync(&self) {
+        self.resync.notify_one();
+    }
+
+    /// Ends `session_id` in this process (the sync, or a notice from another
+    /// replica).
+    pub(crate) fn revoke_here(&self, session_id: SessionId) {
         let now = Instant::now();
         {
             let mut map = self.entries.write().unwrap_or_else(PoisonError::into_inner);
@@ -94,12 +117,15 @@ impl RevokedSessions {
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             let mut last_prune = Instant::now();
             loop {
-                tick.tick().await;
+                tokio::select! {
+                    _ = tick.tick() => {}
+                    () = self.resync.notified() => {}
+                }
                 match follower.poll(&db).await {
                     Ok(ids) => {
                         for id in ids {
                             if !self.is_revoked(&id) {
-                                self.revoke(id);
+                                self.revoke_here(id);
                             }
                         }
                     }

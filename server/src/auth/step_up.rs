@@ -61,7 +61,7 @@ pub(crate) async fn check_password<R: ErrorReason>(
     password: &Password,
     action: &str,
 ) -> Result<(), HandlerError<R>> {
-    ctx.state.auth.throttle.attempt(ctx.ip_addr(), &user.email_key).map_err(HandlerError::Common)?;
+    ctx.state.auth.throttle.attempt(ctx.ip_addr(), &user.email_key).await.map_err(HandlerError::Common)?;
     if let Some(until) = user.locked_at(now()) {
         let event = Event::new(&ctx.meta, action).by_user(user.id).failed(Reason::AccountLocked.as_str());
         crate::audit::store::record(&ctx.state.db, event.row()).await?;

@@ -8,7 +8,7 @@ use crate::rpc::registry::Handler;
 
 impl Handler for VerifyEmail {
     async fn handle(ctx: PublicCtx, p: VerifyEmailParams) -> Result<VerifyEmailResult, HandlerError<TokenReason>> {
-        ctx.state.auth.throttle.ip(ctx.ip_addr()).map_err(HandlerError::Common)?;
+        ctx.state.auth.throttle.ip(ctx.ip_addr()).await.map_err(HandlerError::Common)?;
         let hash = ctx.state.auth.codes.hash(Purpose::VerifyEmail.as_str(), "", p.token.expose());
         let event = Event::new(&ctx.meta, actions::VERIFY_EMAIL);
         let refused = match accounts::find_token(&ctx.state.db, Purpose::VerifyEmail, &hash).await? {

@@ -13,7 +13,7 @@ impl Handler for ConfirmTotp {
     /// returns ten recovery codes, shown this once and stored hashed.
     async fn handle(ctx: UserCtx, p: CodeParams) -> Result<ConfirmTotpResult, HandlerError<MfaCodeReason>> {
         let user = store::signed_in_user(&ctx, ctx.caller).await?;
-        ctx.state.auth.throttle.attempt(ctx.ip_addr(), &user.email_key).map_err(HandlerError::Common)?;
+        ctx.state.auth.throttle.attempt(ctx.ip_addr(), &user.email_key).await.map_err(HandlerError::Common)?;
         let pending = match (&user.totp_pending_secret, user.mfa_enabled) {
             (Some(p), false) => p.clone(),
             _ => {

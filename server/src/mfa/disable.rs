@@ -25,7 +25,7 @@ impl Handler for Disable {
             return Err(not_on());
         }
         step_up::require(&ctx, &user, me, p.current_password.as_ref(), actions::MFA_DISABLE).await?;
-        ctx.state.auth.throttle.attempt(ctx.ip_addr(), &user.email_key).map_err(HandlerError::Common)?;
+        ctx.state.auth.throttle.attempt(ctx.ip_addr(), &user.email_key).await.map_err(HandlerError::Common)?;
         if !signin::second_factor(&ctx, &user, &p.code).await? {
             let event = Event::new(&ctx.meta, actions::MFA_DISABLE).by_user(user.id).failed("OTP_INVALID");
             crate::audit::store::record(&ctx.state.db, event.row()).await?;

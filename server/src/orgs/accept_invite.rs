@@ -14,7 +14,7 @@ impl Handler for AcceptInvite {
     /// be the one the invitation was sent to. The invitation must be pending
     /// and its sender still a member who may grant its role.
     async fn handle(ctx: UserCtx, p: AcceptInviteParams) -> Result<Membership, HandlerError<AcceptInviteReason>> {
-        ctx.state.auth.throttle.ip(ctx.ip_addr()).map_err(HandlerError::Common)?;
+        ctx.state.auth.throttle.ip(ctx.ip_addr()).await.map_err(HandlerError::Common)?;
         let hash = ctx.state.auth.codes.hash("invitation", "", p.token.expose());
         let Some((inv, org)) = store::find_invitation(&ctx.state.db, &hash).await? else {
             return Err(HandlerError::reason(AcceptInviteReason::TokenInvalid));

@@ -39,6 +39,7 @@ impl Handler for Invite {
         ctx.state
             .invites
             .take(&ctx.state.config, access.user_id(), access.org_id, &key)
+            .await
             .map_err(HandlerError::Common)?;
         let org = store::find(&ctx.state.db, org_id)
             .await?

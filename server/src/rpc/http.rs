@@ -155,27 +155,24 @@ fn refused_origin() -> Response<HttpBody> {
     json_response(StatusCode::FORBIDDEN, Bytes::from_static(br#"{"error":"origin not allowed"}"#))
 }
 
+/// Ready when the database answers (503 otherwise, so a balancer sends
+/// elsewhere); `degraded` while Redis is away (still 200: the replica
+/// serves, on its fallbacks).
 async fn readyz(front: &Front) -> Response<HttpBody> {
-    match front.state.db.ping().await {
-        Ok(latency) => json_response(
-            StatusCode::OK,
-            serde_json::to_vec(&serde_json::json!({
-                "status": "ready",
-                "database": { "ok": true, "latencyMs": latency.as_secs_f64() * 1000.0 },
-                "cache": { "ok": true, "backend": "memory" },
-            }))
-            .unwrap_or_default(),
+    let cache = front.state.cache.check();
+    let (status, database) = match front.state.db.ping().await {
+        Ok(latency) => (
+            if cache.ok { "ready" } else { "degraded" },
+            serde_json::json!({ "ok": true, "latencyMs": latency.as_secs_f64() * 1000.0 }),
         ),
         Err(e) => {
             tracing::warn!(error = %e, "readiness probe failed");
-            json_response(
-                StatusCode::SERVICE_UNAVAILABLE,
-                Bytes::from_static(
-                    br#"{"status":"unavailable","database":{"ok":false},"cache":{"ok":true,"backend":"memory"}}"#,
-                ),
-            )
+            ("unavailable", serde_json::json!({ "ok": false }))
         }
-    }
+    };
+    let code = if status == "unavailable" { StatusCode::SERVICE_UNAVAILABLE } else { StatusCode::OK };
+    let body = serde_json::json!({ "status": status, "database": database, "cache": cache });
+    json_response(code, serde_json::to_vec(&body).unwrap_or_default())
 }
 
 async fn rpc_over_http(
@@ -241,6 +238,7 @@ async fn rpc_over_http(
         }
         Body::Batch(entries) => {
             out = Vec::with_capacity(entries.len() * 192);
+            let meta = front.registry.for_batch(&meta, methods(&entries));
             // Start every call, then drive them all at once: they run
             // concurrently, and answers keep the order of the calls.
             let mut started: Vec<_> = entries.into_iter().map(|entry| start(front, &meta, entry)).collect();
@@ -384,7 +382,16 @@ pub(crate) fn request_meta(front: &Front, peer: SocketAddr, request_id: Arc<str>
         client: Some(crate::net::client_ip(peer.ip(), headers, &front.state.config.trusted_proxies)),
         user_agent: headers.get(USER_AGENT).and_then(|v| v.to_str().ok()).map(|s| s.chars().take(256).collect()),
         principal: from_headers(&front.state, headers),
+        budget: None,
     }
+}
+
+/// The methods a batch calls.
+pub(crate) fn methods<'e>(entries: &'e [Entry<'_>]) -> impl Iterator<Item = &'e str> {
+    entries.iter().filter_map(|e| match e {
+        Entry::Call(call) => Some(&*call.method),
+        Entry::Invalid { .. } => None,
+    })
 }
 
 fn request_id_of(headers: &HeaderMap) -> Arc<str> {

@@ -2,7 +2,7 @@
 //! pipeline: credentials → rate limit → permission → params → handler.
 //! Every call, alone or inside a batch, takes the whole pipeline on its own.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::sync::Arc;
 
@@ -10,11 +10,12 @@ use futures::future::BoxFuture;
 use serde::de::DeserializeOwned;
 use serde_json::value::RawValue;
 use trellis_schema::error::FieldError;
-use trellis_schema::{ApiError, Procedure, Reason};
+use trellis_schema::{Access, ApiError, Procedure, Reason};
 
 use super::error::HandlerError;
+use crate::access::caller::KeyBudget;
 use crate::access::usage::Counted;
-use crate::access::{Grant, InOrg, RequestMeta};
+use crate::access::{Credential, Grant, InOrg, RequestMeta};
 use crate::state::AppState;
 
 /// The server side of a procedure. A procedure of the schema's list without
@@ -35,6 +36,9 @@ type CallFn = dyn Fn(AppState, Arc<RequestMeta>, Option<&RawValue>) -> BoxFuture
 /// Method name → the call, with its whole pipeline.
 pub(crate) struct Registry {
     calls: HashMap<&'static str, Box<CallFn>>,
+    /// The procedures whose calls with an API key take from its limit (all
+    /// but the public ones).
+    charged: HashSet<&'static str>,
 }
 
 macro_rules! register_all {
@@ -42,7 +46,7 @@ macro_rules! register_all {
         impl Registry {
             /// One entry per procedure of the schema's list.
             pub(crate) fn build() -> Self {
-                let mut r = Registry { calls: HashMap::new() };
+                let mut r = Registry { calls: HashMap::new(), charged: HashSet::new() };
                 $( r.add::<$p>(); )*
                 r
             }
@@ -86,8 +90,29 @@ impl Registry {
                 result
             })
         });
+        if P::ACCESS != Access::Public {
+            self.charged.insert(P::METHOD);
+        }
         let previous = self.calls.insert(P::METHOD, call);
         assert!(previous.is_none(), "procedure {} is listed twice", P::METHOD);
+    }
+
+    /// The request's facts for a batch of calls to `methods`: with an API
+    /// key, the calls that take from its limit take together, in one pass.
+    pub(crate) fn for_batch<'m>(
+        &self,
+        meta: &Arc<RequestMeta>,
+        methods: impl Iterator<Item = &'m str>,
+    ) -> Arc<RequestMeta> {
+        if !matches!(meta.principal, Ok(Some(Credential::ApiKey(_)))) {
+            return meta.clone();
+        }
+        let calls = methods.filter(|m| self.charged.contains(m)).count();
+        if calls < 2 {
+            return meta.clone();
+        }
+        let budget = KeyBudget::new(u32::try_from(calls).unwrap_or(u32::MAX));
+        Arc::new(RequestMeta { budget: Some(budget), ..(**meta).clone() })
     }
 
     /// Runs one call. `None` when no procedure has that name.

@@ -24,6 +24,7 @@ mod orgs;
 mod process;
 mod replicas;
 mod sdk_ts;
+mod shared_cache;
 mod tenancy;
 mod throttle;
 mod tokens;
