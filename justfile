@@ -28,6 +28,11 @@ cluster-down:
 bench:
     cargo run --release -p trellis-bench
 
+# The Redis limiter next to the in-process one, measured by wrk (out of process; needs wrk).
+bench-redis:
+    cargo build --release -p trellis-server
+    bash examples/bench/wrk/redis-limiter.sh
+
 fmt:
     cargo fmt --all
 

@@ -29,6 +29,8 @@ impl Handler for SetUserDisabled {
         for sid in &ended {
             ctx.state.auth.revoked.revoke(*sid);
         }
+        // Keys held by this account stop (or work again) at once, everywhere.
+        ctx.state.keys.cache.clear();
         tracing::info!(user_id = %target, disabled = p.disabled, sessions = ended.len(), "account disabled flag set");
         Ok(user.to_api())
     }
