@@ -54,7 +54,7 @@ pub const POSTGRES_NOT_BUILT: &str =
 /// were built too (their PostgreSQL variants are then reported ignored). Built
 /// with it but run without it, a PostgreSQL variant fails: it never passes
 /// without having run.
-fn postgres_admin_url() -> Option<String> {
+pub fn postgres_admin_url() -> Option<String> {
     match std::env::var("TEST_DATABASE_URL") {
         Ok(url) if !url.is_empty() => Some(url),
         _ if cfg!(postgres_tests) => panic!(
@@ -77,9 +77,8 @@ pub async fn try_spawn(backend: Backend, tweak: impl FnOnce(&mut Config)) -> Opt
         Backend::Sqlite => None,
         Backend::Postgres => {
             let admin_url = postgres_admin_url()?;
-            let name = format!("trellis_test_{}", uuid::Uuid::now_v7().simple());
-            pg_admin(&admin_url, &format!("CREATE DATABASE {name}")).await;
-            config.database_url = Some(replace_db_name(&admin_url, &name));
+            let (name, url) = create_pg_database(&admin_url).await;
+            config.database_url = Some(url);
             Some((admin_url, name))
         }
     };
@@ -129,6 +128,15 @@ pub async fn spawn_sqlite() -> TestApp {
     spawn(Backend::Sqlite).await.expect("SQLite always works")
 }
 
+/// Creates an empty database `trellis_test_<uuid>` on the server of
+/// `admin_url`; returns its name and its URL.
+pub async fn create_pg_database(admin_url: &str) -> (String, String) {
+    let name = format!("trellis_test_{}", uuid::Uuid::now_v7().simple());
+    pg_admin(admin_url, &format!("CREATE DATABASE {name}")).await;
+    let url = replace_db_name(admin_url, &name);
+    (name, url)
+}
+
 fn replace_db_name(url: &str, name: &str) -> String {
     let (base, query) = url.split_once('?').map_or((url, None), |(b, q)| (b, Some(q)));
     let cut = base.rfind('/').filter(|&i| i > "postgres://".len()).unwrap_or(base.len());
@@ -140,7 +148,7 @@ fn replace_db_name(url: &str, name: &str) -> String {
     out
 }
 
-async fn pg_admin(admin_url: &str, sql: &str) {
+pub async fn pg_admin(admin_url: &str, sql: &str) {
     use diesel_async::{AsyncConnection, AsyncPgConnection, SimpleAsyncConnection};
     let mut conn = AsyncPgConnection::establish(admin_url).await.expect("connect to TEST_DATABASE_URL");
     conn.batch_execute(sql).await.unwrap_or_else(|e| panic!("{sql}: {e}"));

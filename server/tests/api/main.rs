@@ -13,6 +13,7 @@ mod accounts;
 mod admin;
 mod api_keys;
 mod auth;
+mod cluster;
 mod conformance;
 mod enumeration;
 mod faults;

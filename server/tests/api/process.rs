@@ -5,11 +5,12 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-/// Kills the server when the test ends, even by a panic.
-struct Running(std::process::Child);
+/// Kills the child process when the test ends, even by a panic.
+pub struct Running(pub std::process::Child);
 
-impl Drop for Running {
-    fn drop(&mut self) {
+impl Running {
+    /// Ends it with SIGKILL, as a crash would, and reaps it.
+    pub fn kill(&mut self) {
         if matches!(self.0.try_wait(), Ok(None)) {
             let _ = self.0.kill();
             let _ = self.0.wait();
@@ -17,12 +18,18 @@ impl Drop for Running {
     }
 }
 
-fn free_port() -> u16 {
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()
 }
 
 /// A command with no Trellis settings from the outer environment.
-fn trellis(data_dir: &std::path::Path) -> Command {
+pub fn trellis(data_dir: &std::path::Path) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_trellis"));
     for (k, _) in std::env::vars() {
         if k.starts_with("TRELLIS_") || k == "DATABASE_URL" || k == "REDIS_URL" {
