@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The Redis limiter next to the in-process one, measured by wrk (an
 # out-of-process load generator): two release servers on SQLite, one with
-# REDIS_URL, one without, each with an API key limited to 1e9 calls a minute
-# (every call pays for the limit, none is refused); `orgs.get` with the key,
+# REDIS_URL, one without, each with an API key limited to 1,000,000 calls a minute (the most a key may have)
+# (every call pays for the limit; a run makes fewer, so none is refused); `orgs.get` with the key,
 # rounds interleaved. Prints each round and the median ratio.
 #
 # Settings: REDIS_URL (default redis://127.0.0.1:6379), ROUNDS (3), SECS (10),
@@ -21,12 +21,13 @@ command -v wrk >/dev/null || { echo "wrk is not installed (apt-get install wrk)"
 [ -x "$bin" ] || { echo "$bin is missing: cargo build --release -p trellis-server" >&2; exit 1; }
 
 work=$(mktemp -d)
-pids=()
+# Servers are started in command substitutions (subshells): their pids go to a file.
 cleanup() {
-  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-  wait 2>/dev/null || true
+  while read -r pid; do kill "$pid" 2>/dev/null || true; done <"$work/pids"
+  sleep 0.5
   rm -rf "$work"
 }
+touch "$work/pids"
 trap cleanup EXIT
 
 free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
@@ -39,7 +40,7 @@ start() {
   env -u DATABASE_URL -u REDIS_URL TRELLIS_LISTEN="127.0.0.1:$port" TRELLIS_DATA_DIR="$work/$name" \
     TRELLIS_LOG_FORMAT=json RUST_LOG=warn ${2:+REDIS_URL=$2} TRELLIS_REDIS_PREFIX="trellis-wrk-$$" \
     "$bin" >"$work/$name.log" 2>&1 &
-  pids+=($!)
+  echo $! >>"$work/pids"
   for _ in $(seq 1 100); do
     curl -sf "http://127.0.0.1:$port/readyz" >/dev/null && { echo "$port"; return; }
     sleep 0.1
@@ -63,7 +64,7 @@ setup() {
   token=$(rpc "$port" "" auth.login "$creds" | field '["accessToken"]')
   org=$(rpc "$port" "$token" orgs.create '{"name":"Wrk","slug":"wrk"}' | field '["id"]')
   key=$(rpc "$port" "$token" apiKeys.create \
-    "{\"orgId\":\"$org\",\"name\":\"wrk\",\"scopes\":[\"org:read\"],\"rateLimitPerMinute\":1000000000}" | field '["key"]')
+    "{\"orgId\":\"$org\",\"name\":\"wrk\",\"scopes\":[\"org:read\"],\"rateLimitPerMinute\":1000000}" | field '["key"]')
   rpc "$port" "$key" orgs.get "{\"orgId\":\"$org\"}" >/dev/null
   echo "$key $org"
 }

@@ -40,7 +40,7 @@ impl LimitStore for LocalLimits {
     }
 }
 
-impl LimitStore for RedisLink {
+impl LimitStore for Arc<RedisLink> {
     async fn run(&self, steps: &[Step], atomic: bool) -> Result<Outcomes, Fault> {
         self.limits(steps, atomic).await
     }
@@ -117,7 +117,7 @@ impl Cache {
     pub(crate) async fn limits(&self, steps: &[Step], atomic: bool) -> Outcomes {
         if let Some(link) = &self.redis {
             if self.up.load(Ordering::Relaxed) {
-                match LimitStore::run(&**link, steps, atomic).await {
+                match LimitStore::run(link, steps, atomic).await {
                     Ok(out) => return out,
                     Err(e) => self.went_away(&e),
                 }
