@@ -64,6 +64,9 @@ pub(crate) struct Cache {
     /// Told when Redis is found away, so the subscription is dropped and
     /// made again (then resynced) rather than waiting on a dead socket.
     lost: Notify,
+    /// Told when Redis is found again, so the subscription is made at once
+    /// rather than after its backoff.
+    found: Notify,
 }
 
 /// Most replicas a limit is shared by when Redis is away.
@@ -86,6 +89,7 @@ impl Cache {
             alive: AtomicU32::new(1),
             latency_us: AtomicU64::new(0),
             lost: Notify::new(),
+            found: Notify::new(),
         }
     }
 
@@ -163,6 +167,7 @@ impl Cache {
                 self.latency_us.store(u64::try_from(latency.as_micros()).unwrap_or(u64::MAX), Ordering::Relaxed);
                 if !self.up.swap(true, Ordering::Relaxed) {
                     tracing::info!(replicas = alive, "Redis is back: limits shared again");
+                    self.found.notify_one();
                 }
             }
             Err(e) => self.went_away(&e),
@@ -263,7 +268,10 @@ impl Cache {
                 Ok(Err(e)) => tracing::debug!(error = %e, "subscription to change notices failed"),
                 Err(_) => tracing::debug!("subscription to change notices timed out"),
             }
-            tokio::time::sleep(wait).await;
+            tokio::select! {
+                () = tokio::time::sleep(wait) => {}
+                () = self.found.notified() => {}
+            }
             wait = (wait * 2).min(Duration::from_secs(5));
         }
     }
