@@ -14,6 +14,14 @@ pub(crate) enum Entry<'a> {
     Invalid { id: Option<&'a RawValue> },
 }
 
+/// The methods a batch calls.
+pub(crate) fn methods<'e>(entries: &'e [Entry<'_>]) -> impl Iterator<Item = &'e str> {
+    entries.iter().filter_map(|e| match e {
+        Entry::Call(call) => Some(&*call.method),
+        Entry::Invalid { .. } => None,
+    })
+}
+
 pub(crate) struct Call<'a> {
     pub method: std::borrow::Cow<'a, str>,
     pub params: Option<&'a RawValue>,

@@ -238,7 +238,7 @@ async fn rpc_over_http(
         }
         Body::Batch(entries) => {
             out = Vec::with_capacity(entries.len() * 192);
-            let meta = front.registry.for_batch(&meta, methods(&entries));
+            let meta = front.registry.for_batch(&meta, framing::methods(&entries));
             // Start every call, then drive them all at once: they run
             // concurrently, and answers keep the order of the calls.
             let mut started: Vec<_> = entries.into_iter().map(|entry| start(front, &meta, entry)).collect();
@@ -384,14 +384,6 @@ pub(crate) fn request_meta(front: &Front, peer: SocketAddr, request_id: Arc<str>
         principal: from_headers(&front.state, headers),
         budget: None,
     }
-}
-
-/// The methods a batch calls.
-pub(crate) fn methods<'e>(entries: &'e [Entry<'_>]) -> impl Iterator<Item = &'e str> {
-    entries.iter().filter_map(|e| match e {
-        Entry::Call(call) => Some(&*call.method),
-        Entry::Invalid { .. } => None,
-    })
 }
 
 fn request_id_of(headers: &HeaderMap) -> Arc<str> {

@@ -357,7 +357,7 @@ impl Shared {
                 write_answer(&mut out, id, result, meta);
             }
             Ok(framing::Body::Batch(entries)) => {
-                let meta = &self.registry.for_batch(meta, super::http::methods(&entries));
+                let meta = &self.registry.for_batch(meta, framing::methods(&entries));
                 let results = join_all(entries.into_iter().map(|e| self.run(meta, e))).await;
                 out.push(b'[');
                 for (id, answered, result) in results {
