@@ -281,6 +281,14 @@ mod redis_killed_under_load_degrades_without_failed_calls {
             assert_eq!((status, &readyz["status"]), (200, &json!("degraded")), "replica {n} /readyz: {readyz}");
         }
 
+        // Meanwhile each replica keeps each limit divided by the replicas it
+        // last saw alive (three): a key limited to 30 a minute still gets
+        // about 30 in all, not 90.
+        let (outage_key, _) = make_key(c, &owner, &org, json!({"rateLimitPerMinute": 30})).await;
+        assert_spread_calls_share(c, &org, &outage_key, 30).await;
+        let health = c.health(1).await;
+        assert!(health["checks"]["cache"]["fallbacks"].as_u64().is_some_and(|n| n > 0), "{health}");
+
         c.restart_redis().await;
         for n in 1..=REPLICAS {
             let took = poll(Duration::from_millis(50), Duration::from_secs(5), move || async move {
