@@ -101,7 +101,6 @@ impl Application {
             invites: InviteLimits::new(cache.clone()),
             mail: Wakeup::default(),
             health: HealthMonitor::start(db.clone(), cache.clone()).await,
-            cache: cache.clone(),
             db,
             started_at: Instant::now(),
             openrpc: crate::rpc::discover::document(),

@@ -7,7 +7,6 @@ use std::time::Instant;
 
 use crate::access::keys::Keys;
 use crate::auth::Auth;
-use crate::cache::Cache;
 use crate::config::Config;
 use crate::db::Db;
 use crate::health::HealthMonitor;
@@ -24,8 +23,6 @@ pub(crate) struct State {
     /// Wakes the mail sender after a change that queued mail.
     pub mail: Wakeup,
     pub health: Arc<HealthMonitor>,
-    /// What replicas share: limits, change notices (Redis, or in process).
-    pub cache: Arc<Cache>,
     pub started_at: Instant,
     pub openrpc: serde_json::Value,
 }

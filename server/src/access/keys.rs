@@ -25,7 +25,7 @@ use trellis_schema::{ApiError, Reason};
 
 use super::db_error;
 use super::usage::UsageRecorder;
-use crate::cache::limits::{Mode, Outcome, Step};
+use crate::cache::limits::{Mode, Outcome, Step, retry_after_ms};
 use crate::cache::{Bus, Cache, Change};
 use crate::db::models::{ApiKeyRow, now};
 use crate::db::schema::{api_key_secrets, api_keys, org_members, users};
@@ -38,7 +38,7 @@ pub(crate) struct Keys {
     /// Recently verified API keys.
     pub cache: KeyCache,
     /// Where the limits are kept.
-    pub limits: Arc<Cache>,
+    limits: Arc<Cache>,
     /// Client addresses whose lookups of unknown keys spent their limit,
     /// until when: learnt from the shared limit when a lookup finds
     /// nothing, so a lookup of a real key costs no round trip to it.
@@ -265,7 +265,7 @@ const MINUTE: Duration = Duration::from_secs(60);
 fn unknown_keys_limited(wait: Duration, per_minute: u32) -> ApiError {
     ApiError::new(Reason::RateLimited)
         .message(format!("too many unknown API keys: at most {per_minute} a minute from one address"))
-        .with("retryAfterMs", u64::try_from(wait.as_millis()).unwrap_or(u64::MAX).max(1))
+        .with("retryAfterMs", retry_after_ms(wait))
         .with("limit", per_minute)
 }
 

@@ -73,8 +73,13 @@ impl Outcome {
     }
 
     pub(crate) fn retry_after_ms(&self) -> u64 {
-        u64::try_from(self.retry_after.as_millis()).unwrap_or(u64::MAX).max(1)
+        retry_after_ms(self.retry_after)
     }
+}
+
+/// A wait as `retryAfterMs` says it: whole milliseconds, at least 1.
+pub(crate) fn retry_after_ms(wait: Duration) -> u64 {
+    u64::try_from(wait.as_millis()).unwrap_or(u64::MAX).max(1)
 }
 
 /// The answers of one pass: one per step run (`None` for the steps after the

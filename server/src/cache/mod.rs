@@ -1,6 +1,7 @@
-//! What replicas share: rate limits and the bus of change notices. Two
-//! implementations of one trait ([`LimitStore`]): in process (no
-//! `REDIS_URL`: one replica) and Redis (every replica shares the limits).
+//! What replicas share: rate limits and the bus of change notices. A pass
+//! of limits runs in one of two places with the same answers: in process
+//! ([`LocalLimits`], without `REDIS_URL`: one replica) or in Redis
+//! ([`RedisLink`], every replica shares the limits).
 //!
 //! Redis away is a degraded state, never an outage: a pass of limits that
 //! cannot reach Redis runs in process with each limit divided by the
@@ -14,7 +15,6 @@ pub(crate) mod bus;
 pub(crate) mod limits;
 mod redis;
 
-use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::time::Duration;
@@ -26,25 +26,8 @@ use trellis_schema::health::CacheCheck;
 
 pub(crate) use self::bus::{Bus, Change};
 use self::limits::{LocalLimits, Outcomes, Step};
-pub(crate) use self::redis::Fault;
+use self::redis::Fault;
 use self::redis::RedisLink;
-
-/// Runs passes of limit steps (see [`limits`]).
-pub(crate) trait LimitStore: Send + Sync {
-    fn run(&self, steps: &[Step], atomic: bool) -> impl Future<Output = Result<Outcomes, Fault>> + Send;
-}
-
-impl LimitStore for LocalLimits {
-    async fn run(&self, steps: &[Step], atomic: bool) -> Result<Outcomes, Fault> {
-        Ok(LocalLimits::run(self, steps, atomic))
-    }
-}
-
-impl LimitStore for Arc<RedisLink> {
-    async fn run(&self, steps: &[Step], atomic: bool) -> Result<Outcomes, Fault> {
-        self.limits(steps, atomic).await
-    }
-}
 
 pub(crate) struct Cache {
     local: LocalLimits,
@@ -121,7 +104,7 @@ impl Cache {
     pub(crate) async fn limits(&self, steps: &[Step], atomic: bool) -> Outcomes {
         if let Some(link) = &self.redis {
             if self.up.load(Ordering::Relaxed) {
-                match LimitStore::run(link, steps, atomic).await {
+                match link.limits(steps, atomic).await {
                     Ok(out) => return out,
                     Err(e) => self.went_away(&e),
                 }

@@ -6,7 +6,7 @@
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use trellis_schema::health::{Checks, DependencyCheck};
+use trellis_schema::health::{CacheCheck, Checks, DependencyCheck};
 
 use crate::cache::Cache;
 use crate::db::Db;
@@ -37,7 +37,12 @@ impl HealthMonitor {
 
     pub(crate) fn latest(&self) -> Checks {
         let database = self.latest.read().unwrap_or_else(std::sync::PoisonError::into_inner).clone();
-        Checks { database, cache: self.cache.check() }
+        Checks { database, cache: self.cache() }
+    }
+
+    /// The cache's state now.
+    pub(crate) fn cache(&self) -> CacheCheck {
+        self.cache.check()
     }
 }
 

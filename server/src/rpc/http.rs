@@ -159,7 +159,7 @@ fn refused_origin() -> Response<HttpBody> {
 /// elsewhere); `degraded` while Redis is away (still 200: the replica
 /// serves, on its fallbacks).
 async fn readyz(front: &Front) -> Response<HttpBody> {
-    let cache = front.state.cache.check();
+    let cache = front.state.health.cache();
     let (status, database) = match front.state.db.ping().await {
         Ok(latency) => (
             if cache.ok { "ready" } else { "degraded" },

@@ -1,6 +1,8 @@
 //! Binds every procedure of the schema to its handler and runs the per-call
 //! pipeline: credentials → rate limit → permission → params → handler.
-//! Every call, alone or inside a batch, takes the whole pipeline on its own.
+//! Every call, alone or inside a batch, takes the whole pipeline on its own;
+//! only an API key's limit is taken once for the calls of a batch
+//! ([`Registry::for_batch`]), each call still counting.
 
 use std::collections::{HashMap, HashSet};
 use std::future::Future;
