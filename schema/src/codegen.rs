@@ -138,6 +138,7 @@ pub fn typescript_types() -> String {
         ),
     );
     TypeVisitor::visit::<FieldError>(&mut d);
+    TypeVisitor::visit::<crate::rpc::SubscriptionId>(&mut d);
     for_each_procedure(&mut d);
 
     let mut out = String::from(TS_HEADER);
@@ -198,7 +199,20 @@ impl ProcedureVisitor for ProcedureEntries<'_> {
         // Writing to a String cannot fail.
         let _ = writeln!(i, "  {method}: {{");
         let _ = writeln!(i, "    params: {};", type_ref::<P::Params>(self.cfg));
-        let _ = writeln!(i, "    result: {};", type_ref::<P::Output>(self.cfg));
+        let mut extra = String::new();
+        if P::KIND == crate::Kind::Subscription {
+            // The subscribe call answers the subscription's id; items are the output.
+            let _ = writeln!(i, "    result: T.SubscriptionId;");
+            let _ = writeln!(i, "    item: {};", type_ref::<P::Output>(self.cfg));
+            if let Some(u) = P::UNSUBSCRIBE {
+                let _ = write!(extra, ", unsubscribe: {}", lit(u));
+            }
+            if let Some(r) = P::RESUME {
+                let _ = write!(extra, ", resume: {{ param: {}, item: {} }}", lit(r.param), lit(r.item));
+            }
+        } else {
+            let _ = writeln!(i, "    result: {};", type_ref::<P::Output>(self.cfg));
+        }
         let _ = writeln!(i, "    kind: {kind};");
         let _ = writeln!(i, "    access: {access};");
         let _ = writeln!(
@@ -210,7 +224,7 @@ impl ProcedureVisitor for ProcedureEntries<'_> {
         let reasons: Vec<String> = reasons.into_iter().map(lit).collect();
         let _ = writeln!(
             self.table,
-            "  {method}: {{ kind: {kind}, access: {access}, summary: {}, reasons: [{}] }},",
+            "  {method}: {{ kind: {kind}, access: {access}, summary: {}, reasons: [{}]{extra} }},",
             lit(P::SUMMARY),
             reasons.join(", ")
         );

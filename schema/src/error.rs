@@ -160,6 +160,16 @@ define_reasons! {
     TokenUsed = "TOKEN_USED" => PreconditionFailed, "the token was already used";
     AccountLocked = "ACCOUNT_LOCKED" => Locked, "the account is locked";
     RateLimited = "RATE_LIMITED" => TooManyRequests, "too many requests";
+    /// Subscriptions per connection or per user are capped (the server's
+    /// `TRELLIS_MAX_SUBSCRIPTIONS_PER_CONNECTION` / `_PER_USER`).
+    TooManySubscriptions = "TOO_MANY_SUBSCRIPTIONS" => TooManyRequests, "too many subscriptions are open";
+    /// The last item of a subscription whose subscriber did not read its
+    /// items as fast as they came: subscribe again, resuming after the last
+    /// item received.
+    SubscriptionLagged = "SUBSCRIPTION_LAGGED" => Unavailable, "the subscriber fell behind; subscribe again after the last item received";
+    /// The last item of a subscription whose session was ended (signed out,
+    /// revoked, password changed).
+    SessionEnded = "SESSION_ENDED" => Unauthenticated, "the session has ended";
     DatabaseUnavailable = "DATABASE_UNAVAILABLE" => Unavailable, "the database is unavailable";
     CacheUnavailable = "CACHE_UNAVAILABLE" => Unavailable, "the cache is unavailable";
     ShuttingDown = "SHUTTING_DOWN" => Unavailable, "the server is shutting down";

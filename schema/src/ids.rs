@@ -155,6 +155,8 @@ ids! {
     InvitationId, example = 0x0193_0000_0000_7000_8000_0000_0000_0005;
     /// An audit event's id.
     AuditEventId, example = 0x0193_0000_0000_7000_8000_0000_0000_0006;
+    /// A notification's id.
+    NotificationId, example = 0x0193_0000_0000_7000_8000_0000_0000_0008;
     /// Who acted, in the audit trail: a user's or an API key's id.
     ActorId, example = 0x0193_0000_0000_7000_8000_0000_0000_0007, ts = "UserId | ApiKeyId";
 }

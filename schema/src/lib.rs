@@ -14,7 +14,8 @@
 //! - [`values`]: validated value types (e-mail, password, display name).
 //! - [`list`]: pages of a list.
 //! - [`health`], [`rpc`], [`auth`], [`sessions`], [`mfa`], [`users`],
-//!   [`admin`], [`audit`], [`orgs`], [`api_keys`]: one module per namespace.
+//!   [`admin`], [`audit`], [`orgs`], [`api_keys`], [`notifications`]: one
+//!   module per namespace.
 //! - [`openrpc`]: the OpenRPC document; [`codegen`]: the generated files
 //!   (TypeScript bindings, `openrpc.json`) that `just gen` writes.
 //!
@@ -34,6 +35,7 @@ pub mod health;
 pub mod ids;
 pub mod list;
 pub mod mfa;
+pub mod notifications;
 pub mod openrpc;
 pub mod orgs;
 pub mod procedure;

@@ -28,6 +28,8 @@ struct Method {
     params: Schema,
     result_name: String,
     result: Schema,
+    /// A subscription's item.
+    item: Option<(String, Schema)>,
 }
 
 struct Collect {
@@ -38,13 +40,15 @@ struct Collect {
 impl ProcedureVisitor for Collect {
     fn visit<P: Procedure>(&mut self) {
         let params = self.generator.subschema_for::<P::Params>();
-        let result = self.generator.subschema_for::<P::Output>();
-        self.methods.push(Method {
-            info: crate::ProcedureInfo::of::<P>(),
-            params,
-            result_name: <P::Output as JsonSchema>::schema_name().into_owned(),
-            result,
-        });
+        let output = (<P::Output as JsonSchema>::schema_name().into_owned(), self.generator.subschema_for::<P::Output>());
+        // A subscribe call answers the subscription's id; its items are the output.
+        let (result_name, result, item) = if P::KIND == crate::Kind::Subscription {
+            let id = self.generator.subschema_for::<crate::rpc::SubscriptionId>();
+            ("SubscriptionId".to_owned(), id, Some(output))
+        } else {
+            (output.0, output.1, None)
+        };
+        self.methods.push(Method { info: crate::ProcedureInfo::of::<P>(), params, result_name, result, item });
     }
 }
 
@@ -147,6 +151,16 @@ pub fn document() -> Value {
                 "x-kind": m.info.kind.as_str(),
                 "x-access": m.info.access.describe(),
             });
+            if let Some((name, schema)) = &m.item {
+                // Items arrive as {"method": <this method>, "params": {"subscription": id, "result": item}}.
+                method["x-item"] = json!({ "name": name, "schema": schema.as_value() });
+            }
+            if let Some(unsubscribe) = m.info.unsubscribe {
+                method["x-unsubscribe"] = unsubscribe.into();
+            }
+            if let Some(resume) = m.info.resume {
+                method["x-resume"] = json!({ "param": resume.param, "item": resume.item });
+            }
             if let Some(example) = &m.info.example {
                 method["examples"] = json!([example_pairing(example, &params)]);
             }
@@ -160,7 +174,11 @@ pub fn document() -> Value {
             "title": "Trellis",
             "version": env!("CARGO_PKG_VERSION"),
             "description": "JSON-RPC 2.0 over HTTP (POST /rpc) and WebSocket (GET /rpc). \
-                Every error carries data.reason; x-kind and x-access tell each method's kind and access rule.",
+                Every error carries data.reason; x-kind and x-access tell each method's kind and access rule. \
+                A subscription (x-kind subscription, WebSocket only) answers its id; each item then arrives as \
+                {\"jsonrpc\":\"2.0\",\"method\":<the method>,\"params\":{\"subscription\":<id>,\"result\":<x-item>}}, \
+                and its last message, when the server ends it, as {..., \"params\":{\"subscription\":<id>,\"error\":<error>}}; \
+                x-unsubscribe names the method that ends it, x-resume which param resumes after which item field.",
         },
         "servers": [{ "name": "Trellis", "url": "/rpc" }],
         "methods": methods,
@@ -235,7 +253,7 @@ mod tests {
     fn every_procedure_with_params_has_an_example_that_parses() {
         use std::any::TypeId;
 
-        use crate::ids::{ApiKeyId, AuditEventId, InvitationId, OrgId, SessionId, UserId};
+        use crate::ids::{ApiKeyId, AuditEventId, InvitationId, NotificationId, OrgId, SessionId, UserId};
         use crate::{Access, Empty};
 
         struct Check(Vec<String>);
@@ -269,6 +287,7 @@ mod tests {
                     ApiKeyId::EXAMPLE.uuid(),
                     InvitationId::EXAMPLE.uuid(),
                     AuditEventId::EXAMPLE.uuid(),
+                    NotificationId::EXAMPLE.uuid(),
                 ];
                 let mut found = Vec::new();
                 uuids(&json, &mut found);

@@ -31,6 +31,44 @@ impl Kind {
     }
 }
 
+/// [`Kind`] as a type ([`Procedure::Shape`]), so the server binds a call
+/// handler to a query or mutation and a stream handler to a subscription.
+pub mod shape {
+    /// Implemented by the three kinds only.
+    pub trait Shape: Send + Sync + 'static + sealed::Sealed {}
+
+    macro_rules! shapes {
+        ($($(#[$doc:meta])* $name:ident),*) => {$(
+            $(#[$doc])*
+            #[derive(Debug, Clone, Copy)]
+            pub enum $name {}
+            impl Shape for $name {}
+            impl sealed::Sealed for $name {}
+        )*};
+    }
+    shapes! {
+        /// [`super::Kind::Query`].
+        Query,
+        /// [`super::Kind::Mutation`].
+        Mutation,
+        /// [`super::Kind::Subscription`].
+        Subscription
+    }
+
+    mod sealed {
+        pub trait Sealed {}
+    }
+}
+
+/// How a subscription resumes: the params field that takes the last item
+/// received, and the item field it takes (wire names). A client that
+/// reconnects subscribes again with `params[param] = lastItem[item]`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Resume {
+    pub param: &'static str,
+    pub item: &'static str,
+}
+
 /// Who may call a procedure.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Access {
@@ -150,12 +188,15 @@ pub trait Procedure: Send + Sync + 'static {
     /// The JSON-RPC method name, `namespace.procedure`.
     const METHOD: &'static str;
     const KIND: Kind;
+    /// [`Procedure::KIND`] as a type (a [`shape`]).
+    type Shape: shape::Shape;
     const ACCESS: Access;
     /// [`Procedure::ACCESS`] as a type (a [`rule`]).
     type Rule: rule::Rule;
     /// One line for the reference documentation.
     const SUMMARY: &'static str;
     type Params: Serialize + DeserializeOwned + TS + JsonSchema + Send + 'static;
+    /// The result of a call; for a subscription, the type of each item.
     type Output: Serialize + DeserializeOwned + TS + JsonSchema + Send + 'static;
     /// This procedure's own error reasons.
     type Reason: ErrorReason + Serialize + TS;
@@ -164,6 +205,15 @@ pub trait Procedure: Send + Sync + 'static {
     /// id of an object of that organization (resolved to it before the
     /// permission check); [`NoOrg`](crate::access::NoOrg) for the others.
     type InOrg: Send + Sync + 'static;
+    /// For a subscription: the method that ends one (its params are
+    /// `{ subscription }`, the id the subscribe call answered).
+    const UNSUBSCRIBE: Option<&'static str> = None;
+    /// For a subscription: how a client resumes after the last item it got.
+    const RESUME: Option<Resume> = None;
+
+    /// For a subscription: sets the params to resume after `item`.
+    fn resume_after(_params: &mut Self::Params, _item: &Self::Output) {}
+
     /// Whether [`Procedure::org_of`] names the organization (every
     /// `Access::Org` procedure does; a test checks).
     const NAMES_ORG: bool = false;
@@ -199,6 +249,10 @@ pub struct ProcedureInfo {
     pub access: Access,
     pub summary: &'static str,
     pub reasons: Vec<Reason>,
+    /// [`Procedure::UNSUBSCRIBE`].
+    pub unsubscribe: Option<&'static str>,
+    /// [`Procedure::RESUME`].
+    pub resume: Option<Resume>,
     /// [`Procedure::example`], as JSON.
     pub example: Option<serde_json::Value>,
 }
@@ -211,6 +265,8 @@ impl ProcedureInfo {
             access: P::ACCESS,
             summary: P::SUMMARY,
             reasons: P::all_reasons(),
+            unsubscribe: P::UNSUBSCRIBE,
+            resume: P::RESUME,
             example: P::example().map(|p| serde_json::to_value(p).expect("example params serialize")),
         }
     }
@@ -230,7 +286,7 @@ pub trait ProcedureVisitor {
 #[macro_export]
 macro_rules! all_procedures {
     ($callback:ident) => {
-        $crate::__collect_procedures! { $callback; []; __procedures_health __procedures_rpc __procedures_auth __procedures_sessions __procedures_mfa __procedures_users __procedures_admin __procedures_orgs __procedures_api_keys __procedures_audit }
+        $crate::__collect_procedures! { $callback; []; __procedures_health __procedures_rpc __procedures_auth __procedures_sessions __procedures_mfa __procedures_users __procedures_admin __procedures_orgs __procedures_api_keys __procedures_audit __procedures_notifications }
     };
 }
 
@@ -275,6 +331,11 @@ pub fn procedures() -> Vec<ProcedureInfo> {
 /// procedure says which organization its params name with
 /// `org: Type = |p| ...` (an `OrgId`, or the id of an object whose namespace
 /// resolves it to its organization). `example:` gives example params.
+///
+/// A subscription (`kind: Subscription`) names the item type as `output:`
+/// and adds `unsubscribe: "ns.unsubscribe", resume: param = item` after its
+/// reasons: the method that ends one, and which params field resumes after
+/// which item field (the field is an `Option` of the item field's type).
 #[macro_export]
 macro_rules! procedure {
     (
@@ -287,6 +348,7 @@ macro_rules! procedure {
             output: $output:ty,
             $(org: $in_org:ty = $org:expr,)?
             reasons: $reason:ty
+            $(, unsubscribe: $unsubscribe:literal, resume: $resume_param:ident = $resume_item:ident)?
             $(, example: $example:expr)? $(,)?
         }
     ) => {
@@ -297,6 +359,7 @@ macro_rules! procedure {
         impl $crate::procedure::Procedure for $name {
             const METHOD: &'static str = $method;
             const KIND: $crate::procedure::Kind = $crate::procedure::Kind::$kind;
+            type Shape = $crate::procedure::shape::$kind;
             const ACCESS: $crate::procedure::Access = $crate::procedure::Access::$rule $(($permission))?;
             type Rule = $crate::procedure::rule::$rule;
             const SUMMARY: &'static str = $crate::procedure::first_doc_line(&[$(stringify!($meta)),*]);
@@ -304,6 +367,16 @@ macro_rules! procedure {
             type Output = $output;
             type Reason = $reason;
             $crate::procedure!(@in_org $params; $($in_org = $org)?);
+            $(
+                const UNSUBSCRIBE: Option<&'static str> = Some($unsubscribe);
+                const RESUME: Option<$crate::procedure::Resume> = Some($crate::procedure::Resume {
+                    param: $crate::procedure::camel_case(stringify!($resume_param)),
+                    item: $crate::procedure::camel_case(stringify!($resume_item)),
+                });
+                fn resume_after(params: &mut Self::Params, item: &Self::Output) {
+                    params.$resume_param = Some(item.$resume_item.clone());
+                }
+            )?
             $(
                 fn example() -> Option<Self::Params> {
                     Some($example)
@@ -322,6 +395,20 @@ macro_rules! procedure {
             Some(f(p))
         }
     };
+}
+
+/// A one-word snake_case field name as its wire name (`after` stays
+/// `after`); longer names are refused at compile time, which keeps this a
+/// `const fn`.
+#[doc(hidden)]
+pub const fn camel_case(field: &'static str) -> &'static str {
+    let b = field.as_bytes();
+    let mut i = 0;
+    while i < b.len() {
+        assert!(b[i] != b'_', "a resume field is one word");
+        i += 1;
+    }
+    field
 }
 
 /// The text of the first `doc = "..."` attribute, for `SUMMARY`.
@@ -354,6 +441,18 @@ pub const fn first_doc_line(metas: &[&'static str]) -> &'static str {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn every_subscription_names_its_unsubscribe_method_and_how_it_resumes() {
+        for p in super::procedures() {
+            let stream = p.kind == super::Kind::Subscription;
+            assert_eq!(p.unsubscribe.is_some(), stream, "{}", p.method);
+            assert_eq!(p.resume.is_some(), stream, "{}", p.method);
+            if let Some(u) = p.unsubscribe {
+                assert!(super::procedures().iter().any(|q| q.method == u), "{} ends with {u}, which is listed", p.method);
+            }
+        }
+    }
+
     #[test]
     fn every_org_procedure_names_its_org() {
         struct Check(Vec<&'static str>);

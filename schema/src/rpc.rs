@@ -54,6 +54,18 @@ procedure! {
     }
 }
 
+/// The id of one subscription, as its subscribe call answered it; items
+/// carry it as `params.subscription`. Opaque; unique within its connection.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize, TS, JsonSchema)]
+pub struct SubscriptionId(#[schemars(length(min = 1, max = 64))] pub String);
+
+/// The params of every unsubscribe method: which subscription to end.
+#[derive(Debug, Clone, Serialize, Deserialize, TS, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct UnsubscribeParams {
+    pub subscription: SubscriptionId,
+}
+
 /// The procedures of this namespace, in order, for [`all_procedures!`](crate::all_procedures).
 #[doc(hidden)]
 #[macro_export]

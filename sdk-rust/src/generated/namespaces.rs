@@ -584,6 +584,57 @@ impl<C: Caller> Audit<'_, C> {
     }
 }
 
+/// The `notifications.*` procedures ([`trellis_schema::notifications`]).
+#[derive(Debug)]
+pub struct Notifications<'a, C>(&'a C);
+
+impl<C> Clone for Notifications<'_, C> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<C> Copy for Notifications<'_, C> {}
+
+impl<C: Caller> Notifications<'_, C> {
+    /// The caller's notifications, newest first.
+    ///
+    /// Calls [`trellis_schema::notifications::List`].
+    pub async fn list(
+        self,
+        params: <trellis_schema::notifications::List as Procedure>::Params,
+    ) -> Output<trellis_schema::notifications::List> {
+        self.0.call::<trellis_schema::notifications::List>(params).await
+    }
+
+    /// Marks notifications read: those named, or all of them.
+    ///
+    /// Calls [`trellis_schema::notifications::MarkRead`].
+    pub async fn mark_read(
+        self,
+        params: <trellis_schema::notifications::MarkRead as Procedure>::Params,
+    ) -> Output<trellis_schema::notifications::MarkRead> {
+        self.0.call::<trellis_schema::notifications::MarkRead>(params).await
+    }
+
+    /// The caller's notification preferences.
+    ///
+    /// Calls [`trellis_schema::notifications::GetPreferences`].
+    pub async fn get_preferences(self) -> Output<trellis_schema::notifications::GetPreferences> {
+        self.0.call::<trellis_schema::notifications::GetPreferences>(Default::default()).await
+    }
+
+    /// Changes the caller's notification preferences; answers them as they now are.
+    ///
+    /// Calls [`trellis_schema::notifications::UpdatePreferences`].
+    pub async fn update_preferences(
+        self,
+        params: <trellis_schema::notifications::UpdatePreferences as Procedure>::Params,
+    ) -> Output<trellis_schema::notifications::UpdatePreferences> {
+        self.0.call::<trellis_schema::notifications::UpdatePreferences>(params).await
+    }
+}
+
 impl Client {
     /// The `health.*` procedures.
     pub fn health(&self) -> Health<'_, Self> {
@@ -633,6 +684,11 @@ impl Client {
     /// The `audit.*` procedures.
     pub fn audit(&self) -> Audit<'_, Self> {
         Audit(self)
+    }
+
+    /// The `notifications.*` procedures.
+    pub fn notifications(&self) -> Notifications<'_, Self> {
+        Notifications(self)
     }
 }
 
@@ -686,6 +742,11 @@ impl Session {
     pub fn audit(&self) -> Audit<'_, Self> {
         Audit(self)
     }
+
+    /// The `notifications.*` procedures, called as this session.
+    pub fn notifications(&self) -> Notifications<'_, Self> {
+        Notifications(self)
+    }
 }
 
 /// Every procedure with a method here: (namespace accessor, the procedure's method name).
@@ -736,4 +797,8 @@ pub(crate) const COVERED: &[(&str, &str)] = &[
     ("api_keys", <trellis_schema::api_keys::UsageReport as Procedure>::METHOD),
     ("api_keys", <trellis_schema::api_keys::Verify as Procedure>::METHOD),
     ("audit", <trellis_schema::audit::List as Procedure>::METHOD),
+    ("notifications", <trellis_schema::notifications::List as Procedure>::METHOD),
+    ("notifications", <trellis_schema::notifications::MarkRead as Procedure>::METHOD),
+    ("notifications", <trellis_schema::notifications::GetPreferences as Procedure>::METHOD),
+    ("notifications", <trellis_schema::notifications::UpdatePreferences as Procedure>::METHOD),
 ];

@@ -115,6 +115,29 @@ export type ChangePasswordParams = { currentPassword: Password, newPassword: New
  */
 export type ChangePasswordReason = "INVALID_CREDENTIALS" | "ACCOUNT_LOCKED" | "PASSWORD_POLICY" | "PASSWORD_REUSED";
 
+/**
+ * The channels notifications go out on.
+ */
+export type Channels = {
+/**
+ * Kept in the list and streamed to subscribers.
+ */
+inApp: boolean,
+/**
+ * Sent by e-mail (security notices always are).
+ */
+email: boolean,
+/**
+ * Events about you in an organization (your role changed, you were
+ * removed) are included in the deliveries of its webhooks.
+ */
+webhook: boolean, };
+
+/**
+ * Channels to change; those absent keep their value.
+ */
+export type ChannelsUpdate = { inApp?: boolean, email?: boolean, webhook?: boolean, };
+
 export type CheckResult = { status: HealthStatus, version: string, uptimeSecs: number, checks: Checks, };
 
 export type Checks = { database: DependencyCheck, cache: CacheCheck, };
@@ -261,6 +284,13 @@ otpauthUrl: string, };
 export type ErrorCategory = "PARSE_ERROR" | "INVALID_REQUEST" | "METHOD_NOT_FOUND" | "INVALID_PARAMS" | "INTERNAL" | "UNAUTHENTICATED" | "FORBIDDEN" | "NOT_FOUND" | "CONFLICT" | "PRECONDITION_FAILED" | "LOCKED" | "TOO_MANY_REQUESTS" | "UNAVAILABLE";
 
 /**
+ * What a notification is about. Security notices (`password.changed`,
+ * `mfa.enabled`, `mfa.disabled`, `account.locked`, `signin.newDevice`)
+ * always go out by e-mail, whatever the preferences.
+ */
+export type EventType = "invitation.received" | "member.roleChanged" | "member.removed" | "apiKey.created" | "apiKey.rotated" | "apiKey.revoked" | "password.changed" | "mfa.enabled" | "mfa.disabled" | "account.locked" | "signin.newDevice" | "webhook.disabled";
+
+/**
  * One invalid field of the params: `data.fields[i]` of a VALIDATION error.
  */
 export type FieldError = {
@@ -313,6 +343,12 @@ export type ListInvitesParams = { orgId: OrgId, cursor?: Cursor, limit?: PageLim
 
 export type ListMembersParams = { orgId: OrgId, cursor?: Cursor, limit?: PageLimit, };
 
+export type ListNotificationsParams = {
+/**
+ * Only the unread ones.
+ */
+unreadOnly?: boolean, cursor?: Cursor, limit?: PageLimit, };
+
 export type ListUsersParams = {
 /**
  * Part of the e-mail or display name.
@@ -351,6 +387,18 @@ export type LogoutParams = {
  */
 allSessions?: boolean, };
 
+/**
+ * Exactly one of `ids` (at most 100; ids that are not the caller's, or
+ * already read, are skipped) and `all: true`.
+ */
+export type MarkReadParams = { ids?: Array<NotificationId>, all?: boolean, };
+
+export type MarkReadResult = {
+/**
+ * How many notifications were unread and are now read.
+ */
+updated: number, };
+
 export type MeResult = { user: User, memberships: Array<Membership>, };
 
 export type Member = { user: User, role: OrgRole, joinedAt: string, };
@@ -379,6 +427,24 @@ export type NewPassword = string;
  * For procedures whose only errors are the ones every call can meet.
  */
 export type NoReason = never;
+
+/**
+ * One notification of the signed-in user.
+ */
+export type Notification = { id: NotificationId, type: EventType, title: string, body: string,
+/**
+ * Facts of the event for programs (ids, names), by event type.
+ */
+data: Record<string, unknown>, createdAt: string,
+/**
+ * When it was marked read; absent while unread.
+ */
+readAt: string | null, };
+
+/**
+ * A notification's id.
+ */
+export type NotificationId = string & { readonly __brand: "NotificationId" };
 
 /**
  * A one-time code as a person types it: a 6-digit code from an
@@ -457,8 +523,18 @@ invitedBy: UserId, createdAt: string, expiresAt: string, };
  */
 export type Permission = "org:read" | "org:manage" | "org:delete" | "apiKeys:read" | "apiKeys:manage" | "audit:read" | "performance:read" | "notifications:read" | "notifications:manage" | "trades:read" | "trades:write" | "trades:approve";
 
+/**
+ * A user's notification preferences.
+ */
+export type Preferences = { channels: Channels,
+/**
+ * Event types that go out on no channel (security notices still go by
+ * e-mail).
+ */
+muted: Array<EventType>, };
+
 /** Every precise cause of an error, as sent in `data.reason`. */
-export type Reason = "PARSE_ERROR" | "INVALID_REQUEST" | "BATCH_TOO_LARGE" | "BODY_TOO_LARGE" | "NESTING_TOO_DEEP" | "METHOD_NOT_FOUND" | "VALIDATION" | "INTERNAL" | "CREDENTIALS_MISSING" | "INVALID_CREDENTIALS" | "TOKEN_EXPIRED" | "TOKEN_INVALID" | "TOKEN_REUSED" | "API_KEY_INVALID" | "API_KEY_EXPIRED" | "API_KEY_REVOKED" | "MFA_REQUIRED" | "EMAIL_NOT_VERIFIED" | "PASSWORD_EXPIRED" | "MISSING_PERMISSION" | "MISSING_SCOPE" | "NOT_A_MEMBER" | "ACCOUNT_DISABLED" | "ADMIN_REQUIRED" | "INVITATION_MISMATCH" | "INVITATION_REVOKED" | "REAUTHENTICATION_REQUIRED" | "NOT_FOUND" | "VERSION_CONFLICT" | "ALREADY_EXISTS" | "INVALID_TRANSITION" | "PASSWORD_POLICY" | "PASSWORD_REUSED" | "OTP_INVALID" | "OTP_EXHAUSTED" | "TOKEN_USED" | "ACCOUNT_LOCKED" | "RATE_LIMITED" | "DATABASE_UNAVAILABLE" | "CACHE_UNAVAILABLE" | "SHUTTING_DOWN";
+export type Reason = "PARSE_ERROR" | "INVALID_REQUEST" | "BATCH_TOO_LARGE" | "BODY_TOO_LARGE" | "NESTING_TOO_DEEP" | "METHOD_NOT_FOUND" | "VALIDATION" | "INTERNAL" | "CREDENTIALS_MISSING" | "INVALID_CREDENTIALS" | "TOKEN_EXPIRED" | "TOKEN_INVALID" | "TOKEN_REUSED" | "API_KEY_INVALID" | "API_KEY_EXPIRED" | "API_KEY_REVOKED" | "MFA_REQUIRED" | "EMAIL_NOT_VERIFIED" | "PASSWORD_EXPIRED" | "MISSING_PERMISSION" | "MISSING_SCOPE" | "NOT_A_MEMBER" | "ACCOUNT_DISABLED" | "ADMIN_REQUIRED" | "INVITATION_MISMATCH" | "INVITATION_REVOKED" | "REAUTHENTICATION_REQUIRED" | "NOT_FOUND" | "VERSION_CONFLICT" | "ALREADY_EXISTS" | "INVALID_TRANSITION" | "PASSWORD_POLICY" | "PASSWORD_REUSED" | "OTP_INVALID" | "OTP_EXHAUSTED" | "TOKEN_USED" | "ACCOUNT_LOCKED" | "RATE_LIMITED" | "TOO_MANY_SUBSCRIPTIONS" | "SUBSCRIPTION_LAGGED" | "SESSION_ENDED" | "DATABASE_UNAVAILABLE" | "CACHE_UNAVAILABLE" | "SHUTTING_DOWN";
 
 export type RefreshParams = { refreshToken: Token, };
 
@@ -543,6 +619,24 @@ export type SetUserDisabledReason = "NOT_FOUND" | "INVALID_TRANSITION";
  */
 export type Slug = string;
 
+export type SubscribeParams = {
+/**
+ * Resume after this notification (the last one received): those that
+ * came after it are sent first, then live ones. Absent: live ones only.
+ */
+after?: NotificationId, };
+
+/**
+ * Why `notifications.subscribe` can refuse or end.
+ */
+export type SubscribeReason = "NOT_FOUND" | "TOO_MANY_SUBSCRIPTIONS" | "SUBSCRIPTION_LAGGED" | "SESSION_ENDED";
+
+/**
+ * The id of one subscription, as its subscribe call answered it; items
+ * carry it as `params.subscription`. Opaque; unique within its connection.
+ */
+export type SubscriptionId = string;
+
 /**
  * A bounded opaque token string (refresh tokens, verification tokens).
  */
@@ -579,6 +673,11 @@ export type UnlockUserParams = { userId: UserId, };
  */
 export type UnlockUserReason = "NOT_FOUND";
 
+/**
+ * The params of every unsubscribe method: which subscription to end.
+ */
+export type UnsubscribeParams = { subscription: SubscriptionId, };
+
 export type UpdateApiKeyParams = { id: ApiKeyId, name?: DisplayName,
 /**
  * The new scopes: each must be held by the caller and by the key's
@@ -599,6 +698,12 @@ rateLimitPerMinute?: number, };
 export type UpdateMemberRoleParams = { orgId: OrgId, userId: UserId, role: OrgRole, };
 
 export type UpdateOrgParams = { orgId: OrgId, name?: DisplayName, };
+
+/**
+ * What to change; what is absent keeps its value. `muted` replaces the
+ * whole list.
+ */
+export type UpdatePreferencesParams = { channels?: ChannelsUpdate, muted?: Array<EventType>, };
 
 export type UpdateProfileParams = { displayName: DisplayName, };
 
