@@ -227,3 +227,47 @@ diesel::table! {
         ended_ms -> BigInt,
     }
 }
+
+diesel::table! {
+    /// What happened that someone must hear of (an outbox written with the
+    /// change): dispatched into notifications and webhook deliveries.
+    events (id) {
+        id -> Text,
+        kind -> Text,
+        org_id -> Nullable<Text>,
+        subject_user_id -> Nullable<Text>,
+        recipients -> Text,
+        title -> Text,
+        body -> Text,
+        data -> Text,
+        created_at -> Timestamp,
+        notified_at -> Nullable<Timestamp>,
+        hooked_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    notifications (id) {
+        id -> Text,
+        user_id -> Text,
+        seq -> BigInt,
+        event_id -> Text,
+        kind -> Text,
+        title -> Text,
+        body -> Text,
+        data -> Text,
+        created_at -> Timestamp,
+        read_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    notification_preferences (user_id) {
+        user_id -> Text,
+        in_app -> Bool,
+        email -> Bool,
+        webhook -> Bool,
+        muted -> Text,
+        updated_at -> Timestamp,
+    }
+}

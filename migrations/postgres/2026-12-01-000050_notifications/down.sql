@@ -1,0 +1,3 @@
+DROP TABLE notification_preferences;
+DROP TABLE notifications;
+DROP TABLE events;
