@@ -167,6 +167,7 @@ impl Application {
             h2_keep_alive_interval: ms(config.h2_keep_alive_interval_ms),
             h2_keep_alive_timeout: ms(config.h2_keep_alive_timeout_ms),
             shutdown_grace: ms(config.shutdown_grace_ms),
+            send_buffer: config.socket_send_buffer_bytes,
         };
         Ok(Self { listener, front: Arc::new(Front { state, registry, ws }), opts, background })
     }
