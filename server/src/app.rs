@@ -135,7 +135,14 @@ impl Application {
                 Duration::from_millis(config.session_sync_ms.max(10)),
                 follower,
             ),
-            crate::retention::spawn(state.db.clone(), config.outbox_retention_days, config.audit_retention_days),
+            crate::retention::spawn(
+                state.db.clone(),
+                crate::retention::Retention {
+                    outbox_days: config.outbox_retention_days,
+                    notification_days: config.notification_retention_days,
+                    audit_days: config.audit_retention_days,
+                },
+            ),
             crate::access::usage::UsageRecorder::spawn(
                 state.keys.usage.clone(),
                 state.db.clone(),

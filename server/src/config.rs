@@ -239,6 +239,11 @@ pub struct Config {
     #[arg(long, env = "TRELLIS_OUTBOX_RETENTION_DAYS", default_value_t = 7)]
     pub outbox_retention_days: u32,
 
+    /// Days notifications are kept (0: forever); each user's newest is kept
+    /// whatever its age.
+    #[arg(long, env = "TRELLIS_NOTIFICATION_RETENTION_DAYS", default_value_t = 90)]
+    pub notification_retention_days: u32,
+
     /// Days audit events are kept (0: forever).
     #[arg(long, env = "TRELLIS_AUDIT_RETENTION_DAYS", default_value_t = 365)]
     pub audit_retention_days: u32,

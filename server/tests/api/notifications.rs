@@ -242,3 +242,56 @@ async fn a_subscription_ends_with_session_ended_when_its_session_ends() {
     assert_error(&last["params"]["error"], -32001, "SESSION_ENDED");
     app.stop().await;
 }
+
+/// Waits until `user` has `n` notifications listed; returns them (newest first).
+async fn listed(app: &TestApp, user: &str, n: usize) -> Vec<Value> {
+    for _ in 0..200 {
+        let list = app.call("notifications.list", json!({}), Some(user)).await.expect("list");
+        let items = list["items"].as_array().cloned().unwrap_or_default();
+        if items.len() == n {
+            return items;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("{n} notifications never listed");
+}
+
+/// Old notifications are deleted by a server starting on the database, but
+/// each user's newest stays: numbering goes on after it, and a subscriber
+/// resuming from it misses nothing.
+async fn retention_keeps_each_users_newest(backend: crate::helpers::Backend) {
+    let Some(a) = try_spawn(backend, |_| {}).await else {
+        eprintln!("TEST_DATABASE_URL not set: PostgreSQL run skipped");
+        return;
+    };
+    let owner = a.signed_in("owner@example.com").await;
+    let t = token(&owner);
+    let org = create_org(&a, t, "acme").await;
+    make_keys(&a, t, &org, 3).await;
+    let items = listed(&a, t, 3).await;
+    a.sql("UPDATE notifications SET created_at = '2020-01-01 00:00:00'").await;
+
+    let shared = a.config.database_url();
+    let b = try_spawn(backend, move |c| c.database_url = Some(shared)).await.expect("second server");
+    let kept = listed(&a, t, 1).await;
+    assert_eq!(kept[0]["id"], items[0]["id"], "the newest is kept");
+
+    let (mut tx, mut rx) = connect(a.addr, Some(t)).await;
+    subscribe(&mut tx, &mut rx, json!({"after": items[0]["id"]})).await;
+    make_keys(&a, t, &org, 1).await;
+    let next_item = next(&mut rx, 10).await;
+    assert_eq!(next_item["params"]["result"]["data"]["name"], "k0");
+    b.stop().await;
+    a.stop().await;
+}
+
+mod retention_keeps_each_users_newest {
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn sqlite() {
+        super::retention_keeps_each_users_newest(crate::helpers::Backend::Sqlite).await;
+    }
+
+    crate::postgres_variant! {{
+        super::retention_keeps_each_users_newest(crate::helpers::Backend::Postgres).await;
+    }}
+}
