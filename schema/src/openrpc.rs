@@ -40,7 +40,8 @@ struct Collect {
 impl ProcedureVisitor for Collect {
     fn visit<P: Procedure>(&mut self) {
         let params = self.generator.subschema_for::<P::Params>();
-        let output = (<P::Output as JsonSchema>::schema_name().into_owned(), self.generator.subschema_for::<P::Output>());
+        let output =
+            (<P::Output as JsonSchema>::schema_name().into_owned(), self.generator.subschema_for::<P::Output>());
         // A subscribe call answers the subscription's id; its items are the output.
         let (result_name, result, item) = if P::KIND == crate::Kind::Subscription {
             let id = self.generator.subschema_for::<crate::rpc::SubscriptionId>();

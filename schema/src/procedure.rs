@@ -448,7 +448,11 @@ mod tests {
             assert_eq!(p.unsubscribe.is_some(), stream, "{}", p.method);
             assert_eq!(p.resume.is_some(), stream, "{}", p.method);
             if let Some(u) = p.unsubscribe {
-                assert!(super::procedures().iter().any(|q| q.method == u), "{} ends with {u}, which is listed", p.method);
+                assert!(
+                    super::procedures().iter().any(|q| q.method == u),
+                    "{} ends with {u}, which is listed",
+                    p.method
+                );
             }
         }
     }

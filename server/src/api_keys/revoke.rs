@@ -6,9 +6,9 @@ use crate::access::OrgCtx;
 use crate::audit::Event;
 use crate::db::models::now;
 use crate::notifications::events::api_key_event;
-use trellis_schema::notifications::EventType;
 use crate::rpc::error::HandlerError;
 use crate::rpc::registry::Handler;
+use trellis_schema::notifications::EventType;
 
 impl Handler for Revoke {
     /// Refused at once here; other replicas drop their cached copy within a

@@ -7,9 +7,9 @@ use crate::access::OrgCtx;
 use crate::audit::Event;
 use crate::db::models::now;
 use crate::notifications::events::api_key_event;
-use trellis_schema::notifications::EventType;
 use crate::rpc::error::HandlerError;
 use crate::rpc::registry::Handler;
+use trellis_schema::notifications::EventType;
 
 /// The longest a rotated-out secret may keep working.
 const MAX_GRACE_SECS: u32 = 7 * 24 * 3600;
@@ -69,8 +69,7 @@ impl Handler for Rotate {
         let event =
             Event::new(&ctx.meta, "apiKeys.rotate").in_org(access).target(format!("apiKey:{id}")).detail(detail).row();
         let hash = ctx.state.auth.codes.hash("api key", "", &key);
-        let notice =
-            api_key_event(&ctx.state.db, EventType::ApiKeyRotated, row.org_id, id, Some(&row.name)).await?;
+        let notice = api_key_event(&ctx.state.db, EventType::ApiKeyRotated, row.org_id, id, Some(&row.name)).await?;
         let rotated = store::rotate(&ctx.state.db, id, &hash, &prefix, holder, old_until, &event, &notice)
             .await?
             .ok_or_else(revoked)?;

@@ -1,6 +1,6 @@
-use trellis_schema::notifications::EventType;
 use trellis_schema::Empty;
 use trellis_schema::auth::{ResetPassword, ResetPasswordParams, ResetPasswordReason};
+use trellis_schema::notifications::EventType;
 
 use super::accounts::{self, PasswordChange, Purpose, TokenLookup};
 use super::signin::{new_password_hash, password_changed_mail};
@@ -58,7 +58,16 @@ impl Handler for ResetPassword {
             ctx.state.auth.revoked.revoke(*sid);
         }
         ctx.state.mail.wake();
-        ctx.state.events.tell(&ctx.state.db, EventType::PasswordChanged, user.id, "Your password was changed", "The password of your account was reset, and your sessions were signed out.").await;
+        ctx.state
+            .events
+            .tell(
+                &ctx.state.db,
+                EventType::PasswordChanged,
+                user.id,
+                "Your password was changed",
+                "The password of your account was reset, and your sessions were signed out.",
+            )
+            .await;
         tracing::info!(user_id = %user.id, sessions = ended.len(), "password reset");
         Ok(Empty {})
     }

@@ -1,8 +1,8 @@
 //! Starting a session and issuing the tokens that carry it.
 
-use trellis_schema::notifications::EventType;
 use chrono::Duration;
 use trellis_schema::auth::{TokenType, Tokens};
+use trellis_schema::notifications::EventType;
 
 use super::store;
 use super::tokens::{new_refresh_token, token_hash};
@@ -54,8 +54,12 @@ pub(super) async fn start<R>(
     store::create_session(&ctx.state.db, &session, &row, event, verified).await?;
     if !known.device && known.any {
         let device = session.user_agent.as_deref().unwrap_or("an unknown device");
-        let body = format!("Someone signed in to your account from {device}. If it was not you, change your password now.");
-        ctx.state.events.tell(&ctx.state.db, EventType::NewDeviceSignIn, user.id, "New sign-in to your account", &body).await;
+        let body =
+            format!("Someone signed in to your account from {device}. If it was not you, change your password now.");
+        ctx.state
+            .events
+            .tell(&ctx.state.db, EventType::NewDeviceSignIn, user.id, "New sign-in to your account", &body)
+            .await;
     }
     let mut user = user.clone();
     user.email_verified |= verified;

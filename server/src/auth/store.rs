@@ -82,7 +82,11 @@ pub(crate) struct KnownDevice {
 
 /// Whether `user` signed in before, and from `user_agent` (sessions kept
 /// since, ended or not).
-pub(crate) async fn has_signed_in_from(db: &Db, user: UserId, user_agent: Option<&str>) -> Result<KnownDevice, DbError> {
+pub(crate) async fn has_signed_in_from(
+    db: &Db,
+    user: UserId,
+    user_agent: Option<&str>,
+) -> Result<KnownDevice, DbError> {
     let agents: Vec<Option<String>> = db_read!(db, |conn| {
         sessions::table
             .filter(sessions::user_id.eq(user))

@@ -8,15 +8,46 @@ use minijinja::{Environment, context};
 /// A mail to send, with what its template needs. Links are built from the
 /// configured public URL, never from the request.
 pub(crate) enum Mail<'a> {
-    VerifyEmail { name: &'a str, token: &'a str, hours: i64 },
-    ResetPassword { name: &'a str, token: &'a str, minutes: i64 },
-    LoginCode { name: &'a str, code: &'a str, minutes: i64, attempts: i32 },
-    AccountExists { name: &'a str },
-    AccountLocked { name: &'a str, failures: u32, minutes: u32 },
-    PasswordChanged { name: &'a str },
-    Invitation { org: &'a str, inviter: &'a str, role: &'a str, token: &'a str, days: i64 },
+    VerifyEmail {
+        name: &'a str,
+        token: &'a str,
+        hours: i64,
+    },
+    ResetPassword {
+        name: &'a str,
+        token: &'a str,
+        minutes: i64,
+    },
+    LoginCode {
+        name: &'a str,
+        code: &'a str,
+        minutes: i64,
+        attempts: i32,
+    },
+    AccountExists {
+        name: &'a str,
+    },
+    AccountLocked {
+        name: &'a str,
+        failures: u32,
+        minutes: u32,
+    },
+    PasswordChanged {
+        name: &'a str,
+    },
+    Invitation {
+        org: &'a str,
+        inviter: &'a str,
+        role: &'a str,
+        token: &'a str,
+        days: i64,
+    },
     /// A notification sent by e-mail.
-    Notice { name: &'a str, title: &'a str, body: &'a str },
+    Notice {
+        name: &'a str,
+        title: &'a str,
+        body: &'a str,
+    },
 }
 
 /// A mail ready for the outbox.

@@ -1,6 +1,6 @@
 use trellis_schema::Empty;
-use trellis_schema::notifications::EventType;
 use trellis_schema::mfa::{Disable, DisableMfaParams, DisableMfaReason};
+use trellis_schema::notifications::EventType;
 
 use crate::access::UserCtx;
 use crate::audit::{Event, actions};

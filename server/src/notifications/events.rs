@@ -39,7 +39,12 @@ pub(crate) struct Event {
 }
 
 impl Event {
-    pub(crate) fn new(kind: EventType, recipients: Vec<UserId>, title: impl Into<String>, body: impl Into<String>) -> Self {
+    pub(crate) fn new(
+        kind: EventType,
+        recipients: Vec<UserId>,
+        title: impl Into<String>,
+        body: impl Into<String>,
+    ) -> Self {
         Self {
             kind,
             org: None,
@@ -106,7 +111,8 @@ pub(crate) async fn api_key_event(
         Some(name) => format!("The API key \"{name}\" was {verb}."),
         None => format!("An API key was {verb}."),
     };
-    let mut event = Event::new(kind, admins, format!("API key {verb}"), body).in_org(org).with("apiKeyId", key.to_string());
+    let mut event =
+        Event::new(kind, admins, format!("API key {verb}"), body).in_org(org).with("apiKeyId", key.to_string());
     if let Some(name) = name {
         event = event.with("name", name);
     }
@@ -151,7 +157,14 @@ impl Events {
 
     /// The dispatcher: runs until aborted, waking on [`Events::published`]
     /// and every `poll` (events of other replicas' crashed dispatchers).
-    pub(crate) fn spawn(&self, db: Arc<Db>, bus: Bus, mail: Wakeup, public_url: String, poll: Duration) -> tokio::task::JoinHandle<()> {
+    pub(crate) fn spawn(
+        &self,
+        db: Arc<Db>,
+        bus: Bus,
+        mail: Wakeup,
+        public_url: String,
+        poll: Duration,
+    ) -> tokio::task::JoinHandle<()> {
         let this = self.clone();
         tokio::spawn(async move {
             loop {
@@ -311,7 +324,10 @@ mod tests {
 
     #[test]
     fn security_notices_cannot_be_muted_on_email() {
-        let off = Preferences { channels: Channels { in_app: true, email: false, webhook: true }, muted: EventType::ALL.to_vec() };
+        let off = Preferences {
+            channels: Channels { in_app: true, email: false, webhook: true },
+            muted: EventType::ALL.to_vec(),
+        };
         assert!(wants_mail(EventType::MfaDisabled, &off, true));
         assert!(wants_mail(EventType::NewDeviceSignIn, &off, true));
         // These send their own mail when they happen.

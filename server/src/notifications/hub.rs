@@ -8,8 +8,8 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use trellis_schema::ids::UserId;
 use tokio::sync::watch;
+use trellis_schema::ids::UserId;
 
 /// The users with subscriptions on this replica, and the newest
 /// notification number each was woken for.

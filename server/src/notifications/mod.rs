@@ -13,8 +13,8 @@ use trellis_schema::ApiError;
 use trellis_schema::error::{FieldError, NoReason};
 use trellis_schema::list::Page;
 use trellis_schema::notifications::{
-    GetPreferences, List, ListNotificationsParams, MAX_MARK_READ_IDS, MarkRead, MarkReadParams, MarkReadResult, Notification,
-    Preferences, Unsubscribe, UpdatePreferences, UpdatePreferencesParams,
+    GetPreferences, List, ListNotificationsParams, MAX_MARK_READ_IDS, MarkRead, MarkReadParams, MarkReadResult,
+    Notification, Preferences, Unsubscribe, UpdatePreferences, UpdatePreferencesParams,
 };
 use trellis_schema::rpc::UnsubscribeParams;
 use trellis_schema::{Empty, Reason};

@@ -171,7 +171,10 @@ pub(crate) async fn preferences_of(
             .await
             .map_err(DbError::from)
     })?;
-    Ok(rows.into_iter().map(|(id, email, name, p)| (id, email, name, p.map(|p| p.to_api()).unwrap_or_default())).collect())
+    Ok(rows
+        .into_iter()
+        .map(|(id, email, name, p)| (id, email, name, p.map(|p| p.to_api()).unwrap_or_default()))
+        .collect())
 }
 
 /// The columns a preferences update changes (`None`: left as they are).
@@ -210,8 +213,13 @@ pub(crate) async fn update_preferences(
         names.dedup();
         serde_json::to_string(&names).unwrap_or_else(|_| "[]".into())
     });
-    let change =
-        PreferencesChange { in_app: channels.in_app, email: channels.email, webhook: channels.webhook, muted, updated_at: t };
+    let change = PreferencesChange {
+        in_app: channels.in_app,
+        email: channels.email,
+        webhook: channels.webhook,
+        muted,
+        updated_at: t,
+    };
     let row: PreferencesRow = db_run!(db, |conn| {
         diesel::insert_into(notification_preferences::table)
             .values(&initial)

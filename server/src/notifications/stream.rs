@@ -37,7 +37,9 @@ impl Streamer for Subscribe {
         let cursor = match p.after {
             Some(id) => store::seq_of(&db, user, id).await?.ok_or_else(|| HandlerError::Reason {
                 reason: SubscribeReason::NotFound,
-                message: Some("`after` is not one of your notifications (or it was deleted): subscribe without it".into()),
+                message: Some(
+                    "`after` is not one of your notifications (or it was deleted): subscribe without it".into(),
+                ),
                 data: serde_json::Map::new(),
             })?,
             None => store::newest_seq(&db, user).await?,

@@ -4,14 +4,14 @@ use trellis_schema::orgs::{Invitation, Invite, InviteParams, InviteReason};
 use super::store;
 use crate::access::OrgCtx;
 use crate::audit::Event;
-use crate::notifications::Event as Notice;
-use trellis_schema::notifications::EventType;
 use crate::auth::{codes, signin};
 use crate::db::models::{InvitationRow, now, utc};
 use crate::mail::Mail;
+use crate::notifications::Event as Notice;
 use crate::rpc::error::HandlerError;
 use crate::rpc::registry::Handler;
 use trellis_schema::ids::InvitationId;
+use trellis_schema::notifications::EventType;
 
 pub(super) const INVITATION_DAYS: i64 = 7;
 

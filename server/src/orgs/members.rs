@@ -13,10 +13,10 @@ use super::store::{self, MemberChange};
 use crate::access::OrgCtx;
 use crate::audit::Event;
 use crate::notifications::Event as Notice;
-use trellis_schema::notifications::EventType;
 use crate::rpc::error::HandlerError;
 use crate::rpc::registry::Handler;
 use trellis_schema::ids::UserId;
+use trellis_schema::notifications::EventType;
 
 fn refuse(reason: MemberChangeReason, message: String) -> HandlerError<MemberChangeReason> {
     HandlerError::Reason { reason, message: Some(message.into()), data: serde_json::Map::new() }
@@ -42,7 +42,12 @@ async fn change(
             format!("Your role in {name} is now {}.", r.as_str()),
         )
         .with("role", r.as_str()),
-        None => Notice::new(EventType::RemovedFromOrg, vec![target], "Removed from an organization", format!("You are no longer a member of {name}.")),
+        None => Notice::new(
+            EventType::RemovedFromOrg,
+            vec![target],
+            "Removed from an organization",
+            format!("You are no longer a member of {name}."),
+        ),
     }
     .in_org(org)
     .about(target)

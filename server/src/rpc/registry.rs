@@ -74,8 +74,9 @@ impl<P: Streamer> Bind<P> for shape::Subscription {
     }
 }
 
-type SubscribeFn =
-    dyn Fn(AppState, Arc<RequestMeta>, Option<&RawValue>) -> BoxFuture<'static, Result<RawItems, ApiError>> + Send + Sync;
+type SubscribeFn = dyn Fn(AppState, Arc<RequestMeta>, Option<&RawValue>) -> BoxFuture<'static, Result<RawItems, ApiError>>
+    + Send
+    + Sync;
 
 type CallFn = dyn Fn(AppState, Arc<RequestMeta>, Option<&RawValue>) -> BoxFuture<'static, Result<Box<RawValue>, ApiError>>
     + Send
@@ -233,8 +234,9 @@ impl Registry {
         params: Option<&RawValue>,
     ) -> Option<BoxFuture<'static, Result<Box<RawValue>, ApiError>>> {
         if self.streams.contains_key(method) {
-            return Some(Box::pin(std::future::ready(Err(ApiError::new(Reason::InvalidRequest)
-                .message("subscriptions are served over WebSocket (GET /rpc)")))));
+            return Some(Box::pin(std::future::ready(Err(
+                ApiError::new(Reason::InvalidRequest).message("subscriptions are served over WebSocket (GET /rpc)")
+            ))));
         }
         self.calls.get(method).map(|f| f(state, meta, params))
     }

@@ -442,7 +442,9 @@ impl Shared {
                 } else if let Some(subscription) = self.registry.ended_by(&call.method) {
                     decode_params::<UnsubscribeParams>(call.params)
                         .map(|p| subs.end(&p.subscription.0, subscription))
-                        .and_then(|ended| serde_json::value::to_raw_value(&ended).map_err(|_| ApiError::new(Reason::Internal)))
+                        .and_then(|ended| {
+                            serde_json::value::to_raw_value(&ended).map_err(|_| ApiError::new(Reason::Internal))
+                        })
                 } else if let Some((method, subscribe)) =
                     self.registry.subscribe(&call.method, self.state.clone(), meta.clone(), call.params)
                 {

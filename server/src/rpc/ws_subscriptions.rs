@@ -160,7 +160,8 @@ impl Subscriptions {
     /// Ends every subscription, each with a last message saying `why` (or
     /// silently), and waits briefly for those messages to be queued.
     pub(crate) async fn end_all(&self, why: Option<Reason>) {
-        let open: Vec<Open> = self.open.lock().unwrap_or_else(PoisonError::into_inner).drain().map(|(_, o)| o).collect();
+        let open: Vec<Open> =
+            self.open.lock().unwrap_or_else(PoisonError::into_inner).drain().map(|(_, o)| o).collect();
         let mut tasks = Vec::with_capacity(open.len());
         for o in open {
             let _ = o.stop.send(why.map(ApiError::new));

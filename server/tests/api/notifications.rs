@@ -295,3 +295,56 @@ mod retention_keeps_each_users_newest {
         super::retention_keeps_each_users_newest(crate::helpers::Backend::Postgres).await;
     }}
 }
+
+/// Two servers on one database dispatch at once, each numbering the same
+/// user's notifications: every one arrives once, in order, numbered without
+/// a gap (a number met twice is taken again by the later dispatcher).
+async fn two_dispatchers_number_one_users_notifications_without_gap_or_duplicate(backend: crate::helpers::Backend) {
+    let Some(a) = try_spawn(backend, |c| c.notification_poll_ms = 100).await else {
+        eprintln!("TEST_DATABASE_URL not set: PostgreSQL run skipped");
+        return;
+    };
+    let shared = a.config.database_url();
+    let b = try_spawn(backend, move |c| {
+        c.database_url = Some(shared);
+        c.notification_poll_ms = 100;
+    })
+    .await
+    .expect("second server");
+    let owner = a.signed_in("owner@example.com").await;
+    let t = token(&owner).to_owned();
+    let org = create_org(&a, &t, "acme").await;
+    let (mut tx, mut rx) = connect(b.addr, Some(&t)).await;
+    subscribe(&mut tx, &mut rx, json!({})).await;
+    let (on_a, on_b) = tokio::join!(make_keys(&a, &t, &org, 150), make_keys(&b, &t, &org, 150));
+    let ((), ()) = (on_a, on_b);
+    let mut seen = std::collections::HashSet::new();
+    let mut last_id = String::new();
+    for _ in 0..300 {
+        let item = next(&mut rx, 20).await;
+        let id = item["params"]["result"]["id"].as_str().expect("id").to_owned();
+        assert!(seen.insert(id.clone()), "{id} came twice");
+        last_id = id;
+    }
+    let numbers = a.sql_count("SELECT count(DISTINCT seq) AS n FROM notifications").await;
+    assert_eq!(numbers, 300);
+    assert_eq!(a.sql_count("SELECT max(seq) AS n FROM notifications").await, 300, "numbered 1..=300");
+    // The last item streamed is the newest listed.
+    let list = a.call("notifications.list", json!({"limit": 1}), Some(&t)).await.expect("list");
+    assert_eq!(list["items"][0]["id"], last_id.as_str());
+    b.stop().await;
+    a.stop().await;
+}
+
+mod two_dispatchers {
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn sqlite() {
+        super::two_dispatchers_number_one_users_notifications_without_gap_or_duplicate(crate::helpers::Backend::Sqlite)
+            .await;
+    }
+
+    crate::postgres_variant! {{
+        super::two_dispatchers_number_one_users_notifications_without_gap_or_duplicate(crate::helpers::Backend::Postgres)
+            .await;
+    }}
+}

@@ -208,7 +208,11 @@ async fn notifications_reach_a_subscriber_on_the_other_server(backend: Backend) 
     let mut latencies = Vec::new();
     for i in 0..5 {
         let made = a
-            .call("apiKeys.create", json!({"orgId": org, "name": format!("k{i}"), "scopes": ["org:read"]}), Some(&owner))
+            .call(
+                "apiKeys.create",
+                json!({"orgId": org, "name": format!("k{i}"), "scopes": ["org:read"]}),
+                Some(&owner),
+            )
             .await
             .expect("key made on A");
         let answered = Instant::now();

@@ -26,7 +26,11 @@ pub async fn connect_with(addr: std::net::SocketAddr, path: &str, header: Option
 }
 
 /// Upgrades a connection made by the caller (with socket options of its own).
-pub async fn connect_stream(socket: tokio::net::TcpStream, addr: std::net::SocketAddr, token: Option<&str>) -> (Sender, Receiver) {
+pub async fn connect_stream(
+    socket: tokio::net::TcpStream,
+    addr: std::net::SocketAddr,
+    token: Option<&str>,
+) -> (Sender, Receiver) {
     let value = token.map(|t| format!("Bearer {t}"));
     upgrade(socket, addr, "/rpc", value.as_ref().map(|v| ("Authorization", v.as_str()))).await
 }
