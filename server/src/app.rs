@@ -24,7 +24,7 @@ use crate::db::Db;
 use crate::db::pool::{BackendKind, PoolOptions};
 use crate::health::HealthMonitor;
 use crate::mail::{MailWorker, Sender, Wakeup};
-use crate::notifications::Events;
+use crate::notifications::events::Events;
 use crate::orgs::limits::InviteLimits;
 use crate::rpc::http::Front;
 use crate::rpc::registry::Registry;

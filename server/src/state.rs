@@ -11,7 +11,7 @@ use crate::config::Config;
 use crate::db::Db;
 use crate::health::HealthMonitor;
 use crate::mail::Wakeup;
-use crate::notifications::Events;
+use crate::notifications::events::Events;
 use crate::orgs::limits::InviteLimits;
 
 pub(crate) struct State {

@@ -19,7 +19,7 @@ use trellis_schema::notifications::{
 use trellis_schema::rpc::UnsubscribeParams;
 use trellis_schema::{Empty, Reason};
 
-pub(crate) use self::events::{Event, Events};
+pub(crate) use self::events::Event;
 use crate::access::UserCtx;
 use crate::rpc::error::HandlerError;
 use crate::rpc::paging::{after_id, page};
