@@ -165,16 +165,23 @@ export class Subscriber implements LinkSubscriber {
     while (this.#state === "connecting") {
       if (this.#failures > 0) await this.#backoff();
       if (this.#state !== "connecting") return;
+      // An end or a loss can come in the same event as the answer, before
+      // this function resumes: it is held until the subscription is open.
+      let open = false;
+      let held: (() => void) | undefined;
+      const once = (then: () => void) => (open ? then() : (held = then));
       try {
         const channel = await this.link.subscribe(this.spec.method, this.#params(), this.spec.unsubscribe, {
           item: (item) => this.#item(item),
-          end: (error) => this.#ended(error),
-          lost: () => this.#again(),
+          end: (error) => once(() => this.#ended(error)),
+          lost: () => once(() => this.#again()),
         });
         if (this.#state !== "connecting") return channel.close();
         this.#channel = channel;
         this.#state = "open";
         this.#failures = 0;
+        open = true;
+        held?.();
         return;
       } catch (error) {
         if (this.#state !== "connecting") return;

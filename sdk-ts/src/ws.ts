@@ -221,6 +221,7 @@ export class Link {
   async setToken(token: string): Promise<WsAuthenticated | undefined> {
     if (!this.#connection) {
       this.#token = token;
+      for (const subscriber of this.subscribers) subscriber.renewed();
       return undefined;
     }
     const id = `rpc.authenticate/${++this.#authentications}`;
