@@ -53,13 +53,17 @@ export async function until(check: () => boolean, what: string, timeoutMs = 20_0
 }
 
 /**
- * Makes keys one at a time until the subscription has delivered one: the
- * subscribe call may still be on its way when the first key is made.
+ * Makes keys one at a time until the subscription has delivered an
+ * `apiKey.created`: the subscribe call may still be on its way when the first
+ * key is made. (Other notifications, such as `signin.newDevice` for a first
+ * sign-in, may come too.)
  */
-export async function makeKeysUntilSeen(owner: Owner, seen: unknown[]): Promise<void> {
+export async function makeKeysUntilSeen(owner: Owner, seen: Notification[]): Promise<Notification> {
   const deadline = Date.now() + 10_000;
-  while (seen.length === 0) {
-    if (Date.now() > deadline) throw new Error("no notification arrived");
+  for (;;) {
+    const created = seen.find((n) => n.type === "apiKey.created");
+    if (created) return created;
+    if (Date.now() > deadline) throw new Error(`no apiKey.created arrived (${seen.length} others)`);
     await makeKeys(owner, 1, "probe");
     await new Promise((resolve) => setTimeout(resolve, 100));
   }
