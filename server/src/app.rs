@@ -24,6 +24,7 @@ use crate::db::Db;
 use crate::db::pool::{BackendKind, PoolOptions};
 use crate::health::HealthMonitor;
 use crate::mail::{MailWorker, Sender, Wakeup};
+use crate::notifications::Events;
 use crate::orgs::limits::InviteLimits;
 use crate::rpc::http::Front;
 use crate::rpc::registry::Registry;
@@ -40,6 +41,7 @@ fn apply_notice(state: &Arc<State>) -> impl Fn(Change) + Send + Sync + 'static {
             Change::SessionEnded(id) => state.auth.revoked.revoke_here(id),
             Change::KeyChanged(id) => state.keys.cache.invalidate_here(id),
             Change::MembersChanged => state.keys.cache.clear_here(),
+            Change::Notified(user, seq) => state.events.hub.wake(user, seq),
         }
     }
 }
@@ -100,6 +102,7 @@ impl Application {
             keys: Keys::new(cache.clone()),
             invites: InviteLimits::new(cache.clone()),
             mail: Wakeup::default(),
+            events: Events::default(),
             health: HealthMonitor::start(db.clone(), cache.clone()).await,
             db,
             started_at: Instant::now(),
@@ -114,6 +117,18 @@ impl Application {
                 poll: Duration::from_millis(config.mail_poll_ms.max(10)),
             }
             .spawn(),
+            state.events.spawn(
+                state.db.clone(),
+                cache.bus(),
+                state.mail.clone(),
+                config.public_url.clone(),
+                Duration::from_millis(config.mail_poll_ms.max(10)),
+            ),
+            crate::notifications::spawn_sweeper(
+                state.db.clone(),
+                state.events.hub.clone(),
+                Duration::from_millis(config.notification_poll_ms.max(10)),
+            ),
             crate::auth::accounts::spawn_address_housekeeping(state.db.clone()),
             state.auth.revoked.clone().spawn_sync(
                 state.db.clone(),

@@ -32,6 +32,7 @@ pub mod db;
 mod health;
 mod mail;
 mod mfa;
+mod notifications;
 pub mod net;
 mod orgs;
 mod retention;

@@ -11,6 +11,7 @@ use crate::config::Config;
 use crate::db::Db;
 use crate::health::HealthMonitor;
 use crate::mail::Wakeup;
+use crate::notifications::Events;
 use crate::orgs::limits::InviteLimits;
 
 pub(crate) struct State {
@@ -22,6 +23,9 @@ pub(crate) struct State {
     pub invites: InviteLimits,
     /// Wakes the mail sender after a change that queued mail.
     pub mail: Wakeup,
+    /// Events (what notifies whom): wakes their dispatcher, and holds the
+    /// subscribers' wake-ups.
+    pub events: Events,
     pub health: Arc<HealthMonitor>,
     pub started_at: Instant,
     pub openrpc: serde_json::Value,
