@@ -142,7 +142,8 @@ async fn jsonrpsee_ws_client_subscribes_and_receives_an_item() {
     let server = Server::start().await;
     let owner = owner(&server.url).await;
     let mut headers = HeaderMap::new();
-    headers.insert("authorization", HeaderValue::from_str(&format!("Bearer {}", access_token(&owner))).expect("header"));
+    headers
+        .insert("authorization", HeaderValue::from_str(&format!("Bearer {}", access_token(&owner))).expect("header"));
     let ws = WsClientBuilder::default()
         .set_headers(headers)
         .build(server.url.replacen("http", "ws", 1))
