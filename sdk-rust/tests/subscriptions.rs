@@ -98,7 +98,7 @@ async fn make_keys(owner: &Owner, count: usize) {
     for chunk in (0..count).collect::<Vec<_>>().chunks(50) {
         let calls = chunk.iter().map(|i| {
             owner.session.api_keys().create(CreateApiKeyParams {
-                org_id: owner.org.clone(),
+                org_id: owner.org,
                 name: DisplayName::parse(&format!("key-{i}")).expect("name"),
                 scopes: vec![Permission::ApiKeysRead],
                 expires_at: None,
@@ -166,7 +166,7 @@ async fn jsonrpsee_ws_client_subscribes_and_receives_an_item() {
         }
     };
     let kept = all_notifications(&owner).await;
-    assert!(kept.iter().any(|n| serde_json::to_value(&n.id).expect("id") == item["id"]), "{item} is kept");
+    assert!(kept.iter().any(|n| serde_json::to_value(n.id).expect("id") == item["id"]), "{item} is kept");
     items.unsubscribe().await.expect("unsubscribed");
 }
 
