@@ -4,6 +4,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use futures_util::Stream;
 use reqwest::header::{AUTHORIZATION, HeaderMap, HeaderName, HeaderValue};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
@@ -12,6 +13,7 @@ use trellis_schema::{ErrorReason, Kind, Procedure};
 use crate::batch::Batch;
 use crate::error::{BuildError, Error, WireError};
 use crate::retry::RetryPolicy;
+use crate::subscription::{self, Connector};
 
 const REQUEST_ID: &str = "x-request-id";
 const API_KEY: &str = "x-api-key";
@@ -133,8 +135,18 @@ impl ClientBuilder {
             .default_headers(headers)
             .user_agent(concat!("trellis-client/", env!("CARGO_PKG_VERSION")))
             .build()?;
+        // A subscription's socket carries the same credentials, as upgrade headers.
+        let socket_headers =
+            self.headers.into_iter().filter(|(_, _, secret)| *secret).map(|(name, value, _)| (name, value)).collect();
         Ok(Client {
-            inner: Arc::new(Inner { http, url, timeout: self.timeout, retry: self.retry, next_id: AtomicU64::new(1) }),
+            inner: Arc::new(Inner {
+                http,
+                url,
+                timeout: self.timeout,
+                retry: self.retry,
+                next_id: AtomicU64::new(1),
+                socket_headers,
+            }),
         })
     }
 }
@@ -164,6 +176,8 @@ struct Inner {
     timeout: Duration,
     retry: RetryPolicy,
     next_id: AtomicU64,
+    /// The credential headers (`Authorization`, `X-Api-Key`), for subscriptions.
+    socket_headers: Vec<(String, String)>,
 }
 
 /// An HTTP answer: status, `x-request-id` and body.
@@ -239,6 +253,57 @@ impl Client {
     /// Starts a batch: calls sent in one request, run concurrently.
     pub fn batch(&self) -> Batch {
         Batch::new(self.clone(), None)
+    }
+
+    /// Subscribes to `P` over WebSocket (the client's URL as `ws(s)://`, its
+    /// credentials as upgrade headers): a stream of items that reconnects and
+    /// resumes after the last item; see [`crate::subscription`]. `P` must be a
+    /// subscription (checked when compiled). Dropping the stream unsubscribes.
+    ///
+    /// ```no_run
+    /// # async fn run(client: trellis_client::Client) {
+    /// use futures_util::StreamExt;
+    /// use trellis_schema::notifications::{Subscribe, SubscribeParams};
+    ///
+    /// let mut items = std::pin::pin!(client.subscribe::<Subscribe>(SubscribeParams::default()));
+    /// while let Some(item) = items.next().await {
+    ///     match item {
+    ///         Ok(notification) => println!("{}", notification.title),
+    ///         Err(e) => eprintln!("ended: {e}"),
+    ///     }
+    /// }
+    /// # }
+    /// ```
+    pub fn subscribe<P: Procedure>(
+        &self,
+        params: P::Params,
+    ) -> impl Stream<Item = Result<P::Output, Error<P::Reason>>> + Send + 'static
+    where
+        P::Params: Sync,
+    {
+        let headers = self.inner.socket_headers.clone();
+        self.subscribe_with::<P>(Arc::new(move || headers.clone()), params)
+    }
+
+    /// [`Client::subscribe`] with the upgrade's headers asked of `headers` at each connect.
+    pub(crate) fn subscribe_with<P: Procedure>(
+        &self,
+        headers: Arc<dyn Fn() -> Vec<(String, String)> + Send + Sync>,
+        params: P::Params,
+    ) -> impl Stream<Item = Result<P::Output, Error<P::Reason>>> + Send + 'static
+    where
+        P::Params: Sync,
+    {
+        subscription::subscribe::<P>(self.connector(headers), params)
+    }
+
+    /// How a subscription reaches the server, with `headers` asked at each connect.
+    fn connector(&self, headers: Arc<dyn Fn() -> Vec<(String, String)> + Send + Sync>) -> Connector {
+        let mut url = self.inner.url.clone();
+        // Both are special schemes of the same kind: the change cannot fail.
+        let _ = url.set_scheme(if url.scheme() == "https" { "wss" } else { "ws" });
+        let (min_delay, max_delay) = self.inner.retry.delays();
+        Connector { url: url.to_string(), headers, min_delay, max_delay }
     }
 
     pub(crate) fn next_id(&self) -> u64 {

@@ -33,6 +33,9 @@
 //! - [`batch`]: [`Batch`]: several calls in one request, typed [`Handle`]s.
 //! - [`session`]: [`Session`]: calls as a signed-in user, with the access
 //!   token refreshed when it expires.
+//! - [`subscription`]: `client.subscribe::<P>(params)`, a stream of a
+//!   subscription's items over WebSocket, resumed after the last item across
+//!   reconnects.
 //!
 //! TLS goes through rustls with the `ring` provider; no OpenSSL.
 
@@ -42,6 +45,7 @@ pub mod error;
 pub mod namespaces;
 pub mod retry;
 pub mod session;
+pub mod subscription;
 
 pub use batch::{Batch, BatchResults, Handle};
 pub use client::{CallOptions, Client, ClientBuilder};

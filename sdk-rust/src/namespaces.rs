@@ -56,8 +56,13 @@ mod tests {
 
     #[test]
     fn every_procedure_has_a_method() {
-        let missing: Vec<&str> = trellis_schema::procedure::procedures()
+        let procedures = trellis_schema::procedure::procedures();
+        // Subscriptions are streams (`subscribe::<P>`), and the methods that
+        // end them are sent by that stream: neither is a plain method.
+        let on_socket: Vec<&str> = procedures.iter().filter_map(|p| p.unsubscribe).collect();
+        let missing: Vec<&str> = procedures
             .iter()
+            .filter(|p| p.kind != trellis_schema::Kind::Subscription && !on_socket.contains(&p.method))
             .map(|p| p.method)
             .filter(|m| !COVERED.iter().any(|(_, covered)| covered == m))
             .collect();

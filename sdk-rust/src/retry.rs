@@ -108,6 +108,11 @@ impl RetryPolicy {
         self.max_retries
     }
 
+    /// The first and the longest wait (a subscription's reconnects use them too).
+    pub(crate) fn delays(&self) -> (Duration, Duration) {
+        (self.min_delay, self.max_delay)
+    }
+
     fn backoff(&self) -> ExponentialBuilder {
         let b = ExponentialBuilder::new()
             .with_min_delay(self.min_delay)

@@ -14,6 +14,8 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
+use futures_util::Stream;
+
 use trellis_schema::auth::{self, LoginParams, LogoutParams, RefreshParams, Tokens, User};
 use trellis_schema::error::NoReason;
 use trellis_schema::values::Token;
@@ -138,6 +140,26 @@ impl Session {
             }
             other => other,
         }
+    }
+
+    /// Subscribes to `P` over WebSocket as the signed-in user, like
+    /// [`Client::subscribe`]; each (re)connect presents the session's access
+    /// token of the moment, so one refreshed meanwhile by a call is used.
+    /// TOKEN_EXPIRED ends the stream (refresh, e.g. with [`Session::refresh`],
+    /// and subscribe again after the last item received).
+    pub fn subscribe<P: Procedure>(
+        &self,
+        params: P::Params,
+    ) -> impl Stream<Item = Result<P::Output, Error<P::Reason>>> + Send + 'static
+    where
+        P::Params: Sync,
+    {
+        let session = self.clone();
+        let headers = move || {
+            let (access, _) = session.access_token();
+            access.map(|token| vec![("authorization".to_owned(), format!("Bearer {token}"))]).unwrap_or_default()
+        };
+        self.client.subscribe_with::<P>(Arc::new(headers), params)
     }
 
     /// Trades the refresh token for new tokens now (`auth.refresh`).

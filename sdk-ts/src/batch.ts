@@ -5,7 +5,7 @@
 import type { Core } from "./client.js";
 import { pathProxy } from "./proxy.js";
 import type { TrellisError } from "./errors.js";
-import type { Method, ParamsOf, ProcedureTree, ResultOf } from "./types.js";
+import type { CallMethod, Method, ParamsOf, ProcedureTree, ResultOf } from "./types.js";
 
 declare const resultType: unique symbol;
 
@@ -21,7 +21,8 @@ export type BatchFn<M extends Method> = {} extends ParamsOf<M>
   ? (params?: ParamsOf<M>) => BatchItem<M>
   : (params: ParamsOf<M>) => BatchItem<M>;
 
-export type BatchBuilder = ProcedureTree<{ [M in Method]: BatchFn<M> }>;
+/** Plain calls only: a subscription cannot be part of a batch. */
+export type BatchBuilder = ProcedureTree<{ [M in Method]: BatchFn<M> }, CallMethod>;
 
 /**
  * The outcome of one call. A server error is an `RpcError`; narrow its reason

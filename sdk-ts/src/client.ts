@@ -9,7 +9,7 @@ import { pathProxy } from "./proxy.js";
 import { defaultRetry, withRetry, type RetryOptions } from "./retry.js";
 import type { Authenticator } from "./session.js";
 import type { FetchFn } from "./transport.js";
-import type { CallFn, CallFns, CallOptions, Method, ProcedureTree, ResultOf } from "./types.js";
+import type { CallFn, CallFns, CallMethod, CallOptions, Method, ProcedureTree, ResultOf } from "./types.js";
 
 export interface ClientOptions {
   /** The JSON-RPC endpoint, e.g. `http://127.0.0.1:8080/rpc`. */
@@ -30,9 +30,14 @@ export interface ClientOptions {
   batching?: BatchingOptions | false;
 }
 
-export type Client = ProcedureTree<CallFns> & {
+/**
+ * Every procedure as a plain call. Subscriptions are left out (they stream
+ * over WebSocket: `createWsClient(...).notifications.subscribe(...)`), and so
+ * are the methods that end them.
+ */
+export type Client = ProcedureTree<CallFns, CallMethod> & {
   /** Calls a method by name, the same as `client.<namespace>.<name>(...)`. */
-  call<M extends Method>(method: M, ...args: Parameters<CallFn<M>>): Promise<ResultOf<M>>;
+  call<M extends CallMethod>(method: M, ...args: Parameters<CallFn<M>>): Promise<ResultOf<M>>;
   /** Sends several calls as one request and settles each on its own. */
   batch<const T extends readonly BatchItem<Method>[]>(build: (b: BatchBuilder) => T, options?: BatchOptions): Promise<SettledTuple<T>>;
 };
@@ -85,6 +90,9 @@ export function createClient(options: ClientOptions): Client {
   }
 
   function invoke(method: string, params: unknown, call: CallOptions = {}): Promise<unknown> {
+    if (kindOf(method) === "subscription") {
+      return Promise.reject(new TypeError(`${method} is a subscription: subscribe over WebSocket (createWsClient)`));
+    }
     return withRetry(() => attempt(method, params, call), retryPolicy(method, clientRetry, call), call.signal);
   }
 
@@ -105,10 +113,15 @@ export function createClient(options: ClientOptions): Client {
 
 /** Queries are retried; mutations only on request, since a lost answer may hide a done deed. */
 function retryPolicy(method: string, client: Partial<RetryOptions> | false | undefined, call: CallOptions): RetryOptions | false {
-  const kind = (procedures as Record<string, { kind: string } | undefined>)[method]?.kind;
+  const kind = kindOf(method);
   if (call.retry === false || (kind !== "query" && !call.retryMutation)) return false;
   if (client === false && call.retry === undefined) return false;
   return { ...defaultRetry, ...(client || {}), ...(call.retry ?? {}) };
+}
+
+/** The procedure's kind from the generated table; `undefined` for an unknown method. */
+export function kindOf(method: string): string | undefined {
+  return (procedures as Record<string, { kind: string } | undefined>)[method]?.kind;
 }
 
 function lowerCase(headers: Record<string, string>): Record<string, string> {

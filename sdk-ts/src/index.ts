@@ -1,13 +1,14 @@
 // The public surface of @trellis/sdk.
 
 export { createClient, type Client, type ClientOptions } from "./client.js";
-export { createWsClient, defaultWsReconnect, type WebSocketCtor, type WsAuthenticated, type WsClient, type WsClientOptions, type WsReconnectOptions } from "./ws.js";
+export { createWsClient, defaultWsReconnect, type WebSocketCtor, type WsAuthenticated, type WsClient, type WsClientOptions, type WsFns, type WsReconnectOptions } from "./ws.js";
+export type { SubscribeFn, Subscription, SubscriptionHandlers } from "./subscription.js";
 export type { BatchBuilder, BatchItem, BatchOptions, Settled, SettledTuple } from "./batch.js";
 export type { BatchingOptions } from "./batching.js";
 export { defaultRetry, retryDelay, type RetryOptions } from "./retry.js";
 export { Session, type Authenticator, type LogoutEvent, type LogoutReason, type SessionOptions } from "./session.js";
 export type { FetchFn } from "./transport.js";
-export type { CallOptions, Method, ParamsOf, Procedures, ReasonOf, ResultOf } from "./types.js";
+export type { CallMethod, CallOptions, ItemOf, Method, ParamsOf, Procedures, ReasonOf, ResultOf, SubscriptionMethod, UnsubscribeMethod } from "./types.js";
 export {
   AbortError,
   ConflictError,

@@ -1,6 +1,6 @@
 // Type-level views of the generated `Procedures` table shared by the runtime files.
 
-import type { Procedures } from "./generated/procedures.js";
+import type { Procedures, procedures } from "./generated/procedures.js";
 import type { RetryOptions } from "./retry.js";
 
 export type { Procedures };
@@ -11,6 +11,17 @@ export type ParamsOf<M extends Method> = Procedures[M]["params"];
 export type ResultOf<M extends Method> = Procedures[M]["result"];
 export type ReasonOf<M extends Method> = Procedures[M]["reason"];
 export type KindOf<M extends Method> = Procedures[M]["kind"];
+
+/** The methods that stream items (`kind: "subscription"`): WebSocket only. */
+export type SubscriptionMethod = { [M in Method]: KindOf<M> extends "subscription" ? M : never }[Method];
+/** The methods that end a subscription (the table's `unsubscribe`): the SDK calls them for you. */
+export type UnsubscribeMethod = {
+  [M in SubscriptionMethod]: (typeof procedures)[M] extends { unsubscribe: infer U extends string } ? U : never;
+}[SubscriptionMethod];
+/** The methods called as plain calls: all but subscriptions and the methods that end them. */
+export type CallMethod = Exclude<Method, SubscriptionMethod | UnsubscribeMethod>;
+/** The type of each item a subscription delivers. */
+export type ItemOf<M extends SubscriptionMethod> = Procedures[M] extends { item: infer I } ? I : never;
 
 /** Per-call options, the last argument of every procedure call. */
 export interface CallOptions {

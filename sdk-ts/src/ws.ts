@@ -8,9 +8,18 @@
 // The server closes a connection whose session ends (code 4001) or whose
 // access token expires (4002); `setToken()` hands it a fresh token first
 // (`rpc.authenticate`), so a long-lived connection survives token refreshes.
+//
+// Subscriptions (`ws.notifications.subscribe(...)`) ride the same connection:
+// `Link.subscribe` sends the subscribe call and routes the items of its
+// subscription id; `subscription.ts` keeps a subscription alive across
+// reconnects.
 
-import { createClient, type Client } from "./client.js";
-import { createRpcError, type WireError } from "./errors.js";
+import { createClient, kindOf, type Client } from "./client.js";
+import { TimeoutError, createRpcError, type WireError } from "./errors.js";
+import { procedures } from "./generated/procedures.js";
+import { pathProxy } from "./proxy.js";
+import { Subscriber, type SubscribeFn, type Subscription, type SubscriptionHandlers } from "./subscription.js";
+import type { CallFns, CallOptions, Method, ProcedureTree, SubscriptionMethod, UnsubscribeMethod } from "./types.js";
 
 /** A `WebSocket` constructor: the global one, or e.g. the `ws` package's. */
 export type WebSocketCtor = new (url: string) => WebSocket;
@@ -49,8 +58,15 @@ export interface WsAuthenticated {
   expiresIn: number;
 }
 
-export type WsClient = Client & {
-  /** Closes the connection; calls under way fail with `ConnectionError`, the next call connects again. */
+/** A plain call for each procedure, `subscribe(...)` for each subscription. */
+export type WsFns = { [M in Method]: M extends SubscriptionMethod ? SubscribeFn<M> : CallFns[M] };
+
+export type WsClient = ProcedureTree<WsFns, Exclude<Method, UnsubscribeMethod>> &
+  Pick<Client, "call" | "batch"> & {
+  /**
+   * Closes the connection; calls under way fail with `ConnectionError`, the
+   * next call connects again. Subscriptions end (`onComplete`).
+   */
   close(): void;
   /**
    * Presents a fresh access token (of the same user) on the open connection
@@ -60,6 +76,7 @@ export type WsClient = Client & {
    * `undefined` when no connection is open (the next one uses the token).
    * Rejects with an `RpcError` (`TOKEN_INVALID`, `TOKEN_EXPIRED`) when the
    * server refuses it; the connection then keeps its previous token.
+   * Subscriptions stopped by SESSION_ENDED or TOKEN_EXPIRED resume with it.
    */
   setToken(token: string): Promise<WsAuthenticated | undefined>;
 };
@@ -70,7 +87,7 @@ export function createWsClient(options: WsClientOptions): WsClient {
     throw new TypeError("no WebSocket available: pass `WebSocket` in the options (Node 20 needs --experimental-websocket)");
   }
   const url = options.url.replace(/^http(s?):/i, "ws$1:");
-  const link = new Link(Ctor, url, options, { ...defaultWsReconnect, ...options.reconnect });
+  const link = new Link(Ctor, url, options, { ...defaultWsReconnect, ...options.reconnect }, options.timeoutMs ?? 30_000);
   const client = createClient({
     url,
     fetch: (_url, init) => link.exchange(String(init.body), init.signal ?? undefined).then((text) => new Response(text)),
@@ -80,13 +97,35 @@ export function createWsClient(options: WsClientOptions): WsClient {
     // One frame per call; explicit batches still leave as one frame.
     batching: false,
   });
-  const extra: Record<string | symbol, unknown> = {
+  const own: Record<string, unknown> = {
+    call: client.call,
+    batch: client.batch,
     close: () => link.close(),
     setToken: (token: string) => link.setToken(token),
   };
-  return new Proxy(client, {
-    get: (target, prop) => (prop in extra ? extra[prop] : Reflect.get(target, prop)),
-  }) as WsClient;
+  const leaf = (method: string, args: unknown[]) =>
+    kindOf(method) === "subscription"
+      ? subscribe(link, method, args[0], args[1] as SubscriptionHandlers<unknown> | undefined)
+      : client.call(method as never, args[0] as never, args[1] as CallOptions);
+  return new Proxy(own, {
+    get: (target, prop) => {
+      if (typeof prop !== "string" || prop === "then") return undefined;
+      return Object.hasOwn(target, prop) ? target[prop] : pathProxy([prop], leaf);
+    },
+  }) as unknown as WsClient;
+}
+
+/** `ws.<namespace>.<subscription>(params, handlers?)`: the callbacks form or the iterator form. */
+function subscribe(
+  link: Link,
+  method: string,
+  params: unknown,
+  handlers: SubscriptionHandlers<unknown> | undefined,
+): Subscription<unknown> | (() => void) {
+  const info = (procedures as Record<string, { unsubscribe?: string; resume?: { param: string; item: string } }>)[method];
+  if (!info?.unsubscribe) throw new TypeError(`${method} has no unsubscribe method`);
+  const subscriber = new Subscriber(link, { method, params, unsubscribe: info.unsubscribe, resume: info.resume }, handlers);
+  return handlers ? () => subscriber.unsubscribe() : subscriber.iterator();
 }
 
 /** The calls of one frame, waiting for their answers. */
@@ -101,9 +140,34 @@ interface Flight {
 interface Connection {
   socket: WebSocket;
   flights: Map<unknown, Flight>;
+  /** The open subscriptions of this connection, by the id the server gave them. */
+  channels: Map<string, ChannelEvents>;
 }
 
-class Link {
+/** What happens to one subscription on one connection. */
+export interface ChannelEvents {
+  /** An item (`params.result`). */
+  item(result: unknown): void;
+  /** The server ended it (`params.error`). */
+  end(error: WireError): void;
+  /** The connection closed or failed. */
+  lost(error: Error): void;
+}
+
+/** One subscription on one connection: `close()` forgets it and sends its unsubscribe method. */
+export interface Channel {
+  close(): void;
+}
+
+/** What `Link` asks of a subscription (see `subscription.ts`). */
+export interface LinkSubscriber {
+  /** The client was closed: end without error. */
+  stop(): void;
+  /** `setToken()` gave a fresh token: resume if credentials had stopped it. */
+  renewed(): void;
+}
+
+export class Link {
   #connection: Connection | undefined;
   #opening: Promise<Connection> | undefined;
   /** Consecutive failed attempts to connect; they set the backoff. */
@@ -113,12 +177,15 @@ class Link {
   /** A token given by `setToken()`; it replaces the `accessToken` option. */
   #token: string | undefined;
   #authentications = 0;
+  #requests = 0;
+  readonly subscribers = new Set<LinkSubscriber>();
 
   constructor(
     private readonly Ctor: WebSocketCtor,
     private readonly url: string,
     private readonly credentials: Pick<WsClientOptions, "accessToken" | "apiKey">,
-    private readonly reconnect: WsReconnectOptions,
+    readonly reconnect: WsReconnectOptions,
+    private readonly timeoutMs: number,
   ) {}
 
   /** Sends one request body and resolves with the JSON text of its answer. */
@@ -154,6 +221,7 @@ class Link {
   async setToken(token: string): Promise<WsAuthenticated | undefined> {
     if (!this.#connection) {
       this.#token = token;
+      for (const subscriber of this.subscribers) subscriber.renewed();
       return undefined;
     }
     const id = `rpc.authenticate/${++this.#authentications}`;
@@ -161,10 +229,61 @@ class Link {
     const answer = JSON.parse(await this.exchange(body)) as { result?: WsAuthenticated; error?: WireError };
     if (answer.error) throw createRpcError(answer.error, "rpc.authenticate");
     this.#token = token;
+    for (const subscriber of this.subscribers) subscriber.renewed();
     return answer.result;
   }
 
+  /**
+   * Sends a subscribe call and resolves with its channel. The answer is read
+   * in the same event as it arrives, so the subscription id is known before
+   * its first item (items always follow the answer). Rejects with an
+   * `RpcError` when the server refuses, any other error when there was no
+   * answer (no connection, lost, `timeoutMs`).
+   */
+  async subscribe(method: string, params: unknown, unsubscribe: string, events: ChannelEvents): Promise<Channel> {
+    const connection = await this.#connect();
+    const id = `${method}/${++this.#requests}`;
+    return new Promise<Channel>((resolve, reject) => {
+      const timer = setTimeout(() => flight.fail(new TimeoutError(`${method}: no answer within ${this.timeoutMs} ms`)), this.timeoutMs);
+      const flight: Flight = {
+        waiting: 1,
+        answers: [],
+        batch: false,
+        done: (answer) => {
+          clearTimeout(timer);
+          const { result, error } = answer as { result?: unknown; error?: WireError };
+          if (error) return reject(createRpcError(error, method));
+          if (typeof result !== "string") return reject(new Error(`${method} answered no subscription id`));
+          connection.channels.set(result, events);
+          resolve({
+            close: () => {
+              if (connection.channels.get(result) !== events) return;
+              connection.channels.delete(result);
+              if (this.#connection !== connection) return;
+              const request = { jsonrpc: "2.0", id: `${unsubscribe}/${++this.#requests}`, method: unsubscribe, params: { subscription: result } };
+              // The answer (true/false) matches no flight and is dropped.
+              connection.socket.send(JSON.stringify(request));
+            },
+          });
+        },
+        fail: (error) => {
+          clearTimeout(timer);
+          connection.flights.delete(id);
+          reject(error);
+        },
+      };
+      connection.flights.set(id, flight);
+      try {
+        if (this.#connection !== connection) throw new Error("the connection closed");
+        connection.socket.send(JSON.stringify({ jsonrpc: "2.0", id, method, params: params ?? {} }));
+      } catch (error) {
+        flight.fail(error);
+      }
+    });
+  }
+
   close(): void {
+    for (const subscriber of [...this.subscribers]) subscriber.stop();
     this.#epoch++;
     this.#failures = 0;
     this.#opening = undefined;
@@ -224,12 +343,15 @@ class Link {
   }
 
   #adopt(socket: WebSocket): Connection {
-    const connection: Connection = { socket, flights: new Map() };
+    const connection: Connection = { socket, flights: new Map(), channels: new Map() };
     this.#connection = connection;
     socket.addEventListener("message", (event) => receive(connection, event.data));
     const lost = (error: Error) => {
       if (this.#connection === connection) this.#connection = undefined;
       failAll(connection, error);
+      const channels = [...connection.channels.values()];
+      connection.channels.clear();
+      for (const channel of channels) channel.lost(error);
     };
     socket.addEventListener("close", (event) => lost(new Error(`the connection closed (code ${event.code}${event.reason ? `: ${event.reason}` : ""})`)));
     socket.addEventListener("error", (event) => {
@@ -252,7 +374,7 @@ function openSocket(Ctor: WebSocketCtor, url: string): Promise<WebSocket> {
   });
 }
 
-/** Hands each answer of a frame to the flight waiting for its id. */
+/** Hands each answer of a frame to the flight waiting for its id, each item to its subscription. */
 function receive(connection: Connection, data: unknown): void {
   let frame: unknown;
   try {
@@ -261,7 +383,11 @@ function receive(connection: Connection, data: unknown): void {
     return;
   }
   for (const answer of Array.isArray(frame) ? frame : [frame]) {
-    if (answer === null || typeof answer !== "object" || "method" in answer) continue;
+    if (answer === null || typeof answer !== "object") continue;
+    if ("method" in answer) {
+      deliver(connection, (answer as { params?: unknown }).params);
+      continue;
+    }
     const id = (answer as { id?: unknown }).id;
     const flight = connection.flights.get(id);
     if (flight) {
@@ -273,6 +399,20 @@ function receive(connection: Connection, data: unknown): void {
       const waiting = new Set(connection.flights.values());
       if (waiting.size === 1) for (const only of waiting) only.done(answer);
     }
+  }
+}
+
+/** A subscription's message: an item, or its end. Ids this connection does not know are ignored. */
+function deliver(connection: Connection, params: unknown): void {
+  if (params === null || typeof params !== "object") return;
+  const { subscription, result, error } = params as { subscription?: unknown; result?: unknown; error?: WireError };
+  const channel = typeof subscription === "string" ? connection.channels.get(subscription) : undefined;
+  if (!channel) return;
+  if (error !== undefined) {
+    connection.channels.delete(subscription as string);
+    channel.end(error);
+  } else {
+    channel.item(result);
   }
 }
 
