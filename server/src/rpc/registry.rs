@@ -38,13 +38,16 @@ pub(crate) trait Handler: Procedure<Rule: Grant, InOrg: InOrg> {
 /// (its last message says why).
 pub(crate) type Items<T, R> = BoxStream<'static, Result<T, HandlerError<R>>>;
 
+/// What a subscribe handler answers: its items, or why it refuses.
+pub(crate) type Subscribed<T, R> = Result<Items<T, R>, HandlerError<R>>;
+
 /// The server side of a subscription: checks made at subscribe time (access,
 /// params, the handler's own) answer the subscribe call; then its items.
 pub(crate) trait Streamer: Procedure<Rule: Grant, InOrg: InOrg> {
     fn subscribe(
         ctx: <Self::Rule as Grant>::Ctx,
         params: Self::Params,
-    ) -> impl Future<Output = Result<Items<Self::Output, Self::Reason>, HandlerError<Self::Reason>>> + Send;
+    ) -> impl Future<Output = Subscribed<Self::Output, Self::Reason>> + Send;
 }
 
 /// A subscription's items as the transport sends them.
