@@ -30,6 +30,9 @@ use crate::rpc::registry::Registry;
 use crate::rpc::server::{ServeOptions, serve};
 use crate::rpc::ws::WsEndpoint;
 use crate::state::State;
+use crate::webhooks::Webhooks;
+use crate::webhooks::hook::Hooker;
+use crate::webhooks::send::{DeliverySender, RetryPolicy};
 
 /// What a change notice from another replica drops here.
 fn apply_notice(state: &Arc<State>) -> impl Fn(Change) + Send + Sync + 'static {
@@ -100,18 +103,43 @@ impl Application {
             keys: Keys::new(cache.clone()),
             invites: InviteLimits::new(cache.clone()),
             mail: Wakeup::default(),
+            webhooks: Webhooks::default(),
             health: HealthMonitor::start(db.clone(), cache.clone()).await,
             db,
             started_at: Instant::now(),
             openrpc: crate::rpc::discover::document(),
             config: config.clone(),
         });
+        let webhook_timeout = Duration::from_millis(config.webhook_timeout_ms.max(100));
         let mut background = vec![
             MailWorker {
                 db: state.db.clone(),
                 sender,
                 wakeup: state.mail.clone(),
                 poll: Duration::from_millis(config.mail_poll_ms.max(10)),
+            }
+            .spawn(),
+            Hooker {
+                db: state.db.clone(),
+                wakeup: state.webhooks.hooker.clone(),
+                sender: state.webhooks.sender.clone(),
+                poll: Duration::from_millis(config.webhook_poll_ms.max(10)),
+            }
+            .spawn(),
+            DeliverySender {
+                db: state.db.clone(),
+                secrets: crate::auth::sealed::SecretBox::from_setting(config.encryption_keys.as_deref(), &secret)?,
+                client: crate::webhooks::send::client(webhook_timeout, config.webhooks_allow_private)
+                    .context("failed to build the webhook client")?,
+                wakeup: state.webhooks.sender.clone(),
+                poll: Duration::from_millis(config.webhook_poll_ms.max(10)),
+                policy: RetryPolicy {
+                    base: Duration::from_millis(config.webhook_retry_base_ms.max(1)),
+                    max_attempts: config.webhook_max_attempts.max(1),
+                    disable_after: config.webhook_disable_after.max(1),
+                },
+                allow_private: config.webhooks_allow_private,
+                timeout: webhook_timeout,
             }
             .spawn(),
             crate::auth::accounts::spawn_address_housekeeping(state.db.clone()),

@@ -1,7 +1,8 @@
 //! Retention: rows that have served their purpose are deleted, in batches,
 //! soon after start and then every hour: mail sent or given up
 //! (`TRELLIS_OUTBOX_RETENTION_DAYS`) and audit events
-//! (`TRELLIS_AUDIT_RETENTION_DAYS`, 0 to keep them forever).
+//! (`TRELLIS_AUDIT_RETENTION_DAYS`, 0 to keep them forever), and webhook
+//! deliveries done (delivered or given up) for [`DELIVERY_DAYS`].
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -13,6 +14,8 @@ use crate::db::models::now;
 
 /// How often the tables are pruned.
 const EVERY: Duration = Duration::from_secs(3600);
+/// Days a webhook delivery that is done stays listed in `webhooks.deliveries`.
+pub(crate) const DELIVERY_DAYS: u32 = 30;
 
 pub(crate) fn spawn(db: Arc<Db>, outbox_days: u32, audit_days: u32) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
@@ -32,6 +35,11 @@ async fn prune_once(db: &Db, outbox_days: u32, audit_days: u32) {
         Ok(0) => {}
         Ok(n) => tracing::info!(rows = n, "pruned old mail from the outbox"),
         Err(e) => tracing::warn!(error = %e, "outbox not pruned this round"),
+    }
+    match crate::webhooks::store::prune(db, cutoff(DELIVERY_DAYS)).await {
+        Ok(0) => {}
+        Ok(n) => tracing::info!(rows = n, "pruned old webhook deliveries"),
+        Err(e) => tracing::warn!(error = %e, "webhook deliveries not pruned this round"),
     }
     if audit_days > 0 {
         match crate::audit::store::prune(db, cutoff(audit_days)).await {

@@ -1,6 +1,6 @@
 //! The application state every handler reaches through its context, in
 //! cohesive parts: accounts and sign-in (`auth`), API keys as credentials
-//! (`keys`), limits on invitations, mail, health.
+//! (`keys`), limits on invitations, mail, health, webhooks.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -12,6 +12,7 @@ use crate::db::Db;
 use crate::health::HealthMonitor;
 use crate::mail::Wakeup;
 use crate::orgs::limits::InviteLimits;
+use crate::webhooks::Webhooks;
 
 pub(crate) struct State {
     pub config: Config,
@@ -23,6 +24,8 @@ pub(crate) struct State {
     /// Wakes the mail sender after a change that queued mail.
     pub mail: Wakeup,
     pub health: Arc<HealthMonitor>,
+    /// Wakes the webhook workers after a change that wrote an event.
+    pub webhooks: Webhooks,
     pub started_at: Instant,
     pub openrpc: serde_json::Value,
 }
