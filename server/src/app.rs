@@ -24,6 +24,7 @@ use crate::db::Db;
 use crate::db::pool::{BackendKind, PoolOptions};
 use crate::health::HealthMonitor;
 use crate::mail::{MailWorker, Sender, Wakeup};
+use crate::notifications::Events;
 use crate::orgs::limits::InviteLimits;
 use crate::rpc::http::Front;
 use crate::rpc::registry::Registry;
@@ -43,6 +44,7 @@ fn apply_notice(state: &Arc<State>) -> impl Fn(Change) + Send + Sync + 'static {
             Change::SessionEnded(id) => state.auth.revoked.revoke_here(id),
             Change::KeyChanged(id) => state.keys.cache.invalidate_here(id),
             Change::MembersChanged => state.keys.cache.clear_here(),
+            Change::Notified(user, seq) => state.events.hub.wake(user, seq),
         }
     }
 }
@@ -103,6 +105,7 @@ impl Application {
             keys: Keys::new(cache.clone()),
             invites: InviteLimits::new(cache.clone()),
             mail: Wakeup::default(),
+            events: Events::default(),
             webhooks: Webhooks::default(),
             health: HealthMonitor::start(db.clone(), cache.clone()).await,
             db,
@@ -119,9 +122,21 @@ impl Application {
                 poll: Duration::from_millis(config.mail_poll_ms.max(10)),
             }
             .spawn(),
+            state.events.spawn(
+                state.db.clone(),
+                cache.bus(),
+                state.mail.clone(),
+                config.public_url.clone(),
+                Duration::from_millis(config.mail_poll_ms.max(10)),
+            ),
+            crate::notifications::spawn_sweeper(
+                state.db.clone(),
+                state.events.hub.clone(),
+                Duration::from_millis(config.notification_poll_ms.max(10)),
+            ),
             Hooker {
                 db: state.db.clone(),
-                wakeup: state.webhooks.hooker.clone(),
+                wakeup: state.events.webhooks.clone(),
                 sender: state.webhooks.sender.clone(),
                 poll: Duration::from_millis(config.webhook_poll_ms.max(10)),
             }
@@ -140,6 +155,7 @@ impl Application {
                 },
                 allow_private: config.webhooks_allow_private,
                 timeout: webhook_timeout,
+                events: state.events.clone(),
             }
             .spawn(),
             crate::auth::accounts::spawn_address_housekeeping(state.db.clone()),

@@ -103,6 +103,22 @@ pub struct Config {
     #[arg(long, env = "TRELLIS_MAX_SUBSCRIPTIONS_PER_CONNECTION", default_value_t = 64)]
     pub max_subscriptions_per_connection: u32,
 
+    /// Most live subscriptions of one user on this replica, over all their
+    /// connections.
+    #[arg(long, env = "TRELLIS_MAX_SUBSCRIPTIONS_PER_USER", default_value_t = 32)]
+    pub max_subscriptions_per_user: u32,
+
+    /// Items of one subscription sent but not yet written to the socket; a
+    /// subscriber that falls this far behind gets a last item saying it
+    /// lagged (SUBSCRIPTION_LAGGED) and resubscribes from its cursor.
+    #[arg(long, env = "TRELLIS_SUBSCRIPTION_BUFFER", default_value_t = 256)]
+    pub subscription_buffer: u32,
+
+    /// How often a subscriber checks the database for notifications whose
+    /// wake-up it missed, in milliseconds.
+    #[arg(long, env = "TRELLIS_NOTIFICATION_POLL_MS", default_value_t = 1000)]
+    pub notification_poll_ms: u64,
+
     /// Database connections in the pool.
     #[arg(long, env = "TRELLIS_DB_POOL_SIZE", default_value_t = 16)]
     pub db_pool_size: u32,

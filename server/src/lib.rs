@@ -34,6 +34,7 @@ pub mod db;
 mod health;
 mod mail;
 mod mfa;
+mod notifications;
 pub mod net;
 mod orgs;
 mod retention;

@@ -11,6 +11,7 @@ use crate::config::Config;
 use crate::db::Db;
 use crate::health::HealthMonitor;
 use crate::mail::Wakeup;
+use crate::notifications::Events;
 use crate::orgs::limits::InviteLimits;
 use crate::webhooks::Webhooks;
 
@@ -23,8 +24,11 @@ pub(crate) struct State {
     pub invites: InviteLimits,
     /// Wakes the mail sender after a change that queued mail.
     pub mail: Wakeup,
+    /// Events (what notifies whom): wakes their dispatcher, and holds the
+    /// subscribers' wake-ups.
+    pub events: Events,
     pub health: Arc<HealthMonitor>,
-    /// Wakes the webhook workers after a change that wrote an event.
+    /// Wakes the webhook sender.
     pub webhooks: Webhooks,
     pub started_at: Instant,
     pub openrpc: serde_json::Value,

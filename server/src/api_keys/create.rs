@@ -2,6 +2,9 @@ use chrono::{NaiveDateTime, Timelike};
 use trellis_schema::access::{OrgRole, Permission};
 use trellis_schema::api_keys::{Create, CreateApiKeyParams, CreateApiKeyReason, CreatedApiKey};
 use trellis_schema::error::FieldError;
+use trellis_schema::notifications::EventType;
+
+use crate::notifications::events::api_key_event;
 use trellis_schema::{ApiError, ErrorReason};
 
 use super::{secret, store};
@@ -159,7 +162,10 @@ impl Handler for Create {
             .target(format!("apiKey:{}", row.id))
             .detail(row.scopes.clone())
             .row();
-        store::insert(&ctx.state.db, &row, &ctx.state.auth.codes.hash("api key", "", &key), &event).await?;
+        let notice =
+            api_key_event(&ctx.state.db, EventType::ApiKeyCreated, row.org_id, row.id, Some(&row.name)).await?;
+        store::insert(&ctx.state.db, &row, &ctx.state.auth.codes.hash("api key", "", &key), &event, &notice).await?;
+        ctx.state.events.published();
         Ok(CreatedApiKey { key, api_key: row.to_api() })
     }
 }

@@ -6,6 +6,8 @@ use super::{secret, store};
 use crate::access::OrgCtx;
 use crate::audit::Event;
 use crate::db::models::now;
+use crate::notifications::events::api_key_event;
+use trellis_schema::notifications::EventType;
 use crate::rpc::error::HandlerError;
 use crate::rpc::registry::Handler;
 
@@ -67,9 +69,13 @@ impl Handler for Rotate {
         let event =
             Event::new(&ctx.meta, "apiKeys.rotate").in_org(access).target(format!("apiKey:{id}")).detail(detail).row();
         let hash = ctx.state.auth.codes.hash("api key", "", &key);
-        let rotated =
-            store::rotate(&ctx.state.db, id, &hash, &prefix, holder, old_until, &event).await?.ok_or_else(revoked)?;
+        let notice =
+            api_key_event(&ctx.state.db, EventType::ApiKeyRotated, row.org_id, id, Some(&row.name)).await?;
+        let rotated = store::rotate(&ctx.state.db, id, &hash, &prefix, holder, old_until, &event, &notice)
+            .await?
+            .ok_or_else(revoked)?;
         ctx.state.keys.cache.invalidate(p.id);
+        ctx.state.events.published();
         Ok(CreatedApiKey { key, api_key: rotated.to_api() })
     }
 }

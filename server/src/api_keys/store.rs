@@ -9,8 +9,8 @@ use trellis_schema::{ApiError, Reason};
 
 use crate::access::InOrg;
 use crate::access::keys::VerifiedKey;
-use crate::db::models::{ApiKeyRow, AuditEventRow, now};
-use crate::db::schema::{api_key_secrets, api_key_usage, api_keys, audit_events};
+use crate::db::models::{ApiKeyRow, AuditEventRow, EventRow, now};
+use crate::db::schema::{api_key_secrets, api_key_usage, api_keys, audit_events, events};
 use crate::db::{Db, DbError, db_read, db_run};
 use crate::state::State;
 
@@ -50,7 +50,13 @@ impl InOrg for ApiKeyId {
     }
 }
 
-pub(crate) async fn insert(db: &Db, row: &ApiKeyRow, secret_hash: &str, event: &AuditEventRow) -> Result<(), DbError> {
+pub(crate) async fn insert(
+    db: &Db,
+    row: &ApiKeyRow,
+    secret_hash: &str,
+    event: &AuditEventRow,
+    notice: &EventRow,
+) -> Result<(), DbError> {
     db_run!(db, |conn| conn
         .transaction(async |conn| {
             diesel::insert_into(api_keys::table).values(row).execute(conn).await?;
@@ -63,6 +69,7 @@ pub(crate) async fn insert(db: &Db, row: &ApiKeyRow, secret_hash: &str, event: &
                 .execute(conn)
                 .await?;
             diesel::insert_into(audit_events::table).values(event).execute(conn).await?;
+            diesel::insert_into(events::table).values(notice).execute(conn).await?;
             Ok::<_, DbError>(())
         })
         .await)
@@ -149,6 +156,7 @@ pub(crate) async fn revoke(
     key_id: ApiKeyId,
     at: NaiveDateTime,
     event: &AuditEventRow,
+    notice: &EventRow,
 ) -> Result<Option<(ApiKeyRow, bool)>, DbError> {
     db_run!(db, |conn| conn
         .transaction(async |conn| {
@@ -159,6 +167,7 @@ pub(crate) async fn revoke(
                     .await?;
             if n > 0 {
                 diesel::insert_into(audit_events::table).values(event).execute(conn).await?;
+                diesel::insert_into(events::table).values(notice).execute(conn).await?;
             }
             let row = api_keys::table.find(key_id).select(ApiKeyRow::as_select()).first(conn).await.optional()?;
             Ok::<_, DbError>(row.map(|r| (r, n > 0)))
@@ -179,6 +188,7 @@ pub(crate) async fn rotate(
     holder: UserId,
     old_until: NaiveDateTime,
     event: &AuditEventRow,
+    notice: &EventRow,
 ) -> Result<Option<ApiKeyRow>, DbError> {
     let t = now();
     db_run!(db, |conn| conn
@@ -210,6 +220,7 @@ pub(crate) async fn rotate(
                 .execute(conn)
                 .await?;
             diesel::insert_into(audit_events::table).values(event).execute(conn).await?;
+            diesel::insert_into(events::table).values(notice).execute(conn).await?;
             Ok(row)
         })
         .await)

@@ -1,3 +1,4 @@
+use trellis_schema::notifications::EventType;
 use trellis_schema::Empty;
 use trellis_schema::auth::{ChangePassword, ChangePasswordParams, ChangePasswordReason};
 
@@ -49,6 +50,7 @@ impl Handler for ChangePassword {
             ctx.state.auth.revoked.revoke(*sid);
         }
         ctx.state.mail.wake();
+        ctx.state.events.tell(&ctx.state.db, EventType::PasswordChanged, user.id, "Your password was changed", "The password of your account was changed, and your other sessions were signed out.").await;
         tracing::info!(user_id = %user.id, sessions = ended.len(), "password changed");
         Ok(Empty {})
     }

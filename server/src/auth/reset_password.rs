@@ -1,3 +1,4 @@
+use trellis_schema::notifications::EventType;
 use trellis_schema::Empty;
 use trellis_schema::auth::{ResetPassword, ResetPasswordParams, ResetPasswordReason};
 
@@ -57,6 +58,7 @@ impl Handler for ResetPassword {
             ctx.state.auth.revoked.revoke(*sid);
         }
         ctx.state.mail.wake();
+        ctx.state.events.tell(&ctx.state.db, EventType::PasswordChanged, user.id, "Your password was changed", "The password of your account was reset, and your sessions were signed out.").await;
         tracing::info!(user_id = %user.id, sessions = ended.len(), "password reset");
         Ok(Empty {})
     }

@@ -1,5 +1,6 @@
 //! Starting a session and issuing the tokens that carry it.
 
+use trellis_schema::notifications::EventType;
 use chrono::Duration;
 use trellis_schema::auth::{TokenType, Tokens};
 
@@ -49,7 +50,13 @@ pub(super) async fn start<R>(
         revoked_reason: None,
     };
     let (refresh, row) = refresh_row(&ctx.state, session.id);
+    let known = store::has_signed_in_from(&ctx.state.db, user.id, session.user_agent.as_deref()).await?;
     store::create_session(&ctx.state.db, &session, &row, event, verified).await?;
+    if !known.device && known.any {
+        let device = session.user_agent.as_deref().unwrap_or("an unknown device");
+        let body = format!("Someone signed in to your account from {device}. If it was not you, change your password now.");
+        ctx.state.events.tell(&ctx.state.db, EventType::NewDeviceSignIn, user.id, "New sign-in to your account", &body).await;
+    }
     let mut user = user.clone();
     user.email_verified |= verified;
     Ok(tokens(&ctx.state, &user, session_id, refresh)?)

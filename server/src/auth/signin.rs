@@ -2,6 +2,7 @@
 //! (lockout, disabled account, second factor, verified address, password
 //! age), counting failures, and the mail helpers.
 
+use trellis_schema::notifications::EventType;
 use chrono::{Duration, NaiveDateTime};
 use trellis_schema::values::OneTimeCode;
 use trellis_schema::{ErrorReason, Reason};
@@ -145,6 +146,7 @@ pub(super) async fn count_failure<R>(
     Ok(match locked {
         Some(until) => {
             ctx.state.mail.wake();
+            ctx.state.events.tell(&ctx.state.db, EventType::AccountLocked, user.id, "Your account was locked", "Your account was locked after repeated failed sign-ins.").await;
             tracing::warn!(user_id = %user.id, "account locked after repeated failed sign-ins");
             Refusal::Locked(until)
         }

@@ -72,6 +72,30 @@ pub(crate) async fn insert_user(db: &Db, row: &UserRow) -> Result<bool, DbError>
 /// Starts a session and stores its first refresh token, with the sign-in's
 /// audit event, in one transaction. A sign-in clears the failure count, and
 /// with `verified` marks the address verified.
+/// What `user`'s past sessions say of a sign-in from `user_agent`.
+pub(crate) struct KnownDevice {
+    /// They signed in before, from anywhere.
+    pub any: bool,
+    /// They signed in before from this user agent.
+    pub device: bool,
+}
+
+/// Whether `user` signed in before, and from `user_agent` (sessions kept
+/// since, ended or not).
+pub(crate) async fn has_signed_in_from(db: &Db, user: UserId, user_agent: Option<&str>) -> Result<KnownDevice, DbError> {
+    let agents: Vec<Option<String>> = db_read!(db, |conn| {
+        sessions::table
+            .filter(sessions::user_id.eq(user))
+            .select(sessions::user_agent)
+            .distinct()
+            .limit(1000)
+            .load(conn)
+            .await
+            .map_err(DbError::from)
+    })?;
+    Ok(KnownDevice { any: !agents.is_empty(), device: agents.iter().any(|a| a.as_deref() == user_agent) })
+}
+
 pub(crate) async fn create_session(
     db: &Db,
     session: &SessionRow,

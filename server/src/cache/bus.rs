@@ -6,7 +6,7 @@
 //! it (ended sessions are followed in the database every second; cached keys
 //! live a second).
 
-use trellis_schema::ids::{ApiKeyId, SessionId};
+use trellis_schema::ids::{ApiKeyId, SessionId, UserId};
 
 /// A change other replicas must hear of.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -17,6 +17,9 @@ pub(crate) enum Change {
     KeyChanged(ApiKeyId),
     /// A membership changed: what keys made by that member may do changed.
     MembersChanged,
+    /// A user has a new notification, with this number: wakes their
+    /// subscribers wherever they are connected.
+    Notified(UserId, i64),
 }
 
 impl Change {
@@ -26,6 +29,7 @@ impl Change {
             Self::SessionEnded(id) => format!("{replica}|s:{id}"),
             Self::KeyChanged(id) => format!("{replica}|k:{id}"),
             Self::MembersChanged => format!("{replica}|m"),
+            Self::Notified(user, seq) => format!("{replica}|n:{user}:{seq}"),
         }
     }
 
@@ -35,6 +39,10 @@ impl Change {
         let change = match notice.split_once(':') {
             Some(("s", id)) => Self::SessionEnded(id.parse().ok()?),
             Some(("k", id)) => Self::KeyChanged(id.parse().ok()?),
+            Some(("n", rest)) => {
+                let (user, seq) = rest.split_once(':')?;
+                Self::Notified(user.parse().ok()?, seq.parse().ok()?)
+            }
             None if notice == "m" => Self::MembersChanged,
             _ => return None,
         };
@@ -74,12 +82,15 @@ mod tests {
 
     #[test]
     fn notices_round_trip_and_junk_is_ignored() {
-        for change in
-            [Change::SessionEnded(SessionId::new()), Change::KeyChanged(ApiKeyId::new()), Change::MembersChanged]
-        {
+        for change in [
+            Change::SessionEnded(SessionId::new()),
+            Change::KeyChanged(ApiKeyId::new()),
+            Change::MembersChanged,
+            Change::Notified(UserId::new(), 42),
+        ] {
             assert_eq!(Change::decode(&change.encode("r1")), Some(("r1", change)));
         }
-        for junk in ["", "r1", "r1|", "r1|s:", "r1|s:nope", "r1|x:1", "r1|mm"] {
+        for junk in ["", "r1", "r1|", "r1|s:", "r1|s:nope", "r1|x:1", "r1|mm", "r1|n:nope:1", "r1|n:x"] {
             assert_eq!(Change::decode(junk), None, "{junk}");
         }
     }

@@ -4,11 +4,12 @@
 use chrono::{NaiveDateTime, TimeZone, Timelike, Utc};
 use diesel::prelude::*;
 use trellis_schema::auth::User;
-use trellis_schema::ids::{ActorId, ApiKeyId, AuditEventId, InvitationId, OrgId, SessionId, UserId};
+use trellis_schema::ids::{ActorId, ApiKeyId, AuditEventId, InvitationId, NotificationId, OrgId, SessionId, UserId};
 use trellis_schema::orgs::Org;
 
 use super::schema::{
-    api_keys, audit_events, invitations, one_time_tokens, org_members, orgs, outbox, refresh_tokens, sessions, users,
+    api_keys, audit_events, events, invitations, notification_preferences, notifications, one_time_tokens, org_members,
+    orgs, outbox, refresh_tokens, sessions, users,
 };
 
 /// The current time at microsecond precision, the finest both backends keep.
@@ -224,6 +225,54 @@ pub(crate) struct ApiKeyRow {
     pub expires_at: Option<NaiveDateTime>,
     pub revoked_at: Option<NaiveDateTime>,
     pub rate_limit_per_minute: Option<i32>,
+}
+
+/// An event of the outbox (see `notifications::events`).
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = events)]
+pub(crate) struct EventRow {
+    pub id: String,
+    pub kind: String,
+    pub org_id: Option<OrgId>,
+    pub subject_user_id: Option<UserId>,
+    /// JSON array of user ids.
+    pub recipients: String,
+    pub title: String,
+    pub body: String,
+    /// JSON object.
+    pub data: String,
+    pub created_at: NaiveDateTime,
+    pub notified_at: Option<NaiveDateTime>,
+    pub hooked_at: Option<NaiveDateTime>,
+}
+
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = notifications)]
+pub(crate) struct NotificationRow {
+    pub id: NotificationId,
+    pub user_id: UserId,
+    /// The user's notifications in commit order: 1, 2, 3, ...
+    pub seq: i64,
+    pub event_id: String,
+    pub kind: String,
+    pub title: String,
+    pub body: String,
+    /// JSON object.
+    pub data: String,
+    pub created_at: NaiveDateTime,
+    pub read_at: Option<NaiveDateTime>,
+}
+
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = notification_preferences)]
+pub(crate) struct PreferencesRow {
+    pub user_id: UserId,
+    pub in_app: bool,
+    pub email: bool,
+    pub webhook: bool,
+    /// JSON array of event types.
+    pub muted: String,
+    pub updated_at: NaiveDateTime,
 }
 
 use super::schema::{webhook_deliveries, webhooks};

@@ -272,6 +272,8 @@ diesel::table! {
     }
 }
 
+diesel::allow_tables_to_appear_in_same_query!(users, notification_preferences);
+
 diesel::table! {
     /// An organization's endpoints that receive its events (`webhooks/`).
     webhooks (id) {

@@ -15,6 +15,8 @@ pub(crate) enum Mail<'a> {
     AccountLocked { name: &'a str, failures: u32, minutes: u32 },
     PasswordChanged { name: &'a str },
     Invitation { org: &'a str, inviter: &'a str, role: &'a str, token: &'a str, days: i64 },
+    /// A notification sent by e-mail.
+    Notice { name: &'a str, title: &'a str, body: &'a str },
 }
 
 /// A mail ready for the outbox.
@@ -26,7 +28,7 @@ pub(crate) struct Rendered {
 
 static TEMPLATES: LazyLock<Environment<'static>> = LazyLock::new(|| {
     let mut env = Environment::new();
-    let files: [(&str, &str); 15] = [
+    let files: [(&str, &str); 17] = [
         ("base.html", include_str!("../../templates/mail/base.html")),
         ("verify_email.txt", include_str!("../../templates/mail/verify_email.txt")),
         ("verify_email.html", include_str!("../../templates/mail/verify_email.html")),
@@ -42,6 +44,8 @@ static TEMPLATES: LazyLock<Environment<'static>> = LazyLock::new(|| {
         ("password_changed.html", include_str!("../../templates/mail/password_changed.html")),
         ("invitation.txt", include_str!("../../templates/mail/invitation.txt")),
         ("invitation.html", include_str!("../../templates/mail/invitation.html")),
+        ("notice.txt", include_str!("../../templates/mail/notice.txt")),
+        ("notice.html", include_str!("../../templates/mail/notice.html")),
     ];
     for (name, source) in files {
         // The templates are part of the binary; a broken one fails the tests.
@@ -91,6 +95,7 @@ impl Mail<'_> {
                 "You are invited to an organization",
                 context! { org, inviter, role, token, days, link => link(public_url, "/accept-invite", token) },
             ),
+            Self::Notice { name, title, body } => ("notice", *title, context! { name, title, body }),
         };
         let ctx = context! { subject, ..ctx };
         let text = TEMPLATES.get_template(&format!("{template}.txt"))?.render(&ctx)?;
@@ -113,6 +118,7 @@ mod tests {
             Mail::AccountLocked { name: "Ann", failures: 5, minutes: 30 },
             Mail::PasswordChanged { name: "Ann" },
             Mail::Invitation { org: "<Acme>", inviter: "Ann", role: "member", token: "tok", days: 7 },
+            Mail::Notice { name: "Ann", title: "<Acme> key", body: "<Acme>" },
         ];
         for m in mails {
             let r = m.render("https://app.example.com/").expect("renders");

@@ -1,5 +1,6 @@
 use trellis_schema::mfa::{CodeParams, ConfirmTotp, ConfirmTotpResult, MfaCodeReason};
 
+use trellis_schema::notifications::EventType;
 use crate::access::UserCtx;
 use crate::audit::{Event, actions};
 use crate::auth::{codes, store, totp};
@@ -39,6 +40,7 @@ impl Handler for ConfirmTotp {
         if !crate::mfa::store::enable_mfa(&ctx.state.db, user.id, &pending, step, &hashes, &event).await? {
             return Err(HandlerError::reason(MfaCodeReason::InvalidTransition));
         }
+        ctx.state.events.tell(&ctx.state.db, EventType::MfaEnabled, user.id, "Two-factor sign-in turned on", "An authenticator app now protects your account.").await;
         tracing::info!(user_id = %user.id, "MFA turned on");
         Ok(ConfirmTotpResult { recovery_codes: shown })
     }

@@ -1,4 +1,5 @@
 use trellis_schema::Empty;
+use trellis_schema::notifications::EventType;
 use trellis_schema::mfa::{Disable, DisableMfaParams, DisableMfaReason};
 
 use crate::access::UserCtx;
@@ -35,6 +36,7 @@ impl Handler for Disable {
         if !crate::mfa::store::disable_mfa(&ctx.state.db, user.id, &event).await? {
             return Err(not_on());
         }
+        ctx.state.events.tell(&ctx.state.db, EventType::MfaDisabled, user.id, "Two-factor sign-in turned off", "Your account no longer asks for a code from an authenticator app. If you did not do this, change your password now.").await;
         tracing::info!(user_id = %user.id, "MFA turned off");
         Ok(Empty {})
     }

@@ -4,6 +4,8 @@ use trellis_schema::orgs::{Invitation, Invite, InviteParams, InviteReason};
 use super::store;
 use crate::access::OrgCtx;
 use crate::audit::Event;
+use crate::notifications::Event as Notice;
+use trellis_schema::notifications::EventType;
 use crate::auth::{codes, signin};
 use crate::db::models::{InvitationRow, now, utc};
 use crate::mail::Mail;
@@ -78,8 +80,25 @@ impl Handler for Invite {
             .target(format!("invitation:{}", row.id))
             .detail(format!("role {}", p.role.as_str()))
             .row();
-        store::invite(&ctx.state.db, &row, &mail, &event).await?;
+        // An invitee who already has an account hears of it in the app too.
+        let invitee = crate::auth::store::find_user_by_email(&ctx.state.db, &row.email_key).await?;
+        let notice = invitee.map(|u| {
+            Notice::new(
+                EventType::InvitationReceived,
+                vec![u.id],
+                "Invitation to an organization",
+                format!("{inviter} invited you to join {} as {}.", org.name, p.role.as_str()),
+            )
+            .with("orgName", org.name.clone())
+            .with("role", p.role.as_str())
+            .with("invitationId", row.id.to_string())
+            .row()
+        });
+        store::invite(&ctx.state.db, &row, &mail, &event, notice.as_ref()).await?;
         ctx.state.mail.wake();
+        if notice.is_some() {
+            ctx.state.events.published();
+        }
         Ok(Invitation { invitation_id: row.id, expires_at: utc(row.expires_at) })
     }
 }

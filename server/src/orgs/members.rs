@@ -12,6 +12,8 @@ use trellis_schema::orgs::{
 use super::store::{self, MemberChange};
 use crate::access::OrgCtx;
 use crate::audit::Event;
+use crate::notifications::Event as Notice;
+use trellis_schema::notifications::EventType;
 use crate::rpc::error::HandlerError;
 use crate::rpc::registry::Handler;
 use trellis_schema::ids::UserId;
@@ -31,10 +33,26 @@ async fn change(
     let action = if role.is_some() { "orgs.updateMemberRole" } else { "orgs.removeMember" };
     let event = Event::new(&ctx.meta, action).in_org(access).target(format!("user:{target}")).row();
     let actor = access.user_id();
-    match store::change_member(&ctx.state.db, org, actor, target, role, &event).await? {
+    let name = store::find(&ctx.state.db, org).await?.map(|o| o.name).unwrap_or_default();
+    let notice = match role {
+        Some(r) => Notice::new(
+            EventType::RoleChanged,
+            vec![target],
+            "Your role changed",
+            format!("Your role in {name} is now {}.", r.as_str()),
+        )
+        .with("role", r.as_str()),
+        None => Notice::new(EventType::RemovedFromOrg, vec![target], "Removed from an organization", format!("You are no longer a member of {name}.")),
+    }
+    .in_org(org)
+    .about(target)
+    .with("orgName", name.clone())
+    .row();
+    match store::change_member(&ctx.state.db, org, actor, target, role, &event, &notice).await? {
         MemberChange::Done => {
             // Keys held by this member may now do less (or nothing).
             ctx.state.keys.cache.clear();
+            ctx.state.events.published();
             Ok(Empty {})
         }
         MemberChange::NotFound => Err(HandlerError::reason(MemberChangeReason::NotFound)),

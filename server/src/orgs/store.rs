@@ -5,8 +5,8 @@ use diesel::prelude::*;
 use diesel_async::{AsyncConnection, RunQueryDsl};
 use trellis_schema::access::{OrgRole, Permission};
 
-use crate::db::models::{AuditEventRow, InvitationRow, OrgMemberRow, OrgRow, OutboxRow, UserRow, now};
-use crate::db::schema::{audit_events, invitations, org_members, orgs, outbox, users};
+use crate::db::models::{AuditEventRow, EventRow, InvitationRow, OrgMemberRow, OrgRow, OutboxRow, UserRow, now};
+use crate::db::schema::{audit_events, events, invitations, org_members, orgs, outbox, users};
 use crate::db::{Db, DbError, db_read, db_run};
 use trellis_schema::ids::{InvitationId, OrgId, UserId};
 
@@ -79,6 +79,20 @@ pub(crate) async fn members(
     })
 }
 
+/// The owners and admins of an organization: who hears of its API keys
+/// and webhooks.
+pub(crate) async fn admins(db: &Db, org_id: OrgId) -> Result<Vec<UserId>, DbError> {
+    db_read!(db, |conn| {
+        org_members::table
+            .filter(org_members::org_id.eq(org_id))
+            .filter(org_members::role.eq_any([OrgRole::Owner.as_str(), OrgRole::Admin.as_str()]))
+            .select(org_members::user_id)
+            .load(conn)
+            .await
+            .map_err(DbError::from)
+    })
+}
+
 /// Whether the address already belongs to a member.
 pub(crate) async fn is_member_by_email(db: &Db, org_id: OrgId, email_key: &str) -> Result<bool, DbError> {
     let n: i64 = db_read!(db, |conn| org_members::table
@@ -97,12 +111,16 @@ pub(crate) async fn invite(
     invitation: &InvitationRow,
     mail: &OutboxRow,
     event: &AuditEventRow,
+    notice: Option<&EventRow>,
 ) -> Result<(), DbError> {
     db_run!(db, |conn| conn
         .transaction(async |conn| {
             diesel::insert_into(invitations::table).values(invitation).execute(conn).await?;
             diesel::insert_into(outbox::table).values(mail).on_conflict_do_nothing().execute(conn).await?;
             diesel::insert_into(audit_events::table).values(event).execute(conn).await?;
+            if let Some(notice) = notice {
+                diesel::insert_into(events::table).values(notice).execute(conn).await?;
+            }
             Ok::<_, DbError>(())
         })
         .await)
@@ -311,6 +329,7 @@ pub(crate) async fn change_member(
     user_id: UserId,
     role: Option<OrgRole>,
     event: &AuditEventRow,
+    notice: &EventRow,
 ) -> Result<MemberChange, DbError> {
     db_run!(db, |conn| conn
         .transaction(async |conn| {
@@ -355,6 +374,7 @@ pub(crate) async fn change_member(
                 }
             }
             diesel::insert_into(audit_events::table).values(&event).execute(conn).await?;
+            diesel::insert_into(events::table).values(notice).execute(conn).await?;
             Ok(MemberChange::Done)
         })
         .await)

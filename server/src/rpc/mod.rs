@@ -12,3 +12,4 @@ pub(crate) mod respond;
 pub(crate) mod server;
 pub(crate) mod ws;
 pub(crate) mod ws_frames;
+pub(crate) mod ws_subscriptions;

@@ -8,10 +8,13 @@ use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::sync::Arc;
 
+use futures::StreamExt;
 use futures::future::BoxFuture;
+use futures::stream::BoxStream;
 use serde::de::DeserializeOwned;
 use serde_json::value::RawValue;
 use trellis_schema::error::FieldError;
+use trellis_schema::procedure::shape;
 use trellis_schema::{Access, ApiError, Procedure, Reason};
 
 use super::error::HandlerError;
@@ -31,6 +34,49 @@ pub(crate) trait Handler: Procedure<Rule: Grant, InOrg: InOrg> {
     ) -> impl Future<Output = Result<Self::Output, HandlerError<Self::Reason>>> + Send;
 }
 
+/// The items of a subscription, as its handler makes them: an error ends it
+/// (its last message says why).
+pub(crate) type Items<T, R> = BoxStream<'static, Result<T, HandlerError<R>>>;
+
+/// The server side of a subscription: checks made at subscribe time (access,
+/// params, the handler's own) answer the subscribe call; then its items.
+pub(crate) trait Streamer: Procedure<Rule: Grant, InOrg: InOrg> {
+    fn subscribe(
+        ctx: <Self::Rule as Grant>::Ctx,
+        params: Self::Params,
+    ) -> impl Future<Output = Result<Items<Self::Output, Self::Reason>, HandlerError<Self::Reason>>> + Send;
+}
+
+/// A subscription's items as the transport sends them.
+pub(crate) type RawItems = BoxStream<'static, Result<Box<RawValue>, ApiError>>;
+
+/// Binds a procedure by its kind: a query or mutation to its [`Handler`], a
+/// subscription to its [`Streamer`].
+pub(crate) trait Bind<P> {
+    fn bind(registry: &mut Registry);
+}
+
+impl<P: Handler> Bind<P> for shape::Query {
+    fn bind(registry: &mut Registry) {
+        registry.add::<P>();
+    }
+}
+
+impl<P: Handler> Bind<P> for shape::Mutation {
+    fn bind(registry: &mut Registry) {
+        registry.add::<P>();
+    }
+}
+
+impl<P: Streamer> Bind<P> for shape::Subscription {
+    fn bind(registry: &mut Registry) {
+        registry.add_stream::<P>();
+    }
+}
+
+type SubscribeFn =
+    dyn Fn(AppState, Arc<RequestMeta>, Option<&RawValue>) -> BoxFuture<'static, Result<RawItems, ApiError>> + Send + Sync;
+
 type CallFn = dyn Fn(AppState, Arc<RequestMeta>, Option<&RawValue>) -> BoxFuture<'static, Result<Box<RawValue>, ApiError>>
     + Send
     + Sync;
@@ -38,6 +84,10 @@ type CallFn = dyn Fn(AppState, Arc<RequestMeta>, Option<&RawValue>) -> BoxFuture
 /// Method name → the call, with its whole pipeline.
 pub(crate) struct Registry {
     calls: HashMap<&'static str, Box<CallFn>>,
+    /// Subscriptions (WebSocket only), by method.
+    streams: HashMap<&'static str, Box<SubscribeFn>>,
+    /// The methods that end a subscription, with the subscription's method.
+    ends: HashMap<&'static str, &'static str>,
     /// The procedures whose calls with an API key take from its limit (all
     /// but the public ones).
     charged: HashSet<&'static str>,
@@ -48,8 +98,13 @@ macro_rules! register_all {
         impl Registry {
             /// One entry per procedure of the schema's list.
             pub(crate) fn build() -> Self {
-                let mut r = Registry { calls: HashMap::new(), charged: HashSet::new() };
-                $( r.add::<$p>(); )*
+                let mut r = Registry {
+                    calls: HashMap::new(),
+                    streams: HashMap::new(),
+                    ends: HashMap::new(),
+                    charged: HashSet::new(),
+                };
+                $( <<$p as Procedure>::Shape as Bind<$p>>::bind(&mut r); )*
                 r
             }
         }
@@ -99,6 +154,58 @@ impl Registry {
         assert!(previous.is_none(), "procedure {} is listed twice", P::METHOD);
     }
 
+    fn add_stream<P: Streamer>(&mut self) {
+        let subscribe: Box<SubscribeFn> = Box::new(|state, meta, params| {
+            let params = decode_params::<P::Params>(params);
+            Box::pin(async move {
+                let params = match params {
+                    Ok(params) => params,
+                    Err(e) => {
+                        <P::Rule as Grant>::check_before_params_error(state, meta, P::ACCESS, P::METHOD).await?;
+                        return Err(e);
+                    }
+                };
+                let org = P::org_of(&params);
+                let granted = <P::Rule as Grant>::grant(state, meta, P::ACCESS, org, P::METHOD).await?;
+                let items = P::subscribe(granted.ctx, params).await.map_err(HandlerError::into_api)?;
+                let items: RawItems = items
+                    .map(|item| match item {
+                        Ok(item) => serde_json::value::to_raw_value(&item).map_err(|e| {
+                            tracing::error!(error = %e, method = P::METHOD, "item did not serialize");
+                            ApiError::new(Reason::Internal)
+                        }),
+                        Err(e) => Err(e.into_api()),
+                    })
+                    .boxed();
+                Ok(items)
+            })
+        });
+        self.streams.insert(P::METHOD, subscribe);
+        if let Some(end) = P::UNSUBSCRIBE {
+            self.ends.insert(end, P::METHOD);
+        }
+        if P::ACCESS != Access::Public {
+            self.charged.insert(P::METHOD);
+        }
+    }
+
+    /// Starts a subscription: `None` when `method` is not one; else its
+    /// method's name and its items (or why it is refused).
+    pub(crate) fn subscribe(
+        &self,
+        method: &str,
+        state: AppState,
+        meta: Arc<RequestMeta>,
+        params: Option<&RawValue>,
+    ) -> Option<(&'static str, BoxFuture<'static, Result<RawItems, ApiError>>)> {
+        self.streams.get_key_value(method).map(|(name, f)| (*name, f(state, meta, params)))
+    }
+
+    /// The subscription method `method` ends, if it is an unsubscribe method.
+    pub(crate) fn ended_by(&self, method: &str) -> Option<&'static str> {
+        self.ends.get(method).copied()
+    }
+
     /// The request's facts for a batch of calls to `methods`: with an API
     /// key, the calls that take from its limit take together, in one pass.
     pub(crate) fn for_batch<'m>(
@@ -125,6 +232,10 @@ impl Registry {
         meta: Arc<RequestMeta>,
         params: Option<&RawValue>,
     ) -> Option<BoxFuture<'static, Result<Box<RawValue>, ApiError>>> {
+        if self.streams.contains_key(method) {
+            return Some(Box::pin(std::future::ready(Err(ApiError::new(Reason::InvalidRequest)
+                .message("subscriptions are served over WebSocket (GET /rpc)")))));
+        }
         self.calls.get(method).map(|f| f(state, meta, params))
     }
 }

@@ -15,8 +15,14 @@
 //! - the server pings every `TRELLIS_WS_PING_INTERVAL_MS` and closes (1001) a
 //!   socket it has heard nothing from (no message, no pong) for
 //!   `TRELLIS_WS_IDLE_TIMEOUT_MS`.
+//!
+//! Subscriptions live here too ([`super::ws_subscriptions`]): a subscribe
+//! call starts one, its items follow its answer, an unsubscribe call ends
+//! it; when the socket closes for a reason of the server's (session ended,
+//! token expired, shutdown) each subscription first gets a last message
+//! saying why.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
@@ -29,8 +35,9 @@ use hyper_util::rt::TokioIo;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 use tokio::io::AsyncWriteExt;
-use tokio::sync::{Semaphore, mpsc, watch};
+use tokio::sync::{Semaphore, mpsc, oneshot, watch};
 use tokio::task::JoinSet;
+use trellis_schema::rpc::UnsubscribeParams;
 use trellis_schema::{ApiError, Reason};
 
 use super::connection::{Connection, stopped};
@@ -39,6 +46,7 @@ use super::framing::{self, Entry};
 use super::registry::{Registry, decode_params};
 use super::respond::{HttpBody, full, json_response};
 use super::ws_frames::{self as frames, FrameError, FrameReader, close};
+use super::ws_subscriptions::{PerUser, Queued, Subscriptions};
 use crate::access::{Credential, RequestMeta};
 use crate::auth::tokens::LEEWAY_SECS;
 use crate::state::AppState;
@@ -56,11 +64,13 @@ pub(crate) struct WsEndpoint {
 struct Shared {
     state: AppState,
     registry: Arc<Registry>,
+    /// Subscriptions per user on this replica.
+    per_user: Arc<PerUser>,
 }
 
 impl WsEndpoint {
     pub(crate) fn new(state: AppState, registry: Arc<Registry>) -> Self {
-        Self { shared: Arc::new(Shared { state, registry }) }
+        Self { shared: Arc::new(Shared { state, registry, per_user: Arc::default() }) }
     }
 
     /// Answers an upgrade request (101, or 400/426 when it is not a valid
@@ -170,8 +180,9 @@ struct AuthenticateParams {
     access_token: String,
 }
 
-/// Why the server closes a socket.
-struct Closing(u16, &'static str);
+/// Why the server closes a socket: the close code and reason, and the
+/// reason each subscription's last message gives.
+struct Closing(u16, &'static str, Option<Reason>);
 
 impl Shared {
     async fn serve(
@@ -183,7 +194,15 @@ impl Shared {
         let config = &self.state.config;
         let (read, write) = tokio::io::split(io);
         let (out, out_rx) = mpsc::channel::<Vec<u8>>(64);
-        let writer = tokio::spawn(write_frames(write, out_rx));
+        let (items, items_rx) = mpsc::unbounded_channel::<Queued>();
+        let writer = tokio::spawn(write_frames(write, out_rx, items_rx));
+        let subs = Subscriptions::new(
+            config.max_subscriptions_per_connection as usize,
+            config.max_subscriptions_per_user as usize,
+            config.subscription_buffer as usize,
+            self.per_user.clone(),
+            items.clone(),
+        );
         let max_message = config.max_body_bytes;
         let frames = futures::stream::unfold(
             FrameReader::new(tokio::io::BufReader::new(read), max_message),
@@ -223,11 +242,16 @@ impl Shared {
                                 continue;
                             }
                             let meta = auth.current(&self.state);
-                            let (this, out, permit) = (self.clone(), out.clone(), slot.take());
+                            let (this, out, permit, subs) = (self.clone(), out.clone(), slot.take(), subs.clone());
                             calls.spawn(async move {
                                 let _permit = permit;
-                                if let Some(answer) = this.answer(&meta, &data).await {
+                                let started = Mutex::new(Vec::new());
+                                if let Some(answer) = this.answer(&meta, &data, &subs, &started).await {
                                     let _ = out.send(frames::frame(frames::TEXT, &answer)).await;
+                                }
+                                // Items of the subscriptions it started follow the answer.
+                                for start in started.into_inner().unwrap_or_else(PoisonError::into_inner) {
+                                    let _ = start.send(());
                                 }
                             });
                             slot = slots.clone().try_acquire_owned().ok();
@@ -244,32 +268,39 @@ impl Shared {
                             let _ = out.try_send(frames::close_frame(code, ""));
                             break None;
                         }
-                        Err(FrameError::Protocol(code, why)) => break Some(Closing(code, why)),
+                        Err(FrameError::Protocol(code, why)) => break Some(Closing(code, why, None)),
                         Err(FrameError::Io) => break None,
                     }
                 }
                 permit = slots.clone().acquire_owned(), if slot.is_none() => slot = permit.ok(),
                 Some(_) = calls.join_next(), if !calls.is_empty() => {}
-                () = ended(&mut session) => break Some(Closing(close::SESSION_ENDED, "session ended")),
-                () = until(expires) => break Some(Closing(close::TOKEN_EXPIRED, "token expired")),
+                () = ended(&mut session) => {
+                    break Some(Closing(close::SESSION_ENDED, "session ended", Some(Reason::SessionEnded)));
+                }
+                () = until(expires) => {
+                    break Some(Closing(close::TOKEN_EXPIRED, "token expired", Some(Reason::TokenExpired)));
+                }
                 _ = ping.tick() => {
                     if heard.elapsed() >= idle_limit {
-                        break Some(Closing(close::GOING_AWAY, "no answer to pings"));
+                        break Some(Closing(close::GOING_AWAY, "no answer to pings", None));
                     }
                     let _ = out.try_send(frames::frame(frames::PING, b""));
                 }
                 () = stopped(&mut stopping) => {
                     // In-flight calls finish and are answered first.
                     while calls.join_next().await.is_some() {}
-                    break Some(Closing(close::GOING_AWAY, "server shutting down"));
+                    break Some(Closing(close::GOING_AWAY, "server shutting down", Some(Reason::ShuttingDown)));
                 }
             }
         };
         // Calls still running finish on their own; a closed socket drops their answers.
         calls.detach_all();
-        if let Some(Closing(code, why)) = closing {
+        // Each subscription's last message, then the close frame, in that
+        // order on the items' queue.
+        subs.end_all(closing.as_ref().and_then(|c| c.2)).await;
+        if let Some(Closing(code, why, _)) = closing {
             tracing::debug!(code, reason = why, "closing WebSocket");
-            let _ = tokio::time::timeout(Duration::from_secs(5), out.send(frames::close_frame(code, why))).await;
+            let _ = items.send(Queued { frame: frames::close_frame(code, why), pending: None });
             // The closing handshake: wait (briefly) for the client's close
             // frame, so that closing the connection does not reset it under
             // data the client is still sending.
@@ -283,6 +314,8 @@ impl Shared {
             .await;
         }
         drop(out);
+        drop(items);
+        drop(subs);
         // The writer ends once the close frame is out. A peer that stopped
         // reading cannot hold the connection: the writer is stopped.
         let mut writer = writer;
@@ -341,7 +374,14 @@ impl Shared {
     }
 
     /// The answer to one message (`None` when it held only notifications).
-    async fn answer(&self, meta: &Arc<RequestMeta>, data: &[u8]) -> Option<Vec<u8>> {
+    /// Subscriptions it starts wait for the signals left in `started`.
+    async fn answer(
+        &self,
+        meta: &Arc<RequestMeta>,
+        data: &[u8],
+        subs: &Arc<Subscriptions>,
+        started: &Mutex<Vec<oneshot::Sender<()>>>,
+    ) -> Option<Vec<u8>> {
         let config = &self.state.config;
         let mut out = Vec::with_capacity(256);
         match framing::parse_body(data, config.max_json_depth, config.max_batch) {
@@ -350,7 +390,7 @@ impl Shared {
                 framing::write_error(&mut out, None, &err.to_error_object(&meta.request_id));
             }
             Ok(framing::Body::Single(entry)) => {
-                let (id, answered, result) = self.run(meta, entry).await;
+                let (id, answered, result) = self.run(meta, entry, subs, started).await;
                 if !answered {
                     return None;
                 }
@@ -358,7 +398,7 @@ impl Shared {
             }
             Ok(framing::Body::Batch(entries)) => {
                 let meta = &self.registry.for_batch(meta, framing::methods(&entries));
-                let results = join_all(entries.into_iter().map(|e| self.run(meta, e))).await;
+                let results = join_all(entries.into_iter().map(|e| self.run(meta, e, subs, started))).await;
                 out.push(b'[');
                 for (id, answered, result) in results {
                     if !answered {
@@ -389,6 +429,8 @@ impl Shared {
         &self,
         meta: &Arc<RequestMeta>,
         entry: Entry<'a>,
+        subs: &Arc<Subscriptions>,
+        started: &Mutex<Vec<oneshot::Sender<()>>>,
     ) -> (Option<&'a RawValue>, bool, Result<Box<RawValue>, ApiError>) {
         match entry {
             Entry::Invalid { id } => (id, true, Err(ApiError::new(Reason::InvalidRequest))),
@@ -397,6 +439,14 @@ impl Shared {
                 let result = if call.method == AUTHENTICATE {
                     Err(ApiError::new(Reason::InvalidRequest)
                         .message("send rpc.authenticate on its own, not in a batch"))
+                } else if let Some(subscription) = self.registry.ended_by(&call.method) {
+                    decode_params::<UnsubscribeParams>(call.params)
+                        .map(|p| subs.end(&p.subscription.0, subscription))
+                        .and_then(|ended| serde_json::value::to_raw_value(&ended).map_err(|_| ApiError::new(Reason::Internal)))
+                } else if let Some((method, subscribe)) =
+                    self.registry.subscribe(&call.method, self.state.clone(), meta.clone(), call.params)
+                {
+                    self.start(meta, method, subscribe, answered, subs, started).await
                 } else {
                     match self.registry.call(&call.method, self.state.clone(), meta.clone(), call.params) {
                         Some(fut) => fut.await,
@@ -412,6 +462,34 @@ impl Shared {
     }
 }
 
+impl Shared {
+    /// A subscribe call: its place among the caps, then the procedure's
+    /// checks; answers the subscription's id.
+    async fn start(
+        &self,
+        meta: &Arc<RequestMeta>,
+        method: &'static str,
+        subscribe: futures::future::BoxFuture<'static, Result<super::registry::RawItems, ApiError>>,
+        answered: bool,
+        subs: &Arc<Subscriptions>,
+        started: &Mutex<Vec<oneshot::Sender<()>>>,
+    ) -> Result<Box<RawValue>, ApiError> {
+        if !answered {
+            return Err(ApiError::new(Reason::InvalidRequest).message("a subscribe call needs an id"));
+        }
+        let user = match &meta.principal {
+            Ok(Some(Credential::User(p))) => Some(p.user_id),
+            _ => None,
+        };
+        let slot = subs.reserve(user)?;
+        let items = subscribe.await?;
+        let (start, wait) = oneshot::channel();
+        let id = subs.start(method, items, slot, Arc::from(&*meta.request_id), wait);
+        started.lock().unwrap_or_else(PoisonError::into_inner).push(start);
+        serde_json::value::to_raw_value(&id).map_err(|_| ApiError::new(Reason::Internal))
+    }
+}
+
 fn write_answer(out: &mut Vec<u8>, id: Option<&RawValue>, result: Result<Box<RawValue>, ApiError>, meta: &RequestMeta) {
     match result {
         Ok(value) => framing::write_result(out, id, &value),
@@ -422,14 +500,37 @@ fn write_answer(out: &mut Vec<u8>, id: Option<&RawValue>, result: Result<Box<Raw
     }
 }
 
-/// Writes frames in order; after a close frame, ends the connection.
-async fn write_frames(mut io: impl tokio::io::AsyncWrite + Unpin, mut rx: mpsc::Receiver<Vec<u8>>) {
-    while let Some(frame) = rx.recv().await {
+/// Writes frames in order (answers and control frames first, then
+/// subscription items); after a close frame, ends the connection.
+async fn write_frames(
+    mut io: impl tokio::io::AsyncWrite + Unpin,
+    mut rx: mpsc::Receiver<Vec<u8>>,
+    mut items: mpsc::UnboundedReceiver<Queued>,
+) {
+    let mut items_open = true;
+    loop {
+        let (frame, pending) = tokio::select! {
+            biased;
+            frame = rx.recv() => match frame {
+                Some(frame) => (frame, None),
+                None => break,
+            },
+            item = items.recv(), if items_open => match item {
+                Some(q) => (q.frame, q.pending),
+                None => {
+                    items_open = false;
+                    continue;
+                }
+            },
+        };
         let is_close = frame.first() == Some(&(0x80 | frames::CLOSE));
         if io.write_all(&frame).await.is_err() {
             return;
         }
-        if rx.is_empty() && io.flush().await.is_err() {
+        if let Some(pending) = pending {
+            pending.fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
+        }
+        if rx.is_empty() && items.is_empty() && io.flush().await.is_err() {
             return;
         }
         if is_close {

@@ -26,21 +26,13 @@ use trellis_schema::webhooks::MAX_EVENTS;
 use crate::access::Call;
 use crate::mail::Wakeup;
 
-/// The part of the state for webhooks: wakes the workers.
+/// The part of the state for webhooks. (The worker that turns events into
+/// deliveries is woken by `Events::published`, through `events.webhooks`.)
 #[derive(Clone, Default)]
 pub(crate) struct Webhooks {
-    /// Wakes the worker that turns events into deliveries.
-    pub hooker: Wakeup,
-    /// Wakes the sender.
+    /// Wakes the sender: a delivery was queued (a redelivery, a webhook
+    /// enabled again).
     pub sender: Wakeup,
-}
-
-impl Webhooks {
-    /// Call after a transaction that wrote an event has committed: its
-    /// deliveries are made (and sent) at once rather than at the next poll.
-    pub(crate) fn wake(&self) {
-        self.hooker.wake();
-    }
 }
 
 /// What a webhook's sealed secrets are bound to: a sealed value copied to

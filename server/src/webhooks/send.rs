@@ -22,6 +22,7 @@ use crate::auth::sealed::SecretBox;
 use crate::db::Db;
 use crate::db::models::now;
 use crate::mail::Wakeup;
+use crate::notifications::Events;
 
 /// Most of an answer read before the connection is dropped.
 pub(crate) const MAX_RESPONSE_BYTES: usize = 64 * 1024;
@@ -82,6 +83,8 @@ pub(crate) struct DeliverySender {
     pub policy: RetryPolicy,
     pub allow_private: bool,
     pub timeout: Duration,
+    /// Woken when a webhook is disabled, to tell its admins at once.
+    pub events: Events,
 }
 
 impl DeliverySender {
@@ -143,6 +146,7 @@ impl DeliverySender {
                     );
                 }
                 if let Some(off) = disabled {
+                    self.events.published();
                     tracing::warn!(webhook_id = %off.webhook_id, org_id = %off.org_id, "webhook disabled after a run of failed deliveries");
                 }
             }

@@ -10,7 +10,8 @@ use trellis_schema::ids::{OrgId, UserId, WebhookDeliveryId, WebhookId};
 use trellis_schema::notifications::EventType;
 use trellis_schema::webhooks::DeliveryStatus;
 
-use crate::db::models::{AuditEventRow, WebhookDeliveryRow, WebhookRow, internal_id, now, utc};
+use crate::db::models::{AuditEventRow, WebhookDeliveryRow, WebhookRow, now, utc};
+use crate::notifications::Event;
 use crate::db::schema::{audit_events, events, notification_preferences, org_members, orgs, webhook_deliveries, webhooks};
 use crate::db::{Db, DbError, db_read, db_run};
 
@@ -490,29 +491,19 @@ pub(crate) async fn record_attempt(
                         .select(org_members::user_id)
                         .load(conn)
                         .await?;
-                    let recipients = serde_json::to_string(&admins).unwrap_or_else(|_| "[]".into());
-                    let data = serde_json::json!({ "webhookId": d.webhook_id, "url": url }).to_string();
-                    diesel::insert_into(events::table)
-                        .values((
-                            events::id.eq(internal_id()),
-                            events::kind.eq(EventType::WebhookDisabled.as_str()),
-                            events::org_id.eq(Some(org_id)),
-                            events::subject_user_id.eq(None::<UserId>),
-                            events::recipients.eq(recipients),
-                            events::title.eq("A webhook was disabled"),
-                            events::body.eq(format!(
-                                "The webhook {url} was disabled after {disable_after} deliveries in a row failed \
-                                 every attempt. Fix the endpoint, then enable it again."
-                            )),
-                            events::data.eq(data),
-                            events::created_at.eq(t),
-                            events::notified_at.eq(None::<NaiveDateTime>),
-                            // Already hooked: it is not delivered to webhooks,
-                            // so a failing webhook cannot feed itself.
-                            events::hooked_at.eq(Some(t)),
-                        ))
-                        .execute(conn)
-                        .await?;
+                    let body = format!(
+                        "The webhook {url} was disabled after {disable_after} deliveries in a row failed every \
+                         attempt. Fix the endpoint, then enable it again."
+                    );
+                    let mut row = Event::new(EventType::WebhookDisabled, admins, "A webhook was disabled", body)
+                        .in_org(org_id)
+                        .with("webhookId", d.webhook_id.to_string())
+                        .with("url", url)
+                        .row();
+                    // Already hooked: it is not delivered to webhooks, so a
+                    // failing webhook cannot feed itself.
+                    row.hooked_at = Some(t);
+                    diesel::insert_into(events::table).values(&row).execute(conn).await?;
                     Ok(Some(Disabled { webhook_id: d.webhook_id, org_id }))
                 }
             }
