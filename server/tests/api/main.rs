@@ -30,4 +30,5 @@ mod throttle;
 mod tokens;
 mod transport;
 mod ws;
+mod webhooks;
 mod ws_sessions;
