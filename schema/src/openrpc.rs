@@ -253,7 +253,10 @@ mod tests {
     fn every_procedure_with_params_has_an_example_that_parses() {
         use std::any::TypeId;
 
-        use crate::ids::{ApiKeyId, AuditEventId, InvitationId, NotificationId, OrgId, SessionId, UserId, WebhookDeliveryId, WebhookId};
+        use crate::ids::{
+            ApiKeyId, AuditEventId, InvitationId, NotificationId, OrgId, SessionId, UserId, WebhookDeliveryId,
+            WebhookId,
+        };
         use crate::{Access, Empty};
 
         struct Check(Vec<String>);

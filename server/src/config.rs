@@ -160,13 +160,16 @@ pub struct Config {
     pub webhooks_allow_private: bool,
 
     /// The first retry delay of a webhook delivery, in milliseconds; the
-    /// later ones are multiples of it (6, 24, 120, 360, 720, 1440, 2880 and
-    /// 5760 times: with the default of 5 s, about a day in all), with jitter.
+    /// later ones are multiples of it (6, 24, 120, 360, 720, 1440, 2880,
+    /// 5760 and 5760 times: with the default of 5 s, 30 s, 2 min, 10 min,
+    /// 30 min, 1 h, 2 h, 4 h, 8 h and 8 h, about a day in all), with ±20%
+    /// jitter.
     #[arg(long, env = "TRELLIS_WEBHOOK_RETRY_BASE_MS", default_value_t = 5_000)]
     pub webhook_retry_base_ms: u64,
 
-    /// Attempts of one webhook delivery before it is given up.
-    #[arg(long, env = "TRELLIS_WEBHOOK_MAX_ATTEMPTS", default_value_t = 10)]
+    /// Attempts of one webhook delivery before it is given up (11: the
+    /// last about a day after the first, with the default base).
+    #[arg(long, env = "TRELLIS_WEBHOOK_MAX_ATTEMPTS", default_value_t = 11)]
     pub webhook_max_attempts: u32,
 
     /// Deliveries of one webhook given up in a row (every attempt failed,

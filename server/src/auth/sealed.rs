@@ -138,9 +138,9 @@ impl SecretBox {
         }
         let (nonce, sealed) = bytes.split_at(NONCE_LEN);
         let nonce = XNonce::try_from(nonce).map_err(|_| anyhow::anyhow!("a sealed secret's nonce is malformed"))?;
-        cipher.decrypt(&nonce, Payload { msg: sealed, aad }).map_err(|_| {
-            anyhow::anyhow!("a sealed secret does not open under key {id} (wrong key, or not this row's)")
-        })
+        cipher
+            .decrypt(&nonce, Payload { msg: sealed, aad })
+            .map_err(|_| anyhow::anyhow!("a sealed secret does not open under key {id} (wrong key, or not this row's)"))
     }
 
     /// Whether `stored` is sealed under the first key.

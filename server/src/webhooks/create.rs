@@ -1,5 +1,7 @@
 use trellis_schema::ids::WebhookId;
-use trellis_schema::webhooks::{Create, CreateWebhookParams, CreateWebhookReason, CreatedWebhook, MAX_WEBHOOKS_PER_ORG};
+use trellis_schema::webhooks::{
+    Create, CreateWebhookParams, CreateWebhookReason, CreatedWebhook, MAX_WEBHOOKS_PER_ORG,
+};
 
 use super::{checked_events, checked_url, secret_aad, signing, store};
 use crate::access::OrgCtx;

@@ -103,8 +103,7 @@ impl reqwest::dns::Resolve for GuardedResolver {
         let allow_private = self.allow_private;
         Box::pin(async move {
             let addrs: Vec<SocketAddr> = tokio::net::lookup_host((name.as_str(), 0)).await?.collect();
-            let allowed: Vec<SocketAddr> =
-                addrs.into_iter().filter(|a| allow_private || !forbidden(a.ip())).collect();
+            let allowed: Vec<SocketAddr> = addrs.into_iter().filter(|a| allow_private || !forbidden(a.ip())).collect();
             if allowed.is_empty() {
                 return Err(Box::new(Blocked) as Box<dyn std::error::Error + Send + Sync>);
             }

@@ -5,8 +5,8 @@
 //! run of failures.
 
 mod create;
-mod deliveries;
 mod delete;
+mod deliveries;
 pub(crate) mod guard;
 pub(crate) mod hook;
 mod list;

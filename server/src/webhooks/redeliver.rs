@@ -1,5 +1,5 @@
 use trellis_schema::Empty;
-use trellis_schema::webhooks::{RedeliverParams, RedeliverReason, Redeliver};
+use trellis_schema::webhooks::{Redeliver, RedeliverParams, RedeliverReason};
 
 use super::store::{self, Redelivered};
 use crate::access::OrgCtx;
@@ -23,7 +23,9 @@ impl Handler for Redeliver {
             Redelivered::Pending => Err(HandlerError::Reason {
                 reason: RedeliverReason::InvalidTransition,
                 message: Some("the delivery is still pending: it is being tried".into()),
-                data: [("from".to_owned(), "pending".into()), ("to".to_owned(), "pending".into())].into_iter().collect(),
+                data: [("from".to_owned(), "pending".into()), ("to".to_owned(), "pending".into())]
+                    .into_iter()
+                    .collect(),
             }),
         }
     }

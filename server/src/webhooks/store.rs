@@ -11,9 +11,11 @@ use trellis_schema::notifications::EventType;
 use trellis_schema::webhooks::DeliveryStatus;
 
 use crate::db::models::{AuditEventRow, WebhookDeliveryRow, WebhookRow, now, utc};
-use crate::notifications::Event;
-use crate::db::schema::{audit_events, events, notification_preferences, org_members, orgs, webhook_deliveries, webhooks};
+use crate::db::schema::{
+    audit_events, events, notification_preferences, org_members, orgs, webhook_deliveries, webhooks,
+};
 use crate::db::{Db, DbError, db_read, db_run};
+use crate::notifications::Event;
 
 pub(crate) fn events_text(events: &[EventType]) -> String {
     let mut s: Vec<&str> = events.iter().map(|e| e.as_str()).collect();
@@ -30,8 +32,7 @@ pub(crate) async fn insert(db: &Db, row: &WebhookRow, event: &AuditEventRow, max
     db_run!(db, |conn| conn
         .transaction(async |conn| {
             diesel::update(orgs::table.find(row.org_id)).set(orgs::slug.eq(orgs::slug)).execute(conn).await?;
-            let n: i64 =
-                webhooks::table.filter(webhooks::org_id.eq(row.org_id)).count().get_result(conn).await?;
+            let n: i64 = webhooks::table.filter(webhooks::org_id.eq(row.org_id)).count().get_result(conn).await?;
             if n >= max {
                 return Ok::<_, DbError>(false);
             }
@@ -262,14 +263,7 @@ pub(crate) async fn unhooked_events(db: &Db, limit: i64) -> Result<Vec<PendingEv
         .filter(events::hooked_at.is_null())
         .order(events::id.asc())
         .limit(limit)
-        .select((
-            events::id,
-            events::kind,
-            events::org_id,
-            events::subject_user_id,
-            events::data,
-            events::created_at,
-        ))
+        .select((events::id, events::kind, events::org_id, events::subject_user_id, events::data, events::created_at,))
         .load(conn)
         .await
         .map_err(DbError::from))
@@ -305,8 +299,11 @@ pub(crate) async fn hook_event(db: &Db, ev: &PendingEvent) -> Result<usize, DbEr
                 .select((webhooks::id, webhooks::events))
                 .load(conn)
                 .await?;
-            let takers: Vec<WebhookId> =
-                hooks.into_iter().filter(|(_, events)| events.split(',').any(|e| e == ev.kind)).map(|(id, _)| id).collect();
+            let takers: Vec<WebhookId> = hooks
+                .into_iter()
+                .filter(|(_, events)| events.split(',').any(|e| e == ev.kind))
+                .map(|(id, _)| id)
+                .collect();
             if takers.is_empty() {
                 return Ok(0);
             }

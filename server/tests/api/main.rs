@@ -29,6 +29,6 @@ mod tenancy;
 mod throttle;
 mod tokens;
 mod transport;
-mod ws;
 mod webhooks;
+mod ws;
 mod ws_sessions;

@@ -57,7 +57,11 @@ impl Endpoint {
                         let Some((path, headers, body)) = read_request(&mut sock).await else { return };
                         let status = script.lock().expect("lock").pop_front().unwrap_or(then);
                         let header = |name: &str| {
-                            headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.clone()).unwrap_or_default()
+                            headers
+                                .iter()
+                                .find(|(k, _)| k.eq_ignore_ascii_case(name))
+                                .map(|(_, v)| v.clone())
+                                .unwrap_or_default()
                         };
                         received.lock().expect("lock").push(Received {
                             path,
@@ -123,10 +127,8 @@ async fn read_request(sock: &mut tokio::net::TcpStream) -> Option<(String, Vec<(
     let head = String::from_utf8_lossy(&buf[..head_end]).into_owned();
     let mut lines = head.split("\r\n");
     let path = lines.next()?.split(' ').nth(1)?.to_owned();
-    let headers: Vec<(String, String)> = lines
-        .filter_map(|l| l.split_once(':'))
-        .map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned()))
-        .collect();
+    let headers: Vec<(String, String)> =
+        lines.filter_map(|l| l.split_once(':')).map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned())).collect();
     let len: usize = headers
         .iter()
         .find(|(k, _)| k.eq_ignore_ascii_case("content-length"))
@@ -187,7 +189,13 @@ async fn key_made(app: &TestApp, token: &str, org: &str) {
 }
 
 /// Polls `webhooks.deliveries` until `done` holds of its items (at most 20 s).
-async fn deliveries_until(app: &TestApp, token: &str, org: &str, hook: &str, done: impl Fn(&[Value]) -> bool) -> Vec<Value> {
+async fn deliveries_until(
+    app: &TestApp,
+    token: &str,
+    org: &str,
+    hook: &str,
+    done: impl Fn(&[Value]) -> bool,
+) -> Vec<Value> {
     let mut last = Vec::new();
     for _ in 0..400 {
         let page = app
@@ -507,7 +515,8 @@ async fn connect_time_check(backend: Backend) {
     .await
     .expect("server B");
     key_made(&b, &owner, &org).await;
-    let items = deliveries_until(&b, &owner, &org, &hook, |items| items.first().is_some_and(|d| d["attempt"] == 1)).await;
+    let items =
+        deliveries_until(&b, &owner, &org, &hook, |items| items.first().is_some_and(|d| d["attempt"] == 1)).await;
     assert_eq!(items[0]["status"], "pending", "retried later");
     assert!(items[0].get("responseCode").is_none_or(Value::is_null));
     let error = items[0]["error"].as_str().expect("an error");
