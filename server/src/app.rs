@@ -164,7 +164,14 @@ impl Application {
                 Duration::from_millis(config.session_sync_ms.max(10)),
                 follower,
             ),
-            crate::retention::spawn(state.db.clone(), config.outbox_retention_days, config.audit_retention_days),
+            crate::retention::spawn(
+                state.db.clone(),
+                crate::retention::Retention {
+                    outbox_days: config.outbox_retention_days,
+                    notification_days: config.notification_retention_days,
+                    audit_days: config.audit_retention_days,
+                },
+            ),
             crate::access::usage::UsageRecorder::spawn(
                 state.keys.usage.clone(),
                 state.db.clone(),
@@ -196,6 +203,7 @@ impl Application {
             h2_keep_alive_interval: ms(config.h2_keep_alive_interval_ms),
             h2_keep_alive_timeout: ms(config.h2_keep_alive_timeout_ms),
             shutdown_grace: ms(config.shutdown_grace_ms),
+            send_buffer: config.socket_send_buffer_bytes,
         };
         Ok(Self { listener, front: Arc::new(Front { state, registry, ws }), opts, background })
     }

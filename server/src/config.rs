@@ -114,6 +114,12 @@ pub struct Config {
     #[arg(long, env = "TRELLIS_SUBSCRIPTION_BUFFER", default_value_t = 256)]
     pub subscription_buffer: u32,
 
+    /// The kernel's send buffer of each connection, in bytes; unset: the
+    /// system's own sizing (which grows to megabytes for a client that
+    /// stops reading).
+    #[arg(long, env = "TRELLIS_SOCKET_SEND_BUFFER_BYTES")]
+    pub socket_send_buffer_bytes: Option<usize>,
+
     /// How often a subscriber checks the database for notifications whose
     /// wake-up it missed, in milliseconds.
     #[arg(long, env = "TRELLIS_NOTIFICATION_POLL_MS", default_value_t = 1000)]
@@ -268,6 +274,11 @@ pub struct Config {
     /// cleared as soon as it is sent or given up).
     #[arg(long, env = "TRELLIS_OUTBOX_RETENTION_DAYS", default_value_t = 7)]
     pub outbox_retention_days: u32,
+
+    /// Days notifications are kept (0: forever); each user's newest is kept
+    /// whatever its age.
+    #[arg(long, env = "TRELLIS_NOTIFICATION_RETENTION_DAYS", default_value_t = 90)]
+    pub notification_retention_days: u32,
 
     /// Days audit events are kept (0: forever).
     #[arg(long, env = "TRELLIS_AUDIT_RETENTION_DAYS", default_value_t = 365)]

@@ -23,6 +23,11 @@
 //!    are sent to the Redis server one by one and Redis's own count of script calls (`INFO commandstats`) is
 //!    read before and after: the round trips a batch costs.
 //!
+//! 9. Notifications (`BENCH_ONLY` containing `notifications`, or no `BENCH_ONLY`), on a third server: the latency
+//!    from sending the `apiKeys.create` that causes a notification to its subscriber receiving it (p50/p99 over
+//!    300 calls made one at a time), then items a second fanned out to 1,000 subscribers (1,000 sockets) while
+//!    batches of `apiKeys.create` run for `BENCH_SECS` × 2, counted until every subscriber has every item.
+//!
 //! Both servers run for the whole program on one runtime, the load generator on another of the same size, so
 //! the floor and Trellis get identical treatment. Trellis runs with its defaults, an SQLite file in a fresh
 //! temporary directory and no log subscriber, so logging is not measured.
@@ -30,6 +35,7 @@
 mod floor;
 mod load;
 mod report;
+mod stream;
 mod ws;
 
 use std::net::SocketAddr;
@@ -71,6 +77,13 @@ fn main() -> anyhow::Result<()> {
     with_redis.redis_prefix = format!("trellis-bench-{}", std::process::id());
     let redis_app = servers.block_on(Application::build(with_redis))?;
     let redis_addr = redis_app.local_addr();
+    let stream_dir = TempDir::create()?;
+    let mut streaming = config(&stream_dir.0);
+    streaming.max_subscriptions_per_user = u32::try_from(stream::SUBSCRIBERS + 1)?;
+    streaming.max_connections_per_ip = 0;
+    let stream_app = servers.block_on(Application::build(streaming))?;
+    let stream_addr = stream_app.local_addr();
+    let (stop_stream, stream_stopped) = oneshot::channel::<()>();
     let (stop, stopped) = oneshot::channel::<()>();
     let (stop_redis, redis_stopped) = oneshot::channel::<()>();
     let trellis = servers.spawn(app.run_until_stopped(async {
@@ -81,18 +94,37 @@ fn main() -> anyhow::Result<()> {
         let _ = redis_stopped.await;
     }));
 
+    let trellis_stream = servers.spawn(stream_app.run_until_stopped(async {
+        let _ = stream_stopped.await;
+    }));
+
     let rows = client.block_on(run_scenarios(load, rounds()?, floor_addr, trellis_addr, redis_addr));
+    let figures = match &rows {
+        Ok(_) if wanted("notifications") => {
+            eprintln!("running notifications: latency, then fan-out to {} subscribers ...", stream::SUBSCRIBERS);
+            Some(client.block_on(async {
+                let bearer = sign_in(stream_addr, EMAIL).await?;
+                let (org, _) = org_and_key(stream_addr, &bearer, None).await?;
+                stream::run(stream_addr, &bearer, &org, load.measure.as_secs_f64() * 2.0).await
+            }))
+        }
+        _ => None,
+    };
 
     // Stop the servers cleanly whether or not the scenarios succeeded.
     let _ = stop.send(());
     let _ = stop_redis.send(());
+    let _ = stop_stream.send(());
     let served = servers.block_on(trellis);
+    let served_stream = servers.block_on(trellis_stream);
     let served_redis = servers.block_on(trellis_redis);
     client.shutdown_timeout(Duration::from_secs(5));
     servers.shutdown_timeout(Duration::from_secs(5));
     let (rows, round_trips) = rows?;
     served.context("the Trellis server task failed")??;
     served_redis.context("the Trellis server with Redis failed")??;
+    served_stream.context("the Trellis server for notifications failed")??;
+    let figures = figures.transpose()?;
 
     report::print(load, THREADS, &rows);
     println!(
@@ -100,6 +132,28 @@ fn main() -> anyhow::Result<()> {
          (script calls counted by Redis over {ROUND_TRIP_BATCHES} batches)"
     );
     println!("BENCH_JSON {}", json!({ "scenario": "redis_round_trips_per_batch50", "round_trips": round_trips }));
+    if let Some(f) = figures {
+        let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+        println!(
+            "Notification latency, causing call sent -> subscriber has the item ({} samples): p50 {:.2} ms, p99 {:.2} ms",
+            f.samples,
+            ms(f.p50),
+            ms(f.p99)
+        );
+        println!(
+            "Fan-out to {} subscribers on one server: {:.0} items/s ({} notifications, {:.1} s until every subscriber \
+             had every item)",
+            stream::SUBSCRIBERS,
+            f.fanout_items_per_sec,
+            f.fanout_notifications,
+            f.fanout_secs
+        );
+        println!(
+            "BENCH_JSON {}",
+            json!({ "scenario": "notifications", "p50_ms": ms(f.p50), "p99_ms": ms(f.p99), "samples": f.samples,
+                "fanout_subscribers": stream::SUBSCRIBERS, "fanout_items_per_sec": f.fanout_items_per_sec })
+        );
+    }
     Ok(())
 }
 
@@ -222,8 +276,6 @@ async fn run_scenarios(
         ),
     ];
     // `BENCH_ONLY=auth_me,health_check` narrows the run (for profiling); the floor always runs.
-    let only = std::env::var("BENCH_ONLY").ok();
-    let wanted = |id: &str| id == report::FLOOR || only.as_deref().is_none_or(|o| o.split(',').any(|w| w.trim() == id));
     let scenarios: Vec<_> =
         scenarios.into_iter().filter(|(id, _, _)| wanted(id)).map(|(id, label, t)| (id, label, Arc::new(t))).collect();
     // Machines here are shared and noisy: run every scenario in several interleaved rounds and keep, for each,
@@ -245,6 +297,12 @@ async fn run_scenarios(
         })
         .collect();
     Ok((rows, round_trips))
+}
+
+/// Whether `BENCH_ONLY` (comma-separated scenario ids) names `id`; the floor is always wanted.
+fn wanted(id: &str) -> bool {
+    let only = std::env::var("BENCH_ONLY").ok();
+    id == report::FLOOR || only.as_deref().is_none_or(|o| o.split(',').any(|w| w.trim() == id))
 }
 
 /// Registers the bench account (answered the same if it exists) and signs in; returns the `Authorization` value.

@@ -39,6 +39,12 @@ pub async fn connect(addr: SocketAddr, host: &HeaderValue, bearer: Option<&Heade
 impl WsConn {
     /// Sends `body` as one text frame and returns the next text message.
     pub async fn exchange(&mut self, body: &[u8]) -> anyhow::Result<Vec<u8>> {
+        self.send(body).await?;
+        self.next().await
+    }
+
+    /// Sends `body` as one text frame.
+    pub async fn send(&mut self, body: &[u8]) -> anyhow::Result<()> {
         self.frame.clear();
         self.frame.push(0x81);
         match body.len() {
@@ -55,6 +61,11 @@ impl WsConn {
         self.frame.extend_from_slice(&[0, 0, 0, 0]);
         self.frame.extend_from_slice(body);
         self.io.get_mut().write_all(&self.frame).await?;
+        Ok(())
+    }
+
+    /// The next text message (pings answered on the way).
+    pub async fn next(&mut self) -> anyhow::Result<Vec<u8>> {
         loop {
             let mut head = [0u8; 2];
             self.io.read_exact(&mut head).await?;

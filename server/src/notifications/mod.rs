@@ -25,6 +25,7 @@ use crate::rpc::error::HandlerError;
 use crate::rpc::paging::{after_id, page};
 use crate::rpc::registry::Handler;
 
+pub(crate) use self::store::{prune, prune_events};
 pub(crate) use self::stream::spawn_sweeper;
 
 impl Handler for List {

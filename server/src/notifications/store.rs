@@ -7,7 +7,7 @@ use trellis_schema::ids::{NotificationId, UserId};
 use trellis_schema::notifications::{Channels, EventType, Notification, Preferences, UpdatePreferencesParams};
 
 use crate::db::models::{NotificationRow, PreferencesRow, now, utc};
-use crate::db::schema::{notification_preferences, notifications, users};
+use crate::db::schema::{events, notification_preferences, notifications, users};
 use crate::db::{Db, DbError, db_read, db_run};
 
 impl NotificationRow {
@@ -226,4 +226,68 @@ pub(crate) async fn update_preferences(
             .map_err(DbError::from)
     })?;
     Ok(row.to_api())
+}
+
+/// Deletes notifications from before `before`, a batch at a time, keeping
+/// each user's newest (it carries the user's number forward: the next
+/// notification is numbered after it).
+pub(crate) async fn prune(db: &Db, before: NaiveDateTime) -> Result<u64, DbError> {
+    crate::db::in_batches(500, |size| async move {
+        let old: Vec<(NotificationId, UserId, i64)> = db_read!(db, |conn| notifications::table
+            .filter(notifications::created_at.lt(before))
+            .select((notifications::id, notifications::user_id, notifications::seq))
+            .limit(i64::try_from(size).unwrap_or(i64::MAX))
+            .load(conn)
+            .await
+            .map_err(DbError::from)?);
+        let found = old.len();
+        let mut users_: Vec<UserId> = old.iter().map(|(_, u, _)| *u).collect();
+        users_.sort_unstable();
+        users_.dedup();
+        let newest: Vec<(UserId, Option<i64>)> = db_read!(db, |conn| notifications::table
+            .filter(notifications::user_id.eq_any(&users_))
+            .group_by(notifications::user_id)
+            .select((notifications::user_id, diesel::dsl::max(notifications::seq)))
+            .load(conn)
+            .await
+            .map_err(DbError::from)?);
+        let ids: Vec<NotificationId> = old
+            .into_iter()
+            .filter(|(_, u, seq)| newest.iter().any(|(n, max)| n == u && max.is_some_and(|m| m > *seq)))
+            .map(|(id, _, _)| id)
+            .collect();
+        if !ids.is_empty() {
+            db_run!(db, |conn| diesel::delete(notifications::table.filter(notifications::id.eq_any(&ids)))
+                .execute(conn)
+                .await
+                .map_err(DbError::from)?);
+        }
+        // A batch of only users' newest ones is as far as this goes.
+        Ok(if ids.is_empty() { 0 } else { found })
+    })
+    .await
+}
+
+/// Deletes events from before `before` that were dispatched and handed to
+/// the webhook worker.
+pub(crate) async fn prune_events(db: &Db, before: NaiveDateTime) -> Result<u64, DbError> {
+    crate::db::in_batches(500, |size| async move {
+        let ids: Vec<String> = db_read!(db, |conn| events::table
+            .filter(events::created_at.lt(before))
+            .filter(events::notified_at.is_not_null())
+            .filter(events::hooked_at.is_not_null())
+            .select(events::id)
+            .limit(i64::try_from(size).unwrap_or(i64::MAX))
+            .load(conn)
+            .await
+            .map_err(DbError::from)?);
+        if !ids.is_empty() {
+            db_run!(db, |conn| diesel::delete(events::table.filter(events::id.eq_any(&ids)))
+                .execute(conn)
+                .await
+                .map_err(DbError::from)?);
+        }
+        Ok(ids.len())
+    })
+    .await
 }

@@ -38,6 +38,10 @@ pub(crate) struct ServeOptions {
     pub h2_keep_alive_interval: Duration,
     pub h2_keep_alive_timeout: Duration,
     pub shutdown_grace: Duration,
+    /// The kernel's send buffer of each connection (`None`: the system's
+    /// own sizing): with the WebSocket subscription buffer, what a client
+    /// that stops reading can hold of the server's memory.
+    pub send_buffer: Option<usize>,
 }
 
 const BUSY_503: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\ncontent-length: 0\r\nconnection: close\r\n\r\n";
@@ -85,6 +89,9 @@ pub(crate) async fn serve(
                     continue;
                 };
                 let _ = socket.set_nodelay(true);
+                if let Some(bytes) = opts.send_buffer {
+                    let _ = socket2::SockRef::from(&socket).set_send_buffer_size(bytes);
+                }
                 let front = front.clone();
                 let stop = stop_rx.clone();
                 let opts = opts.clone();

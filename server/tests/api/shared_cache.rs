@@ -196,6 +196,33 @@ async fn changes_reach_the_other_server_at_once(backend: Backend) {
     a.stop().await;
 }
 
+/// A subscriber on B hears of a notification caused by a call on A within
+/// 100 ms of A's answer: by the bus (the sweep for lost wake-ups is slowed
+/// to a minute, so only the bus can explain it).
+async fn notifications_reach_a_subscriber_on_the_other_server(backend: Backend) {
+    let (a, b) = pair(backend, |c| c.notification_poll_ms = 60_000).await;
+    let owner = user(&a, "owner@bus.example").await;
+    let org = create_org(&a, &owner, "bus").await;
+    let (mut tx, mut rx) = crate::ws::connect(b.addr, Some(&owner)).await;
+    crate::notifications::subscribe(&mut tx, &mut rx, json!({})).await;
+    let mut latencies = Vec::new();
+    for i in 0..5 {
+        let made = a
+            .call("apiKeys.create", json!({"orgId": org, "name": format!("k{i}"), "scopes": ["org:read"]}), Some(&owner))
+            .await
+            .expect("key made on A");
+        let answered = Instant::now();
+        let item = crate::notifications::next(&mut rx, 5).await;
+        latencies.push(answered.elapsed());
+        assert_eq!(item["params"]["result"]["data"]["apiKeyId"], made["apiKey"]["id"], "{item}");
+    }
+    latencies.sort();
+    eprintln!("A's answer -> B's subscriber: {latencies:?}");
+    assert!(latencies[2] < Duration::from_millis(100), "median {:?}", latencies[2]);
+    b.stop().await;
+    a.stop().await;
+}
+
 /// Redis unreachable (a port nobody listens on): the server starts, every
 /// call works, limits hold per server, and it says `degraded`.
 async fn redis_away_is_degraded(backend: Backend) {
@@ -246,3 +273,4 @@ macro_rules! both {
 both!(shared_limits);
 both!(changes_reach_the_other_server_at_once);
 both!(redis_away_is_degraded);
+both!(notifications_reach_a_subscriber_on_the_other_server);

@@ -22,6 +22,21 @@ pub async fn connect_to(addr: std::net::SocketAddr, path: &str, token: Option<&s
 /// Opens a socket with one extra header on the upgrade.
 pub async fn connect_with(addr: std::net::SocketAddr, path: &str, header: Option<(&str, &str)>) -> (Sender, Receiver) {
     let socket = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    upgrade(socket, addr, path, header).await
+}
+
+/// Upgrades a connection made by the caller (with socket options of its own).
+pub async fn connect_stream(socket: tokio::net::TcpStream, addr: std::net::SocketAddr, token: Option<&str>) -> (Sender, Receiver) {
+    let value = token.map(|t| format!("Bearer {t}"));
+    upgrade(socket, addr, "/rpc", value.as_ref().map(|v| ("Authorization", v.as_str()))).await
+}
+
+async fn upgrade(
+    socket: tokio::net::TcpStream,
+    addr: std::net::SocketAddr,
+    path: &str,
+    header: Option<(&str, &str)>,
+) -> (Sender, Receiver) {
     let host = addr.to_string();
     let mut client = Client::new(BufReader::new(BufWriter::new(socket.compat())), &host, path);
     let headers: Vec<soketto::handshake::client::Header<'_>> = header
