@@ -153,6 +153,9 @@ define_reasons! {
     VersionConflict = "VERSION_CONFLICT" => Conflict, "the record was changed by someone else";
     AlreadyExists = "ALREADY_EXISTS" => Conflict, "it already exists";
     InvalidTransition = "INVALID_TRANSITION" => Conflict, "that change is not allowed in the current state";
+    /// A cap on how many of something may exist is reached (`data.limit`),
+    /// such as the webhooks of an organization.
+    LimitReached = "LIMIT_REACHED" => Conflict, "the limit on how many may exist is reached";
     PasswordPolicy = "PASSWORD_POLICY" => PreconditionFailed, "the password does not meet the policy";
     PasswordReused = "PASSWORD_REUSED" => PreconditionFailed, "the password was used recently";
     OtpInvalid = "OTP_INVALID" => PreconditionFailed, "the code is not valid";

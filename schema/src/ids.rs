@@ -157,6 +157,10 @@ ids! {
     AuditEventId, example = 0x0193_0000_0000_7000_8000_0000_0000_0006;
     /// A notification's id.
     NotificationId, example = 0x0193_0000_0000_7000_8000_0000_0000_0008;
+    /// A webhook's id.
+    WebhookId, example = 0x0193_0000_0000_7000_8000_0000_0000_0009;
+    /// A webhook delivery's id: one event sent to one webhook, over all its attempts.
+    WebhookDeliveryId, example = 0x0193_0000_0000_7000_8000_0000_0000_000a;
     /// Who acted, in the audit trail: a user's or an API key's id.
     ActorId, example = 0x0193_0000_0000_7000_8000_0000_0000_0007, ts = "UserId | ApiKeyId";
 }

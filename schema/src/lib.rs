@@ -14,7 +14,7 @@
 //! - [`values`]: validated value types (e-mail, password, display name).
 //! - [`list`]: pages of a list.
 //! - [`health`], [`rpc`], [`auth`], [`sessions`], [`mfa`], [`users`],
-//!   [`admin`], [`audit`], [`orgs`], [`api_keys`], [`notifications`]: one
+//!   [`admin`], [`audit`], [`orgs`], [`api_keys`], [`notifications`], [`webhooks`]: one
 //!   module per namespace.
 //! - [`openrpc`]: the OpenRPC document; [`codegen`]: the generated files
 //!   (TypeScript bindings, `openrpc.json`) that `just gen` writes.
@@ -43,6 +43,7 @@ pub mod rpc;
 pub mod sessions;
 pub mod users;
 pub mod values;
+pub mod webhooks;
 
 pub use error::{ApiError, ErrorCode, ErrorReason, Reason};
 pub use procedure::{Access, Empty, Kind, Procedure, ProcedureInfo, ProcedureVisitor, for_each_procedure};

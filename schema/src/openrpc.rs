@@ -254,7 +254,10 @@ mod tests {
     fn every_procedure_with_params_has_an_example_that_parses() {
         use std::any::TypeId;
 
-        use crate::ids::{ApiKeyId, AuditEventId, InvitationId, NotificationId, OrgId, SessionId, UserId};
+        use crate::ids::{
+            ApiKeyId, AuditEventId, InvitationId, NotificationId, OrgId, SessionId, UserId, WebhookDeliveryId,
+            WebhookId,
+        };
         use crate::{Access, Empty};
 
         struct Check(Vec<String>);
@@ -289,6 +292,8 @@ mod tests {
                     InvitationId::EXAMPLE.uuid(),
                     AuditEventId::EXAMPLE.uuid(),
                     NotificationId::EXAMPLE.uuid(),
+                    WebhookId::EXAMPLE.uuid(),
+                    WebhookDeliveryId::EXAMPLE.uuid(),
                 ];
                 let mut found = Vec::new();
                 uuids(&json, &mut found);

@@ -31,6 +31,9 @@ use crate::rpc::registry::Registry;
 use crate::rpc::server::{ServeOptions, serve};
 use crate::rpc::ws::WsEndpoint;
 use crate::state::State;
+use crate::webhooks::Webhooks;
+use crate::webhooks::hook::Hooker;
+use crate::webhooks::send::{DeliverySender, RetryPolicy};
 
 /// What a change notice from another replica drops here.
 fn apply_notice(state: &Arc<State>) -> impl Fn(Change) + Send + Sync + 'static {
@@ -103,12 +106,14 @@ impl Application {
             invites: InviteLimits::new(cache.clone()),
             mail: Wakeup::default(),
             events: Events::default(),
+            webhooks: Webhooks::default(),
             health: HealthMonitor::start(db.clone(), cache.clone()).await,
             db,
             started_at: Instant::now(),
             openrpc: crate::rpc::discover::document(),
             config: config.clone(),
         });
+        let webhook_timeout = Duration::from_millis(config.webhook_timeout_ms.max(100));
         let mut background = vec![
             MailWorker {
                 db: state.db.clone(),
@@ -129,6 +134,30 @@ impl Application {
                 state.events.hub.clone(),
                 Duration::from_millis(config.notification_poll_ms.max(10)),
             ),
+            Hooker {
+                db: state.db.clone(),
+                wakeup: state.events.webhooks.clone(),
+                sender: state.webhooks.sender.clone(),
+                poll: Duration::from_millis(config.webhook_poll_ms.max(10)),
+            }
+            .spawn(),
+            DeliverySender {
+                db: state.db.clone(),
+                secrets: crate::auth::sealed::SecretBox::from_setting(config.encryption_keys.as_deref(), &secret)?,
+                client: crate::webhooks::send::client(webhook_timeout, config.webhooks_allow_private)
+                    .context("failed to build the webhook client")?,
+                wakeup: state.webhooks.sender.clone(),
+                poll: Duration::from_millis(config.webhook_poll_ms.max(10)),
+                policy: RetryPolicy {
+                    base: Duration::from_millis(config.webhook_retry_base_ms.max(1)),
+                    max_attempts: config.webhook_max_attempts.max(1),
+                    disable_after: config.webhook_disable_after.max(1),
+                },
+                allow_private: config.webhooks_allow_private,
+                timeout: webhook_timeout,
+                events: state.events.clone(),
+            }
+            .spawn(),
             crate::auth::accounts::spawn_address_housekeeping(state.db.clone()),
             state.auth.revoked.clone().spawn_sync(
                 state.db.clone(),

@@ -158,6 +158,42 @@ pub struct Config {
     #[arg(long, env = "TRELLIS_MAIL_POLL_MS", default_value_t = 1_000)]
     pub mail_poll_ms: u64,
 
+    /// Whether webhooks may post to plain `http` URLs and to private,
+    /// loopback, link-local and other reserved addresses (for development
+    /// and tests only). Off: such URLs are refused when a webhook is made or
+    /// changed, and every address is checked again when a delivery connects.
+    #[arg(long, env = "TRELLIS_WEBHOOKS_ALLOW_PRIVATE", default_value_t = false, action = clap::ArgAction::Set)]
+    pub webhooks_allow_private: bool,
+
+    /// The first retry delay of a webhook delivery, in milliseconds; the
+    /// later ones are multiples of it (6, 24, 120, 360, 720, 1440, 2880,
+    /// 5760 and 5760 times: with the default of 5 s, 30 s, 2 min, 10 min,
+    /// 30 min, 1 h, 2 h, 4 h, 8 h and 8 h, about a day in all), with ±20%
+    /// jitter.
+    #[arg(long, env = "TRELLIS_WEBHOOK_RETRY_BASE_MS", default_value_t = 5_000)]
+    pub webhook_retry_base_ms: u64,
+
+    /// Attempts of one webhook delivery before it is given up (11: the
+    /// last about a day after the first, with the default base).
+    #[arg(long, env = "TRELLIS_WEBHOOK_MAX_ATTEMPTS", default_value_t = 11)]
+    pub webhook_max_attempts: u32,
+
+    /// Deliveries of one webhook given up in a row (every attempt failed,
+    /// none delivered in between) after which the webhook is disabled and
+    /// its organization's owners and admins are notified.
+    #[arg(long, env = "TRELLIS_WEBHOOK_DISABLE_AFTER", default_value_t = 5)]
+    pub webhook_disable_after: u32,
+
+    /// How long one webhook attempt may take (connecting included), in
+    /// milliseconds.
+    #[arg(long, env = "TRELLIS_WEBHOOK_TIMEOUT_MS", default_value_t = 10_000)]
+    pub webhook_timeout_ms: u64,
+
+    /// How often the webhook workers look for new events and deliveries due,
+    /// in milliseconds (a new event also wakes them at once).
+    #[arg(long, env = "TRELLIS_WEBHOOK_POLL_MS", default_value_t = 1_000)]
+    pub webhook_poll_ms: u64,
+
     /// Whether sign-in needs a verified e-mail address. Default: on when
     /// `TRELLIS_SMTP_URL` is set, off otherwise.
     #[arg(long, env = "TRELLIS_REQUIRE_VERIFIED_EMAIL")]

@@ -15,6 +15,8 @@
 //! - `audit`: the audit trail of security events.
 //! - `retention`: old outbox rows and audit events deleted in batches.
 //! - `mail`: the outbox and its senders (SMTP, log).
+//! - `webhooks`: organizations' webhooks, their signed deliveries with
+//!   retries, and the workers that make and send them.
 //! - `health`: `health.check` and the dependency monitor behind it.
 //! - [`net`]: where a request comes from (trusted proxies, per-IP buckets).
 //! - [`db`]: the pool over PostgreSQL or SQLite, tables, rows, migrations.
@@ -41,6 +43,7 @@ mod sessions;
 mod state;
 pub mod telemetry;
 mod users;
+mod webhooks;
 
 pub use app::Application;
 pub use config::Config;

@@ -2,8 +2,9 @@
 //! soon after start and then every hour: mail sent or given up
 //! (`TRELLIS_OUTBOX_RETENTION_DAYS`), events dispatched (the same days),
 //! notifications (`TRELLIS_NOTIFICATION_RETENTION_DAYS`, each user's newest
-//! kept) and audit events (`TRELLIS_AUDIT_RETENTION_DAYS`; 0 keeps either
-//! forever).
+//! kept), audit events (`TRELLIS_AUDIT_RETENTION_DAYS`; 0 keeps either
+//! forever), and webhook deliveries done (delivered or given up) for
+//! [`DELIVERY_DAYS`].
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -15,6 +16,8 @@ use crate::db::models::now;
 
 /// How often the tables are pruned.
 const EVERY: Duration = Duration::from_secs(3600);
+/// Days a webhook delivery that is done stays listed in `webhooks.deliveries`.
+pub(crate) const DELIVERY_DAYS: u32 = 30;
 
 /// How long each kind of row is kept, in days.
 #[derive(Clone, Copy)]
@@ -43,6 +46,11 @@ async fn prune_once(db: &Db, keep: Retention) {
         Ok(0) => {}
         Ok(n) => tracing::info!(rows = n, "pruned old mail from the outbox"),
         Err(e) => tracing::warn!(error = %e, "outbox not pruned this round"),
+    }
+    match crate::webhooks::store::prune(db, cutoff(DELIVERY_DAYS)).await {
+        Ok(0) => {}
+        Ok(n) => tracing::info!(rows = n, "pruned old webhook deliveries"),
+        Err(e) => tracing::warn!(error = %e, "webhook deliveries not pruned this round"),
     }
     match crate::notifications::prune_events(db, cutoff(outbox_days)).await {
         Ok(0) => {}

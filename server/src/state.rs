@@ -1,6 +1,6 @@
 //! The application state every handler reaches through its context, in
 //! cohesive parts: accounts and sign-in (`auth`), API keys as credentials
-//! (`keys`), limits on invitations, mail, health.
+//! (`keys`), limits on invitations, mail, health, webhooks.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -13,6 +13,7 @@ use crate::health::HealthMonitor;
 use crate::mail::Wakeup;
 use crate::notifications::events::Events;
 use crate::orgs::limits::InviteLimits;
+use crate::webhooks::Webhooks;
 
 pub(crate) struct State {
     pub config: Config,
@@ -27,6 +28,8 @@ pub(crate) struct State {
     /// subscribers' wake-ups.
     pub events: Events,
     pub health: Arc<HealthMonitor>,
+    /// Wakes the webhook sender.
+    pub webhooks: Webhooks,
     pub started_at: Instant,
     pub openrpc: serde_json::Value,
 }

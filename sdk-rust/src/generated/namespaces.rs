@@ -635,6 +635,90 @@ impl<C: Caller> Notifications<'_, C> {
     }
 }
 
+/// The `webhooks.*` procedures ([`trellis_schema::webhooks`]).
+#[derive(Debug)]
+pub struct Webhooks<'a, C>(&'a C);
+
+impl<C> Clone for Webhooks<'_, C> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<C> Copy for Webhooks<'_, C> {}
+
+impl<C: Caller> Webhooks<'_, C> {
+    /// Adds a webhook receiving the events named; answers its signing secret this once. The URL must not be or resolve to a private, loopback or link-local address, and must be https (VALIDATION on `url`); an organization has at most 20 webhooks (LIMIT_REACHED).
+    ///
+    /// Calls [`trellis_schema::webhooks::Create`].
+    pub async fn create(
+        self,
+        params: <trellis_schema::webhooks::Create as Procedure>::Params,
+    ) -> Output<trellis_schema::webhooks::Create> {
+        self.0.call::<trellis_schema::webhooks::Create>(params).await
+    }
+
+    /// The organization's webhooks, oldest first (never their secrets).
+    ///
+    /// Calls [`trellis_schema::webhooks::List`].
+    pub async fn list(
+        self,
+        params: <trellis_schema::webhooks::List as Procedure>::Params,
+    ) -> Output<trellis_schema::webhooks::List> {
+        self.0.call::<trellis_schema::webhooks::List>(params).await
+    }
+
+    /// Changes a webhook's URL, events or whether it is enabled (only the fields given); answers it as it now is.
+    ///
+    /// Calls [`trellis_schema::webhooks::Update`].
+    pub async fn update(
+        self,
+        params: <trellis_schema::webhooks::Update as Procedure>::Params,
+    ) -> Output<trellis_schema::webhooks::Update> {
+        self.0.call::<trellis_schema::webhooks::Update>(params).await
+    }
+
+    /// Deletes a webhook and its deliveries; nothing more is sent to it.
+    ///
+    /// Calls [`trellis_schema::webhooks::Delete`].
+    pub async fn delete(
+        self,
+        params: <trellis_schema::webhooks::Delete as Procedure>::Params,
+    ) -> Output<trellis_schema::webhooks::Delete> {
+        self.0.call::<trellis_schema::webhooks::Delete>(params).await
+    }
+
+    /// A new signing secret for a webhook; the old one also signs until the grace period ends.
+    ///
+    /// Calls [`trellis_schema::webhooks::RotateSecret`].
+    pub async fn rotate_secret(
+        self,
+        params: <trellis_schema::webhooks::RotateSecret as Procedure>::Params,
+    ) -> Output<trellis_schema::webhooks::RotateSecret> {
+        self.0.call::<trellis_schema::webhooks::RotateSecret>(params).await
+    }
+
+    /// A webhook's deliveries, newest first (a webhook not of the organization has none).
+    ///
+    /// Calls [`trellis_schema::webhooks::Deliveries`].
+    pub async fn deliveries(
+        self,
+        params: <trellis_schema::webhooks::Deliveries as Procedure>::Params,
+    ) -> Output<trellis_schema::webhooks::Deliveries> {
+        self.0.call::<trellis_schema::webhooks::Deliveries>(params).await
+    }
+
+    /// Sends a delivered or failed delivery's event again, as a new delivery with the same `webhook-id` (receivers deduplicate by it); a pending one is still being tried: INVALID_TRANSITION.
+    ///
+    /// Calls [`trellis_schema::webhooks::Redeliver`].
+    pub async fn redeliver(
+        self,
+        params: <trellis_schema::webhooks::Redeliver as Procedure>::Params,
+    ) -> Output<trellis_schema::webhooks::Redeliver> {
+        self.0.call::<trellis_schema::webhooks::Redeliver>(params).await
+    }
+}
+
 impl Client {
     /// The `health.*` procedures.
     pub fn health(&self) -> Health<'_, Self> {
@@ -689,6 +773,11 @@ impl Client {
     /// The `notifications.*` procedures.
     pub fn notifications(&self) -> Notifications<'_, Self> {
         Notifications(self)
+    }
+
+    /// The `webhooks.*` procedures.
+    pub fn webhooks(&self) -> Webhooks<'_, Self> {
+        Webhooks(self)
     }
 }
 
@@ -747,6 +836,11 @@ impl Session {
     pub fn notifications(&self) -> Notifications<'_, Self> {
         Notifications(self)
     }
+
+    /// The `webhooks.*` procedures, called as this session.
+    pub fn webhooks(&self) -> Webhooks<'_, Self> {
+        Webhooks(self)
+    }
 }
 
 /// Every procedure with a method here: (namespace accessor, the procedure's method name).
@@ -801,4 +895,11 @@ pub(crate) const COVERED: &[(&str, &str)] = &[
     ("notifications", <trellis_schema::notifications::MarkRead as Procedure>::METHOD),
     ("notifications", <trellis_schema::notifications::GetPreferences as Procedure>::METHOD),
     ("notifications", <trellis_schema::notifications::UpdatePreferences as Procedure>::METHOD),
+    ("webhooks", <trellis_schema::webhooks::Create as Procedure>::METHOD),
+    ("webhooks", <trellis_schema::webhooks::List as Procedure>::METHOD),
+    ("webhooks", <trellis_schema::webhooks::Update as Procedure>::METHOD),
+    ("webhooks", <trellis_schema::webhooks::Delete as Procedure>::METHOD),
+    ("webhooks", <trellis_schema::webhooks::RotateSecret as Procedure>::METHOD),
+    ("webhooks", <trellis_schema::webhooks::Deliveries as Procedure>::METHOD),
+    ("webhooks", <trellis_schema::webhooks::Redeliver as Procedure>::METHOD),
 ];

@@ -413,6 +413,62 @@ export interface Procedures {
     /** Every reason a call can fail with: the procedure's own, its access rule's, and the common ones. */
     reason: "CREDENTIALS_MISSING" | "TOKEN_EXPIRED" | "TOKEN_INVALID" | "API_KEY_INVALID" | "API_KEY_EXPIRED" | "API_KEY_REVOKED" | "ACCOUNT_DISABLED" | "MISSING_SCOPE" | "VALIDATION" | "RATE_LIMITED" | "DATABASE_UNAVAILABLE" | "CACHE_UNAVAILABLE" | "SHUTTING_DOWN" | "INTERNAL";
   };
+  "webhooks.create": {
+    params: T.CreateWebhookParams;
+    result: T.CreatedWebhook;
+    kind: "mutation";
+    access: "org:notifications:manage";
+    /** Every reason a call can fail with: the procedure's own, its access rule's, and the common ones. */
+    reason: "LIMIT_REACHED" | "CREDENTIALS_MISSING" | "TOKEN_EXPIRED" | "TOKEN_INVALID" | "API_KEY_INVALID" | "API_KEY_EXPIRED" | "API_KEY_REVOKED" | "ACCOUNT_DISABLED" | "MISSING_PERMISSION" | "MISSING_SCOPE" | "NOT_FOUND" | "VALIDATION" | "RATE_LIMITED" | "DATABASE_UNAVAILABLE" | "CACHE_UNAVAILABLE" | "SHUTTING_DOWN" | "INTERNAL";
+  };
+  "webhooks.list": {
+    params: T.ListWebhooksParams;
+    result: T.Page<T.Webhook>;
+    kind: "query";
+    access: "org:notifications:manage";
+    /** Every reason a call can fail with: the procedure's own, its access rule's, and the common ones. */
+    reason: "CREDENTIALS_MISSING" | "TOKEN_EXPIRED" | "TOKEN_INVALID" | "API_KEY_INVALID" | "API_KEY_EXPIRED" | "API_KEY_REVOKED" | "ACCOUNT_DISABLED" | "MISSING_PERMISSION" | "MISSING_SCOPE" | "NOT_FOUND" | "VALIDATION" | "RATE_LIMITED" | "DATABASE_UNAVAILABLE" | "CACHE_UNAVAILABLE" | "SHUTTING_DOWN" | "INTERNAL";
+  };
+  "webhooks.update": {
+    params: T.UpdateWebhookParams;
+    result: T.Webhook;
+    kind: "mutation";
+    access: "org:notifications:manage";
+    /** Every reason a call can fail with: the procedure's own, its access rule's, and the common ones. */
+    reason: "NOT_FOUND" | "CREDENTIALS_MISSING" | "TOKEN_EXPIRED" | "TOKEN_INVALID" | "API_KEY_INVALID" | "API_KEY_EXPIRED" | "API_KEY_REVOKED" | "ACCOUNT_DISABLED" | "MISSING_PERMISSION" | "MISSING_SCOPE" | "VALIDATION" | "RATE_LIMITED" | "DATABASE_UNAVAILABLE" | "CACHE_UNAVAILABLE" | "SHUTTING_DOWN" | "INTERNAL";
+  };
+  "webhooks.delete": {
+    params: T.WebhookParams;
+    result: T.Empty;
+    kind: "mutation";
+    access: "org:notifications:manage";
+    /** Every reason a call can fail with: the procedure's own, its access rule's, and the common ones. */
+    reason: "NOT_FOUND" | "CREDENTIALS_MISSING" | "TOKEN_EXPIRED" | "TOKEN_INVALID" | "API_KEY_INVALID" | "API_KEY_EXPIRED" | "API_KEY_REVOKED" | "ACCOUNT_DISABLED" | "MISSING_PERMISSION" | "MISSING_SCOPE" | "VALIDATION" | "RATE_LIMITED" | "DATABASE_UNAVAILABLE" | "CACHE_UNAVAILABLE" | "SHUTTING_DOWN" | "INTERNAL";
+  };
+  "webhooks.rotateSecret": {
+    params: T.RotateSecretParams;
+    result: T.RotatedSecret;
+    kind: "mutation";
+    access: "org:notifications:manage";
+    /** Every reason a call can fail with: the procedure's own, its access rule's, and the common ones. */
+    reason: "NOT_FOUND" | "CREDENTIALS_MISSING" | "TOKEN_EXPIRED" | "TOKEN_INVALID" | "API_KEY_INVALID" | "API_KEY_EXPIRED" | "API_KEY_REVOKED" | "ACCOUNT_DISABLED" | "MISSING_PERMISSION" | "MISSING_SCOPE" | "VALIDATION" | "RATE_LIMITED" | "DATABASE_UNAVAILABLE" | "CACHE_UNAVAILABLE" | "SHUTTING_DOWN" | "INTERNAL";
+  };
+  "webhooks.deliveries": {
+    params: T.ListDeliveriesParams;
+    result: T.Page<T.WebhookDelivery>;
+    kind: "query";
+    access: "org:notifications:read";
+    /** Every reason a call can fail with: the procedure's own, its access rule's, and the common ones. */
+    reason: "CREDENTIALS_MISSING" | "TOKEN_EXPIRED" | "TOKEN_INVALID" | "API_KEY_INVALID" | "API_KEY_EXPIRED" | "API_KEY_REVOKED" | "ACCOUNT_DISABLED" | "MISSING_PERMISSION" | "MISSING_SCOPE" | "NOT_FOUND" | "VALIDATION" | "RATE_LIMITED" | "DATABASE_UNAVAILABLE" | "CACHE_UNAVAILABLE" | "SHUTTING_DOWN" | "INTERNAL";
+  };
+  "webhooks.redeliver": {
+    params: T.RedeliverParams;
+    result: T.Empty;
+    kind: "mutation";
+    access: "org:notifications:manage";
+    /** Every reason a call can fail with: the procedure's own, its access rule's, and the common ones. */
+    reason: "NOT_FOUND" | "INVALID_TRANSITION" | "CREDENTIALS_MISSING" | "TOKEN_EXPIRED" | "TOKEN_INVALID" | "API_KEY_INVALID" | "API_KEY_EXPIRED" | "API_KEY_REVOKED" | "ACCOUNT_DISABLED" | "MISSING_PERMISSION" | "MISSING_SCOPE" | "VALIDATION" | "RATE_LIMITED" | "DATABASE_UNAVAILABLE" | "CACHE_UNAVAILABLE" | "SHUTTING_DOWN" | "INTERNAL";
+  };
 }
 
 export const procedures = {
@@ -467,6 +523,13 @@ export const procedures = {
   "notifications.updatePreferences": { kind: "mutation", access: "user", summary: "Changes the caller's notification preferences; answers them as they now are.", reasons: ["CREDENTIALS_MISSING", "TOKEN_EXPIRED", "TOKEN_INVALID", "API_KEY_INVALID", "API_KEY_EXPIRED", "API_KEY_REVOKED", "ACCOUNT_DISABLED", "MISSING_SCOPE", "VALIDATION", "RATE_LIMITED", "DATABASE_UNAVAILABLE", "CACHE_UNAVAILABLE", "SHUTTING_DOWN", "INTERNAL"] },
   "notifications.subscribe": { kind: "subscription", access: "user", summary: "Streams the caller's notifications (WebSocket only): first those after `after`, then live ones, in order, with no gap and no duplicate.", reasons: ["NOT_FOUND", "TOO_MANY_SUBSCRIPTIONS", "SUBSCRIPTION_LAGGED", "SESSION_ENDED", "CREDENTIALS_MISSING", "TOKEN_EXPIRED", "TOKEN_INVALID", "API_KEY_INVALID", "API_KEY_EXPIRED", "API_KEY_REVOKED", "ACCOUNT_DISABLED", "MISSING_SCOPE", "VALIDATION", "RATE_LIMITED", "DATABASE_UNAVAILABLE", "CACHE_UNAVAILABLE", "SHUTTING_DOWN", "INTERNAL"], unsubscribe: "notifications.unsubscribe", resume: { param: "after", item: "id" } },
   "notifications.unsubscribe": { kind: "mutation", access: "user", summary: "Ends a subscription of this connection made by `notifications.subscribe`; answers whether one was open.", reasons: ["CREDENTIALS_MISSING", "TOKEN_EXPIRED", "TOKEN_INVALID", "API_KEY_INVALID", "API_KEY_EXPIRED", "API_KEY_REVOKED", "ACCOUNT_DISABLED", "MISSING_SCOPE", "VALIDATION", "RATE_LIMITED", "DATABASE_UNAVAILABLE", "CACHE_UNAVAILABLE", "SHUTTING_DOWN", "INTERNAL"] },
+  "webhooks.create": { kind: "mutation", access: "org:notifications:manage", summary: "Adds a webhook receiving the events named; answers its signing secret this once. The URL must not be or resolve to a private, loopback or link-local address, and must be https (VALIDATION on `url`); an organization has at most 20 webhooks (LIMIT_REACHED).", reasons: ["LIMIT_REACHED", "CREDENTIALS_MISSING", "TOKEN_EXPIRED", "TOKEN_INVALID", "API_KEY_INVALID", "API_KEY_EXPIRED", "API_KEY_REVOKED", "ACCOUNT_DISABLED", "MISSING_PERMISSION", "MISSING_SCOPE", "NOT_FOUND", "VALIDATION", "RATE_LIMITED", "DATABASE_UNAVAILABLE", "CACHE_UNAVAILABLE", "SHUTTING_DOWN", "INTERNAL"] },
+  "webhooks.list": { kind: "query", access: "org:notifications:manage", summary: "The organization's webhooks, oldest first (never their secrets).", reasons: ["CREDENTIALS_MISSING", "TOKEN_EXPIRED", "TOKEN_INVALID", "API_KEY_INVALID", "API_KEY_EXPIRED", "API_KEY_REVOKED", "ACCOUNT_DISABLED", "MISSING_PERMISSION", "MISSING_SCOPE", "NOT_FOUND", "VALIDATION", "RATE_LIMITED", "DATABASE_UNAVAILABLE", "CACHE_UNAVAILABLE", "SHUTTING_DOWN", "INTERNAL"] },
+  "webhooks.update": { kind: "mutation", access: "org:notifications:manage", summary: "Changes a webhook's URL, events or whether it is enabled (only the fields given); answers it as it now is.", reasons: ["NOT_FOUND", "CREDENTIALS_MISSING", "TOKEN_EXPIRED", "TOKEN_INVALID", "API_KEY_INVALID", "API_KEY_EXPIRED", "API_KEY_REVOKED", "ACCOUNT_DISABLED", "MISSING_PERMISSION", "MISSING_SCOPE", "VALIDATION", "RATE_LIMITED", "DATABASE_UNAVAILABLE", "CACHE_UNAVAILABLE", "SHUTTING_DOWN", "INTERNAL"] },
+  "webhooks.delete": { kind: "mutation", access: "org:notifications:manage", summary: "Deletes a webhook and its deliveries; nothing more is sent to it.", reasons: ["NOT_FOUND", "CREDENTIALS_MISSING", "TOKEN_EXPIRED", "TOKEN_INVALID", "API_KEY_INVALID", "API_KEY_EXPIRED", "API_KEY_REVOKED", "ACCOUNT_DISABLED", "MISSING_PERMISSION", "MISSING_SCOPE", "VALIDATION", "RATE_LIMITED", "DATABASE_UNAVAILABLE", "CACHE_UNAVAILABLE", "SHUTTING_DOWN", "INTERNAL"] },
+  "webhooks.rotateSecret": { kind: "mutation", access: "org:notifications:manage", summary: "A new signing secret for a webhook; the old one also signs until the grace period ends.", reasons: ["NOT_FOUND", "CREDENTIALS_MISSING", "TOKEN_EXPIRED", "TOKEN_INVALID", "API_KEY_INVALID", "API_KEY_EXPIRED", "API_KEY_REVOKED", "ACCOUNT_DISABLED", "MISSING_PERMISSION", "MISSING_SCOPE", "VALIDATION", "RATE_LIMITED", "DATABASE_UNAVAILABLE", "CACHE_UNAVAILABLE", "SHUTTING_DOWN", "INTERNAL"] },
+  "webhooks.deliveries": { kind: "query", access: "org:notifications:read", summary: "A webhook's deliveries, newest first (a webhook not of the organization has none).", reasons: ["CREDENTIALS_MISSING", "TOKEN_EXPIRED", "TOKEN_INVALID", "API_KEY_INVALID", "API_KEY_EXPIRED", "API_KEY_REVOKED", "ACCOUNT_DISABLED", "MISSING_PERMISSION", "MISSING_SCOPE", "NOT_FOUND", "VALIDATION", "RATE_LIMITED", "DATABASE_UNAVAILABLE", "CACHE_UNAVAILABLE", "SHUTTING_DOWN", "INTERNAL"] },
+  "webhooks.redeliver": { kind: "mutation", access: "org:notifications:manage", summary: "Sends a delivered or failed delivery's event again, as a new delivery with the same `webhook-id` (receivers deduplicate by it); a pending one is still being tried: INVALID_TRANSITION.", reasons: ["NOT_FOUND", "INVALID_TRANSITION", "CREDENTIALS_MISSING", "TOKEN_EXPIRED", "TOKEN_INVALID", "API_KEY_INVALID", "API_KEY_EXPIRED", "API_KEY_REVOKED", "ACCOUNT_DISABLED", "MISSING_PERMISSION", "MISSING_SCOPE", "VALIDATION", "RATE_LIMITED", "DATABASE_UNAVAILABLE", "CACHE_UNAVAILABLE", "SHUTTING_DOWN", "INTERNAL"] },
 } as const;
 
 /** JSON-RPC error code of each category. */
@@ -519,6 +582,7 @@ export const reasonCategories = {
   VERSION_CONFLICT: "CONFLICT",
   ALREADY_EXISTS: "CONFLICT",
   INVALID_TRANSITION: "CONFLICT",
+  LIMIT_REACHED: "CONFLICT",
   PASSWORD_POLICY: "PRECONDITION_FAILED",
   PASSWORD_REUSED: "PRECONDITION_FAILED",
   OTP_INVALID: "PRECONDITION_FAILED",

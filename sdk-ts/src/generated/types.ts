@@ -194,16 +194,42 @@ slug: Slug, };
  */
 export type CreateOrgReason = "ALREADY_EXISTS";
 
+export type CreateWebhookParams = { orgId: OrgId, url: WebhookUrl,
+/**
+ * 1 to 32 event types.
+ */
+events: Array<EventType>, };
+
+/**
+ * Why `webhooks.create` can refuse.
+ */
+export type CreateWebhookReason = "LIMIT_REACHED";
+
 /**
  * A key as made: the secret, shown this once, and its record.
  */
 export type CreatedApiKey = { key: string, apiKey: ApiKey, };
 
 /**
+ * A webhook as made: its signing secret, shown this once, and its record.
+ */
+export type CreatedWebhook = { webhook: Webhook,
+/**
+ * `whsec_` and the base64 of 32 random bytes; the HMAC key is the
+ * decoded bytes. Shown this once.
+ */
+secret: string, };
+
+/**
  * Where a list continues: the `nextCursor` of the previous page, opaque to
  * clients.
  */
 export type Cursor = string;
+
+/**
+ * Where a delivery stands.
+ */
+export type DeliveryStatus = "pending" | "delivered" | "failed";
 
 export type DependencyCheck = { ok: boolean,
 /**
@@ -339,6 +365,8 @@ actorId?: ActorId,
  */
 action?: SearchQuery, from?: string, to?: string, cursor?: Cursor, limit?: PageLimit, };
 
+export type ListDeliveriesParams = { orgId: OrgId, webhookId: WebhookId, cursor?: Cursor, limit?: PageLimit, };
+
 export type ListInvitesParams = { orgId: OrgId, cursor?: Cursor, limit?: PageLimit, };
 
 export type ListMembersParams = { orgId: OrgId, cursor?: Cursor, limit?: PageLimit, };
@@ -354,6 +382,8 @@ export type ListUsersParams = {
  * Part of the e-mail or display name.
  */
 query?: SearchQuery, cursor?: Cursor, limit?: PageLimit, };
+
+export type ListWebhooksParams = { orgId: OrgId, cursor?: Cursor, limit?: PageLimit, };
 
 export type LoginParams = { email: Email, password: Password,
 /**
@@ -534,7 +564,14 @@ export type Preferences = { channels: Channels,
 muted: Array<EventType>, };
 
 /** Every precise cause of an error, as sent in `data.reason`. */
-export type Reason = "PARSE_ERROR" | "INVALID_REQUEST" | "BATCH_TOO_LARGE" | "BODY_TOO_LARGE" | "NESTING_TOO_DEEP" | "METHOD_NOT_FOUND" | "VALIDATION" | "INTERNAL" | "CREDENTIALS_MISSING" | "INVALID_CREDENTIALS" | "TOKEN_EXPIRED" | "TOKEN_INVALID" | "TOKEN_REUSED" | "API_KEY_INVALID" | "API_KEY_EXPIRED" | "API_KEY_REVOKED" | "MFA_REQUIRED" | "EMAIL_NOT_VERIFIED" | "PASSWORD_EXPIRED" | "MISSING_PERMISSION" | "MISSING_SCOPE" | "NOT_A_MEMBER" | "ACCOUNT_DISABLED" | "ADMIN_REQUIRED" | "INVITATION_MISMATCH" | "INVITATION_REVOKED" | "REAUTHENTICATION_REQUIRED" | "NOT_FOUND" | "VERSION_CONFLICT" | "ALREADY_EXISTS" | "INVALID_TRANSITION" | "PASSWORD_POLICY" | "PASSWORD_REUSED" | "OTP_INVALID" | "OTP_EXHAUSTED" | "TOKEN_USED" | "ACCOUNT_LOCKED" | "RATE_LIMITED" | "TOO_MANY_SUBSCRIPTIONS" | "SUBSCRIPTION_LAGGED" | "SESSION_ENDED" | "DATABASE_UNAVAILABLE" | "CACHE_UNAVAILABLE" | "SHUTTING_DOWN";
+export type Reason = "PARSE_ERROR" | "INVALID_REQUEST" | "BATCH_TOO_LARGE" | "BODY_TOO_LARGE" | "NESTING_TOO_DEEP" | "METHOD_NOT_FOUND" | "VALIDATION" | "INTERNAL" | "CREDENTIALS_MISSING" | "INVALID_CREDENTIALS" | "TOKEN_EXPIRED" | "TOKEN_INVALID" | "TOKEN_REUSED" | "API_KEY_INVALID" | "API_KEY_EXPIRED" | "API_KEY_REVOKED" | "MFA_REQUIRED" | "EMAIL_NOT_VERIFIED" | "PASSWORD_EXPIRED" | "MISSING_PERMISSION" | "MISSING_SCOPE" | "NOT_A_MEMBER" | "ACCOUNT_DISABLED" | "ADMIN_REQUIRED" | "INVITATION_MISMATCH" | "INVITATION_REVOKED" | "REAUTHENTICATION_REQUIRED" | "NOT_FOUND" | "VERSION_CONFLICT" | "ALREADY_EXISTS" | "INVALID_TRANSITION" | "LIMIT_REACHED" | "PASSWORD_POLICY" | "PASSWORD_REUSED" | "OTP_INVALID" | "OTP_EXHAUSTED" | "TOKEN_USED" | "ACCOUNT_LOCKED" | "RATE_LIMITED" | "TOO_MANY_SUBSCRIPTIONS" | "SUBSCRIPTION_LAGGED" | "SESSION_ENDED" | "DATABASE_UNAVAILABLE" | "CACHE_UNAVAILABLE" | "SHUTTING_DOWN";
+
+export type RedeliverParams = { orgId: OrgId, deliveryId: WebhookDeliveryId, };
+
+/**
+ * Why `webhooks.redeliver` can refuse.
+ */
+export type RedeliverReason = "NOT_FOUND" | "INVALID_TRANSITION";
 
 export type RefreshParams = { refreshToken: Token, };
 
@@ -587,6 +624,20 @@ export type RotateApiKeyParams = { id: ApiKeyId,
  * stops at once.
  */
 gracePeriodSecs?: number, };
+
+export type RotateSecretParams = { orgId: OrgId, webhookId: WebhookId,
+/**
+ * How long the old secret still signs, beside the new one (default 0,
+ * at most 7 days). Meanwhile `webhook-signature` carries both
+ * signatures, separated by a space.
+ */
+gracePeriodSecs?: number, };
+
+export type RotatedSecret = {
+/**
+ * The new secret, shown this once.
+ */
+secret: string, };
 
 /**
  * Text to search for: trimmed, 1 to 100 characters.
@@ -707,6 +758,13 @@ export type UpdatePreferencesParams = { channels?: ChannelsUpdate, muted?: Array
 
 export type UpdateProfileParams = { displayName: DisplayName, };
 
+export type UpdateWebhookParams = { orgId: OrgId, webhookId: WebhookId, url?: WebhookUrl, events?: Array<EventType>,
+/**
+ * `true` turns a webhook the server disabled back on (its run of
+ * failures starts again from zero).
+ */
+enabled?: boolean, };
+
 export type Usage = {
 /**
  * Buckets with at least one call, oldest first.
@@ -760,3 +818,77 @@ reason?: Reason, apiKey?: ApiKey,
  * Calls left this minute under the key's own limit.
  */
 remainingThisMinute?: number, };
+
+/**
+ * An endpoint of the organization that receives its events.
+ */
+export type Webhook = { id: WebhookId, orgId: OrgId, url: string,
+/**
+ * The event types delivered to it.
+ */
+events: Array<EventType>,
+/**
+ * A disabled webhook receives nothing (its pending deliveries wait);
+ * the server disables one after a run of failed deliveries.
+ */
+enabled: boolean,
+/**
+ * Why the server disabled it.
+ */
+disabledReason?: string, createdAt: string, };
+
+/**
+ * One event sent to one webhook, over all its attempts.
+ */
+export type WebhookDelivery = { id: WebhookDeliveryId,
+/**
+ * The event type delivered.
+ */
+event: EventType,
+/**
+ * Attempts made so far (0 before the first).
+ */
+attempt: number, status: DeliveryStatus,
+/**
+ * The HTTP status of the last attempt, when the endpoint answered.
+ */
+responseCode?: number,
+/**
+ * Why the last attempt failed, in short.
+ */
+error?: string,
+/**
+ * When it was last attempted (or queued, before the first attempt).
+ */
+at: string,
+/**
+ * When the next attempt is due, while pending.
+ */
+nextAttemptAt?: string, };
+
+/**
+ */
+export type WebhookDeliveryId = string & { readonly __brand: "WebhookDeliveryId" };
+
+/**
+ * A webhook's id.
+ */
+export type WebhookId = string & { readonly __brand: "WebhookId" };
+
+/**
+ * Params that name a webhook of the organization.
+ */
+export type WebhookParams = { orgId: OrgId, webhookId: WebhookId, };
+
+/**
+ * Why a procedure naming a webhook or delivery can refuse.
+ */
+export type WebhookReason = "NOT_FOUND";
+
+/**
+ * Where deliveries are posted: an `http` or `https` URL of at most 2048
+ * characters, with a host. (The server also refuses hosts that are or
+ * resolve to private, loopback or link-local addresses, and, unless it
+ * allows private addresses, plain `http`.)
+ */
+export type WebhookUrl = string;

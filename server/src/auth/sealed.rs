@@ -92,12 +92,27 @@ impl SecretBox {
     /// `plaintext` sealed under the first key, bound to `owner`.
     pub(crate) fn seal(&self, plaintext: &[u8], owner: UserId) -> anyhow::Result<String> {
         let mut buf = [0u8; uuid::fmt::Hyphenated::LENGTH];
-        let owner: &str = owner.uuid().hyphenated().encode_lower(&mut buf);
+        self.seal_bound(plaintext, owner.uuid().hyphenated().encode_lower(&mut buf).as_bytes())
+    }
+
+    /// The secret stored as `stored` for `owner`: sealed under any of the
+    /// keys, or plain base64 from before encryption.
+    pub(crate) fn open(&self, stored: &str, owner: UserId) -> anyhow::Result<Vec<u8>> {
+        let Some(rest) = stored.strip_prefix(PREFIX) else {
+            return STANDARD.decode(stored).map_err(|e| anyhow::anyhow!("a stored secret is not base64: {e}"));
+        };
+        let mut buf = [0u8; uuid::fmt::Hyphenated::LENGTH];
+        self.open_sealed(rest, owner.uuid().hyphenated().encode_lower(&mut buf).as_bytes())
+    }
+
+    /// `plaintext` sealed under the first key, bound to `aad` (the row it
+    /// belongs to, with its purpose: a value copied elsewhere does not open).
+    pub(crate) fn seal_bound(&self, plaintext: &[u8], aad: &[u8]) -> anyhow::Result<String> {
         let (id, cipher) = &self.keys[0];
         let nonce_bytes: [u8; NONCE_LEN] = rand::random();
         let nonce = XNonce::from(nonce_bytes);
         let sealed = cipher
-            .encrypt(&nonce, Payload { msg: plaintext, aad: owner.as_bytes() })
+            .encrypt(&nonce, Payload { msg: plaintext, aad })
             .map_err(|_| anyhow::anyhow!("failed to encrypt a secret"))?;
         let mut out = Vec::with_capacity(NONCE_LEN + sealed.len());
         out.extend_from_slice(&nonce_bytes);
@@ -105,14 +120,13 @@ impl SecretBox {
         Ok(format!("{PREFIX}{id}:{}", STANDARD.encode(out)))
     }
 
-    /// The secret stored as `stored` for `owner`: sealed under any of the
-    /// keys, or plain base64 from before encryption.
-    pub(crate) fn open(&self, stored: &str, owner: UserId) -> anyhow::Result<Vec<u8>> {
-        let mut buf = [0u8; uuid::fmt::Hyphenated::LENGTH];
-        let owner: &str = owner.uuid().hyphenated().encode_lower(&mut buf);
-        let Some(rest) = stored.strip_prefix(PREFIX) else {
-            return STANDARD.decode(stored).map_err(|e| anyhow::anyhow!("a stored secret is not base64: {e}"));
-        };
+    /// A value sealed by [`SecretBox::seal_bound`] with the same `aad`.
+    pub(crate) fn open_bound(&self, stored: &str, aad: &[u8]) -> anyhow::Result<Vec<u8>> {
+        let rest = stored.strip_prefix(PREFIX).ok_or_else(|| anyhow::anyhow!("a secret is stored unsealed"))?;
+        self.open_sealed(rest, aad)
+    }
+
+    fn open_sealed(&self, rest: &str, aad: &[u8]) -> anyhow::Result<Vec<u8>> {
         let (id, b64) = rest.split_once(':').ok_or_else(|| anyhow::anyhow!("a sealed secret has no key id"))?;
         let (_, cipher) =
             self.keys.iter().find(|(k, _)| k == id).ok_or_else(|| {
@@ -124,9 +138,9 @@ impl SecretBox {
         }
         let (nonce, sealed) = bytes.split_at(NONCE_LEN);
         let nonce = XNonce::try_from(nonce).map_err(|_| anyhow::anyhow!("a sealed secret's nonce is malformed"))?;
-        cipher.decrypt(&nonce, Payload { msg: sealed, aad: owner.as_bytes() }).map_err(|_| {
-            anyhow::anyhow!("a sealed secret does not open under key {id} (wrong key, or not this user's)")
-        })
+        cipher
+            .decrypt(&nonce, Payload { msg: sealed, aad })
+            .map_err(|_| anyhow::anyhow!("a sealed secret does not open under key {id} (wrong key, or not this row's)"))
     }
 
     /// Whether `stored` is sealed under the first key.

@@ -274,3 +274,46 @@ pub(crate) struct PreferencesRow {
     pub muted: String,
     pub updated_at: NaiveDateTime,
 }
+
+use super::schema::{webhook_deliveries, webhooks};
+use trellis_schema::ids::{WebhookDeliveryId, WebhookId};
+
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = webhooks)]
+pub(crate) struct WebhookRow {
+    pub id: WebhookId,
+    pub org_id: OrgId,
+    pub url: String,
+    /// Comma-separated event types (wire names).
+    pub events: String,
+    pub enabled: bool,
+    pub disabled_reason: Option<String>,
+    /// Sealed (`auth::sealed`), bound to the webhook's id.
+    pub secret: String,
+    pub previous_secret: Option<String>,
+    pub previous_secret_until: Option<NaiveDateTime>,
+    pub failure_streak: i32,
+    pub created_by: UserId,
+    pub created_at: NaiveDateTime,
+    pub updated_at: NaiveDateTime,
+}
+
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = webhook_deliveries)]
+pub(crate) struct WebhookDeliveryRow {
+    pub id: WebhookDeliveryId,
+    pub webhook_id: WebhookId,
+    pub org_id: OrgId,
+    pub event_id: String,
+    pub message_id: String,
+    pub kind: String,
+    pub payload: String,
+    pub status: String,
+    pub attempts: i32,
+    pub response_code: Option<i32>,
+    pub last_error: Option<String>,
+    pub created_at: NaiveDateTime,
+    pub attempted_at: NaiveDateTime,
+    pub next_attempt_at: Option<NaiveDateTime>,
+    pub claimed_until: Option<NaiveDateTime>,
+}

@@ -273,3 +273,46 @@ diesel::table! {
 }
 
 diesel::allow_tables_to_appear_in_same_query!(users, notification_preferences);
+
+diesel::table! {
+    /// An organization's endpoints that receive its events (`webhooks/`).
+    webhooks (id) {
+        id -> Text,
+        org_id -> Text,
+        url -> Text,
+        events -> Text,
+        enabled -> Bool,
+        disabled_reason -> Nullable<Text>,
+        secret -> Text,
+        previous_secret -> Nullable<Text>,
+        previous_secret_until -> Nullable<Timestamp>,
+        failure_streak -> Integer,
+        created_by -> Text,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    /// One event sent to one webhook, over all its attempts.
+    webhook_deliveries (id) {
+        id -> Text,
+        webhook_id -> Text,
+        org_id -> Text,
+        event_id -> Text,
+        message_id -> Text,
+        kind -> Text,
+        payload -> Text,
+        status -> Text,
+        attempts -> Integer,
+        response_code -> Nullable<Integer>,
+        last_error -> Nullable<Text>,
+        created_at -> Timestamp,
+        attempted_at -> Timestamp,
+        next_attempt_at -> Nullable<Timestamp>,
+        claimed_until -> Nullable<Timestamp>,
+    }
+}
+
+diesel::joinable!(webhook_deliveries -> webhooks (webhook_id));
+diesel::allow_tables_to_appear_in_same_query!(webhooks, webhook_deliveries);

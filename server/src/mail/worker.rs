@@ -10,13 +10,19 @@ use super::outbox;
 use super::sender::Sender;
 use crate::db::Db;
 
-/// Wakes the sender after a transaction that wrote mail has committed.
+/// Wakes a background worker (the mail sender, the webhook workers) after a
+/// transaction that gave it work has committed.
 #[derive(Clone, Default)]
 pub(crate) struct Wakeup(Arc<Notify>);
 
 impl Wakeup {
     pub(crate) fn wake(&self) {
         self.0.notify_one();
+    }
+
+    /// Completes at the next wake-up (at once if one came meanwhile).
+    pub(crate) async fn notified(&self) {
+        self.0.notified().await;
     }
 }
 

@@ -30,5 +30,6 @@ mod tenancy;
 mod throttle;
 mod tokens;
 mod transport;
+mod webhooks;
 mod ws;
 mod ws_sessions;
