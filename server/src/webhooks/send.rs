@@ -22,7 +22,7 @@ use crate::auth::sealed::SecretBox;
 use crate::db::Db;
 use crate::db::models::now;
 use crate::mail::Wakeup;
-use crate::notifications::Events;
+use crate::notifications::events::Events;
 
 /// Most of an answer read before the connection is dropped.
 pub(crate) const MAX_RESPONSE_BYTES: usize = 64 * 1024;
