@@ -10,7 +10,36 @@
 
 import { RpcError, createRpcError, isTransient, type TrellisError, type WireError } from "./errors.js";
 import type { ItemOf, ParamsOf, SubscriptionMethod } from "./types.js";
-import type { Channel, Link, LinkSubscriber } from "./ws.js";
+
+/** What happens to one subscription on one connection. */
+export interface ChannelEvents {
+  /** An item (`params.result`). */
+  item(result: unknown): void;
+  /** The server ended it (`params.error`). */
+  end(error: WireError): void;
+  /** The connection closed or failed. */
+  lost(error: Error): void;
+}
+
+/** One subscription on one connection: `close()` forgets it and sends its unsubscribe method. */
+export interface Channel {
+  close(): void;
+}
+
+/** What the connection (`Link` in `ws.ts`) asks of a subscription. */
+export interface LinkSubscriber {
+  /** The client was closed: end without error. */
+  stop(): void;
+  /** `setToken()` gave a fresh token: resume if credentials had stopped it. */
+  renewed(): void;
+}
+
+/** What a subscription asks of the connection it runs on (`Link` in `ws.ts`). */
+export interface SubscriptionLink {
+  readonly subscribers: Set<LinkSubscriber>;
+  readonly reconnect: { minDelayMs: number; maxDelayMs: number };
+  subscribe(method: string, params: unknown, unsubscribe: string, events: ChannelEvents): Promise<Channel>;
+}
 
 export interface SubscriptionHandlers<T> {
   /** Each item, in order. */
@@ -74,7 +103,7 @@ export class Subscriber implements LinkSubscriber {
   #handlers: SubscriptionHandlers<unknown>;
 
   constructor(
-    private readonly link: Link,
+    private readonly link: SubscriptionLink,
     private readonly spec: SubscriptionSpec,
     handlers: SubscriptionHandlers<unknown> | undefined,
   ) {

@@ -18,7 +18,16 @@ import { createClient, kindOf, type Client } from "./client.js";
 import { TimeoutError, createRpcError, type WireError } from "./errors.js";
 import { procedures } from "./generated/procedures.js";
 import { pathProxy } from "./proxy.js";
-import { Subscriber, type SubscribeFn, type Subscription, type SubscriptionHandlers } from "./subscription.js";
+import {
+  Subscriber,
+  type Channel,
+  type ChannelEvents,
+  type LinkSubscriber,
+  type SubscribeFn,
+  type Subscription,
+  type SubscriptionHandlers,
+  type SubscriptionLink,
+} from "./subscription.js";
 import type { CallFns, CallOptions, Method, ProcedureTree, SubscriptionMethod, UnsubscribeMethod } from "./types.js";
 
 /** A `WebSocket` constructor: the global one, or e.g. the `ws` package's. */
@@ -144,30 +153,7 @@ interface Connection {
   channels: Map<string, ChannelEvents>;
 }
 
-/** What happens to one subscription on one connection. */
-export interface ChannelEvents {
-  /** An item (`params.result`). */
-  item(result: unknown): void;
-  /** The server ended it (`params.error`). */
-  end(error: WireError): void;
-  /** The connection closed or failed. */
-  lost(error: Error): void;
-}
-
-/** One subscription on one connection: `close()` forgets it and sends its unsubscribe method. */
-export interface Channel {
-  close(): void;
-}
-
-/** What `Link` asks of a subscription (see `subscription.ts`). */
-export interface LinkSubscriber {
-  /** The client was closed: end without error. */
-  stop(): void;
-  /** `setToken()` gave a fresh token: resume if credentials had stopped it. */
-  renewed(): void;
-}
-
-export class Link {
+export class Link implements SubscriptionLink {
   #connection: Connection | undefined;
   #opening: Promise<Connection> | undefined;
   /** Consecutive failed attempts to connect; they set the backoff. */

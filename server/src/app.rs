@@ -31,8 +31,8 @@ use crate::rpc::registry::Registry;
 use crate::rpc::server::{ServeOptions, serve};
 use crate::rpc::ws::WsEndpoint;
 use crate::state::State;
-use crate::webhooks::Webhooks;
 use crate::webhooks::hook::Hooker;
+use crate::webhooks::send::Webhooks;
 use crate::webhooks::send::{DeliverySender, RetryPolicy};
 
 /// What a change notice from another replica drops here.

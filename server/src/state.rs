@@ -13,7 +13,7 @@ use crate::health::HealthMonitor;
 use crate::mail::Wakeup;
 use crate::notifications::events::Events;
 use crate::orgs::limits::InviteLimits;
-use crate::webhooks::Webhooks;
+use crate::webhooks::send::Webhooks;
 
 pub(crate) struct State {
     pub config: Config,

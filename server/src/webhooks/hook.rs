@@ -7,28 +7,12 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::{TimeZone, Utc};
-use trellis_schema::ids::OrgId;
-
-use super::store::{self, PendingEvent};
+use super::store;
 use crate::db::Db;
 use crate::mail::Wakeup;
 
 /// Events read at a time.
 const BATCH: i64 = 50;
-
-/// The body posted for an event: `{"type", "timestamp", "data"}`, the data
-/// carrying the organization's id. Made once, so every attempt (and a
-/// redelivery) posts and signs the same bytes.
-pub(crate) fn payload(ev: &PendingEvent, org_id: OrgId) -> String {
-    let mut data = match serde_json::from_str::<serde_json::Value>(&ev.data) {
-        Ok(serde_json::Value::Object(map)) => map,
-        _ => serde_json::Map::new(),
-    };
-    data.insert("orgId".into(), serde_json::json!(org_id));
-    let timestamp = Utc.from_utc_datetime(&ev.created_at).to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
-    serde_json::json!({ "type": ev.kind, "timestamp": timestamp, "data": data }).to_string()
-}
 
 pub(crate) struct Hooker {
     pub db: Arc<Db>,

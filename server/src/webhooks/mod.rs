@@ -24,16 +24,6 @@ use trellis_schema::notifications::EventType;
 use trellis_schema::webhooks::MAX_EVENTS;
 
 use crate::access::Call;
-use crate::mail::Wakeup;
-
-/// The part of the state for webhooks. (The worker that turns events into
-/// deliveries is woken by `Events::published`, through `events.webhooks`.)
-#[derive(Clone, Default)]
-pub(crate) struct Webhooks {
-    /// Wakes the sender: a delivery was queued (a redelivery, a webhook
-    /// enabled again).
-    pub sender: Wakeup,
-}
 
 /// What a webhook's sealed secrets are bound to: a sealed value copied to
 /// another webhook (or column of another purpose) does not open.

@@ -262,3 +262,12 @@ mod tests {
         assert!(p.delay(40) <= Duration::from_secs(5 * 5760 * 12 / 10));
     }
 }
+
+/// The part of the state for webhooks. (The worker that turns events into
+/// deliveries is woken by `Events::published`, through `events.webhooks`.)
+#[derive(Clone, Default)]
+pub(crate) struct Webhooks {
+    /// Wakes the sender: a delivery was queued (a redelivery, a webhook
+    /// enabled again).
+    pub sender: Wakeup,
+}

@@ -2,7 +2,7 @@
 //! deliveries, the hooking of events into deliveries and the senders' claims.
 //! Every change writes only the columns it changes, under a condition.
 
-use chrono::NaiveDateTime;
+use chrono::{NaiveDateTime, TimeZone, Utc};
 use diesel::prelude::*;
 use diesel_async::{AsyncConnection, RunQueryDsl};
 use trellis_schema::access::OrgRole;
@@ -15,7 +15,7 @@ use crate::db::schema::{
     audit_events, events, notification_preferences, org_members, orgs, webhook_deliveries, webhooks,
 };
 use crate::db::{Db, DbError, db_read, db_run};
-use crate::notifications::Event;
+use crate::notifications::events::Event;
 
 pub(crate) fn events_text(events: &[EventType]) -> String {
     let mut s: Vec<&str> = events.iter().map(|e| e.as_str()).collect();
@@ -307,7 +307,7 @@ pub(crate) async fn hook_event(db: &Db, ev: &PendingEvent) -> Result<usize, DbEr
             if takers.is_empty() {
                 return Ok(0);
             }
-            let payload = super::hook::payload(ev, org_id);
+            let payload = payload(ev, org_id);
             let rows: Vec<WebhookDeliveryRow> = takers
                 .into_iter()
                 .map(|webhook_id| WebhookDeliveryRow {
@@ -558,4 +558,17 @@ impl WebhookDeliveryRow {
             next_attempt_at: self.next_attempt_at.filter(|_| self.status == DeliveryStatus::Pending.as_str()).map(utc),
         })
     }
+}
+
+/// The body posted for an event: `{"type", "timestamp", "data"}`, the data
+/// carrying the organization's id. Made once, so every attempt (and a
+/// redelivery) posts and signs the same bytes.
+pub(crate) fn payload(ev: &PendingEvent, org_id: OrgId) -> String {
+    let mut data = match serde_json::from_str::<serde_json::Value>(&ev.data) {
+        Ok(serde_json::Value::Object(map)) => map,
+        _ => serde_json::Map::new(),
+    };
+    data.insert("orgId".into(), serde_json::json!(org_id));
+    let timestamp = Utc.from_utc_datetime(&ev.created_at).to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    serde_json::json!({ "type": ev.kind, "timestamp": timestamp, "data": data }).to_string()
 }
