@@ -70,7 +70,7 @@ impl Feed {
             }
             // Wake-ups from here on are for what the read below may miss.
             self.watch.rx.borrow_and_update();
-            match store::after_seq(&self.db, self.user, self.cursor, READ).await {
+            match self.watch.recent.after(&self.db, self.user, self.cursor, READ).await {
                 Ok(rows) if !rows.is_empty() => {
                     self.ready.extend(rows);
                     continue;
