@@ -42,18 +42,23 @@ impl MetricsListener {
         self.listener.local_addr().unwrap()
     }
 
-    /// Serves until the task is aborted.
+    /// Serves until the task is aborted; its connections end with it.
     pub(crate) fn spawn(self, state: Arc<State>) -> tokio::task::JoinHandle<()> {
         let addr = self.local_addr();
         tracing::info!(%addr, "serving metrics on http://{addr}/metrics");
         tokio::spawn(async move {
+            let mut connections = tokio::task::JoinSet::new();
             loop {
-                let Ok((socket, _)) = self.listener.accept().await else {
+                let accepted = tokio::select! {
+                    accepted = self.listener.accept() => accepted,
+                    Some(_) = connections.join_next(), if !connections.is_empty() => continue,
+                };
+                let Ok((socket, _)) = accepted else {
                     tokio::time::sleep(std::time::Duration::from_millis(20)).await;
                     continue;
                 };
                 let state = state.clone();
-                tokio::spawn(async move {
+                connections.spawn(async move {
                     let svc = service_fn(move |req| {
                         let state = state.clone();
                         async move { Ok::<_, std::convert::Infallible>(answer(&state, &req).await) }
