@@ -108,6 +108,31 @@ async fn metrics_show_calls_by_method_outcome_and_reason_without_ids() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn metrics_count_websocket_connections_subscriptions_and_batches() {
+    let app = spawn_with_metrics().await;
+    let tokens = app.signed_in("metrics-ws@example.com").await;
+    let token = tokens["accessToken"].as_str().expect("token");
+    let (mut tx, mut rx) = crate::ws::connect(app.addr, Some(token)).await;
+    let sub = crate::notifications::subscribe(&mut tx, &mut rx, json!({})).await;
+    let batch = json!([
+        {"jsonrpc": "2.0", "method": "health.check", "id": 1},
+        {"jsonrpc": "2.0", "method": "auth.me", "id": 2},
+    ]);
+    let answers = crate::ws::exchange(&mut tx, &mut rx, batch).await;
+    assert_eq!(answers.as_array().map(Vec::len), Some(2), "{answers}");
+
+    let text = scrape(&app).await;
+    // Other tests of this process may hold sockets too: at least ours.
+    at_least(&text, "trellis_ws_connections", 1.0);
+    at_least(&text, "trellis_ws_subscriptions", 1.0);
+    at_least(&text, "trellis_rpc_batch_size_count", 1.0);
+    at_least(&text, r#"trellis_rpc_calls_total{method="auth.me",outcome="ok"}"#, 1.0);
+    assert!(!text.contains(&sub), "a subscription id is in the metrics");
+    assert!(!has_uuid(&text), "an id is in the metrics:\n{text}");
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn metrics_are_not_served_on_the_public_port() {
     let app = spawn_with_metrics().await;
     let resp = app.http.get(format!("http://{}/metrics", app.addr)).send().await.expect("sent");
