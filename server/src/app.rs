@@ -56,6 +56,8 @@ pub struct Application {
     opts: ServeOptions,
     /// Background work (mail sender, housekeeping), stopped with the server.
     background: Vec<tokio::task::JoinHandle<()>>,
+    /// Where metrics are served, when `TRELLIS_METRICS_LISTEN` is set.
+    metrics_addr: Option<SocketAddr>,
 }
 
 impl Application {
@@ -192,6 +194,15 @@ impl Application {
         let ws = WsEndpoint::new(state.clone(), registry.clone());
         let listener =
             TcpListener::bind(config.listen).await.with_context(|| format!("failed to bind {}", config.listen))?;
+        let metrics_addr = match config.metrics_listen {
+            Some(addr) => {
+                let metrics = crate::observe::MetricsListener::bind(addr).await?;
+                let bound = metrics.local_addr();
+                background.push(metrics.spawn(state.clone()));
+                Some(bound)
+            }
+            None => None,
+        };
         let ms = Duration::from_millis;
         let opts = ServeOptions {
             max_connections: config.max_connections,
@@ -205,12 +216,17 @@ impl Application {
             shutdown_grace: ms(config.shutdown_grace_ms),
             send_buffer: config.socket_send_buffer_bytes,
         };
-        Ok(Self { listener, front: Arc::new(Front { state, registry, ws }), opts, background })
+        Ok(Self { listener, front: Arc::new(Front { state, registry, ws }), opts, background, metrics_addr })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
         #[allow(clippy::unwrap_used)] // a bound listener has an address
         self.listener.local_addr().unwrap()
+    }
+
+    /// The bound address of the metrics listener (`None`: metrics are off).
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics_addr
     }
 
     /// Counts the database checkouts of this server (for tests that prove a

@@ -30,6 +30,12 @@ pub struct Config {
     #[arg(long, env = "TRELLIS_LISTEN", default_value = "127.0.0.1:8080")]
     pub listen: SocketAddr,
 
+    /// Address of the separate listener that serves Prometheus metrics at
+    /// `GET /metrics` (e.g. `127.0.0.1:9464`). Unset: no metrics served.
+    /// Never the public port.
+    #[arg(long, env = "TRELLIS_METRICS_LISTEN")]
+    pub metrics_listen: Option<SocketAddr>,
+
     /// Directory for the embedded database and generated secrets.
     #[arg(long, env = "TRELLIS_DATA_DIR", default_value = "./data")]
     pub data_dir: PathBuf,
@@ -385,6 +391,7 @@ impl Config {
     pub fn ephemeral(data_dir: &std::path::Path) -> Self {
         let mut c = Self::defaults();
         c.listen = SocketAddr::from(([127, 0, 0, 1], 0));
+        c.metrics_listen = None;
         c.data_dir = data_dir.to_path_buf();
         c.db_pool_size = 4;
         c.hash_concurrency = Some(2);

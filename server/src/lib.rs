@@ -21,6 +21,7 @@
 //! - [`net`]: where a request comes from (trusted proxies, per-IP buckets).
 //! - [`db`]: the pool over PostgreSQL or SQLite, tables, rows, migrations.
 //! - [`telemetry`]: logging setup.
+//! - `observe`: Prometheus metrics and their listener (`GET /metrics`).
 
 mod access;
 pub mod admin;
@@ -36,6 +37,7 @@ mod mail;
 mod mfa;
 pub mod net;
 mod notifications;
+mod observe;
 mod orgs;
 mod retention;
 mod rpc;

@@ -263,6 +263,7 @@ pub(crate) async fn verify_key(
 const MINUTE: Duration = Duration::from_secs(60);
 
 fn unknown_keys_limited(wait: Duration, per_minute: u32) -> ApiError {
+    crate::observe::rate_limited("unknown_api_keys");
     ApiError::new(Reason::RateLimited)
         .message(format!("too many unknown API keys: at most {per_minute} a minute from one address"))
         .with("retryAfterMs", retry_after_ms(wait))

@@ -111,7 +111,9 @@ async fn credentials(
         Some(Credential::ApiKey(_)) if access == Access::Public => Ok((None, None)),
         Some(Credential::ApiKey(hash)) => {
             let per_ip = state.config.api_key_failures_per_ip;
-            let k = verify_key(&state.keys, &state.db, per_ip, &hash, meta.client_ip()).await?;
+            let k = verify_key(&state.keys, &state.db, per_ip, &hash, meta.client_ip()).await;
+            crate::observe::api_key_verified(k.is_ok());
+            let k = k?;
             limit(state, meta, &k, method).await?;
             Ok((None, Some(k)))
         }
@@ -132,6 +134,7 @@ async fn limit(state: &State, meta: &RequestMeta, key: &VerifiedKey, method: &'s
     };
     passed.map_err(|l| {
         state.keys.usage.record(key.id, method, Counted::RateLimited);
+        crate::observe::rate_limited("api_key");
         ApiError::new(Reason::RateLimited)
             .message(format!("this API key is limited to {per_minute} calls a minute"))
             .with("retryAfterMs", l.retry_after_ms())

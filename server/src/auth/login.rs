@@ -36,6 +36,9 @@ impl Handler for Login {
             let locked =
                 accounts::record_address_failure(&ctx.state.db, &key, config.lockout_threshold, until, &event).await?;
             tracing::info!("sign-in refused: invalid credentials");
+            if locked.is_some() {
+                crate::observe::lockout();
+            }
             return Err(locked.map_or(Refusal::InvalidCredentials, Refusal::Locked).into_error());
         };
         if let Some(until) = user.locked_at(now()) {

@@ -157,6 +157,7 @@ pub(super) async fn count_failure<R>(
                 )
                 .await;
             tracing::warn!(user_id = %user.id, "account locked after repeated failed sign-ins");
+            crate::observe::lockout();
             Refusal::Locked(until)
         }
         None => refusal,

@@ -43,6 +43,7 @@ impl Limit {
     }
 
     fn refused(&self, o: &Outcome) -> ApiError {
+        crate::observe::rate_limited("auth");
         ApiError::new(Reason::RateLimited)
             .message(format!("too many {}: at most {} per {}", self.what, self.n, self.per))
             .with("retryAfterMs", o.retry_after_ms())

@@ -110,6 +110,7 @@ impl Cache {
                 }
             }
             self.fallbacks.fetch_add(1, Ordering::Relaxed);
+            crate::observe::cache_fallback();
             let alive = self.alive.load(Ordering::Relaxed).clamp(1, MAX_DIVISOR);
             if alive > 1 {
                 let shared: Vec<Step> = steps.iter().map(|s| Step { n: s.n.div_ceil(alive), ..s.clone() }).collect();
@@ -194,10 +195,12 @@ impl Cache {
                 while let Some(change) = notices.recv().await {
                     if !cache.up.load(Ordering::Relaxed) {
                         cache.fallbacks.fetch_add(1, Ordering::Relaxed);
+                        crate::observe::cache_fallback();
                         continue;
                     }
                     if let Err(e) = link.publish(&change.encode(link.replica())).await {
                         cache.fallbacks.fetch_add(1, Ordering::Relaxed);
+                        crate::observe::cache_fallback();
                         cache.went_away(&e);
                     }
                 }

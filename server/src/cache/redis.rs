@@ -200,6 +200,7 @@ impl RedisLink {
         F: AsyncFnOnce(&mut MultiplexedConnection) -> redis::RedisResult<T>,
     {
         let mut conn = self.pool.get().await.map_err(Fault::from)?;
+        crate::observe::redis_round_trip();
         match tokio::time::timeout(self.timeout, command(&mut conn.inner)).await {
             Ok(Ok(v)) => Ok(v),
             Ok(Err(e)) => {

@@ -11,17 +11,23 @@ pub use pool::Db;
 
 /// Runs `$body` with `$conn` bound to a connection from `$db`: the PostgreSQL
 /// pool, or the SQLite pool named by `$sqlite` (`write` or `read`). The body is
-/// compiled once per backend, so it must be portable.
+/// compiled once per backend, so it must be portable. The wait for the
+/// connection and the time it is held are recorded as metrics, by `$sqlite`
+/// (`read` or `write`; on PostgreSQL the same word tells the kind of work).
 macro_rules! db_with {
     ($db:expr, $sqlite:ident, |$conn:ident| $body:expr) => {
         match $db.checkout() {
             $crate::db::pool::Backend::Pg(pool) => {
+                let waited = std::time::Instant::now();
                 let mut guard = pool.get().await.map_err($crate::db::DbError::from_pool)?;
+                let _timer = $crate::observe::db_checkout(stringify!($sqlite), waited);
                 let $conn = &mut *guard;
                 $body
             }
             $crate::db::pool::Backend::Sqlite { $sqlite: pool, .. } => {
+                let waited = std::time::Instant::now();
                 let mut guard = pool.get().await.map_err($crate::db::DbError::from_pool)?;
+                let _timer = $crate::observe::db_checkout(stringify!($sqlite), waited);
                 let $conn = &mut *guard;
                 $body
             }

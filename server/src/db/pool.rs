@@ -126,6 +126,20 @@ impl Db {
         &self.backend
     }
 
+    /// Connections open in the pool(s), and idle among them.
+    pub(crate) fn pool_state(&self) -> (u32, u32) {
+        match &self.backend {
+            Backend::Pg(pool) => {
+                let s = pool.state();
+                (s.connections, s.idle_connections)
+            }
+            Backend::Sqlite { write, read } => {
+                let (w, r) = (write.state(), read.state());
+                (w.connections + r.connections, w.idle_connections + r.idle_connections)
+            }
+        }
+    }
+
     pub fn query_counter(&self) -> QueryCounter {
         QueryCounter(self.checkouts.clone())
     }

@@ -60,7 +60,9 @@ impl MailWorker {
                 return;
             }
             for mail in batch {
-                match self.sender.send(&mail).await {
+                let sent = self.sender.send(&mail).await;
+                crate::observe::mail_sent(sent.is_ok());
+                match sent {
                     Ok(()) => {
                         tracing::info!(mail_id = %mail.id, subject = %mail.subject, "mail sent");
                         if let Err(e) = outbox::mark_sent(&self.db, &mail.id).await {

@@ -48,6 +48,7 @@ impl InviteLimits {
         let outcomes = self.cache.limits(&steps, true).await;
         for ((step, per), outcome) in steps.iter().zip(pers).zip(outcomes) {
             if let Some(o) = outcome.filter(|o| !o.passed(step)) {
+                crate::observe::rate_limited("invitations");
                 return Err(ApiError::new(Reason::RateLimited)
                     .message(format!("too many invitations: at most {} per {per}", step.n))
                     .with("retryAfterMs", o.retry_after_ms())

@@ -237,6 +237,7 @@ async fn rpc_over_http(
             write_answer(&mut out, id, outcome, &meta);
         }
         Body::Batch(entries) => {
+            crate::observe::batch(entries.len());
             out = Vec::with_capacity(entries.len() * 192);
             let meta = front.registry.for_batch(&meta, framing::methods(&entries));
             // Start every call, then drive them all at once: they run

@@ -241,7 +241,7 @@ impl Registry {
                 ApiError::new(Reason::InvalidRequest).message("subscriptions are served over WebSocket (GET /rpc)")
             ))));
         }
-        self.calls.get(method).map(|f| f(state, meta, params))
+        crate::observe::call(self.calls.get_key_value(method).map(|(name, f)| (*name, f(state, meta, params))))
     }
 }
 

@@ -191,6 +191,7 @@ impl Shared {
         mut auth: Auth,
         mut stopping: watch::Receiver<bool>,
     ) {
+        let _open = crate::observe::ws_connection();
         let config = &self.state.config;
         let (read, write) = tokio::io::split(io);
         let (out, out_rx) = mpsc::channel::<Vec<u8>>(64);
@@ -397,6 +398,7 @@ impl Shared {
                 write_answer(&mut out, id, result, meta);
             }
             Ok(framing::Body::Batch(entries)) => {
+                crate::observe::batch(entries.len());
                 let meta = &self.registry.for_batch(meta, framing::methods(&entries));
                 let results = join_all(entries.into_iter().map(|e| self.run(meta, e, subs, started))).await;
                 out.push(b'[');

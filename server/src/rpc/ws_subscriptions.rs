@@ -187,6 +187,7 @@ impl Pump {
         mut stopped: oneshot::Receiver<Option<ApiError>>,
         slot: Slot,
     ) {
+        let _live = crate::observe::ws_subscription();
         // The answer was never sent (the socket closed first): nothing to do.
         if started.await.is_err() {
             self.subs.open.lock().unwrap_or_else(PoisonError::into_inner).remove(&self.id);

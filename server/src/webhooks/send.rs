@@ -125,6 +125,7 @@ impl DeliverySender {
     async fn deliver(&self, claimed: Claimed) {
         let d = &claimed.delivery;
         let mut attempt = self.attempt(&claimed).await;
+        crate::observe::webhook_delivered(attempt.delivered);
         let attempts = u32::try_from(d.attempts).unwrap_or(0) + 1;
         if !attempt.delivered && attempts < self.policy.max_attempts {
             let delay = chrono::Duration::from_std(self.policy.delay(attempts)).unwrap_or(chrono::Duration::hours(1));

@@ -14,6 +14,8 @@ pub enum Backend {
 
 pub struct TestApp {
     pub addr: std::net::SocketAddr,
+    /// The metrics listener's address, when `metrics_listen` is set.
+    pub metrics_addr: Option<std::net::SocketAddr>,
     /// The settings it runs with (its database, for tools run beside it).
     pub config: Config,
     /// Counts the server's database checkouts.
@@ -85,6 +87,7 @@ pub async fn try_spawn(backend: Backend, tweak: impl FnOnce(&mut Config)) -> Opt
     tweak(&mut config);
     let app = Application::build(config.clone()).await.expect("server builds");
     let addr = app.local_addr();
+    let metrics_addr = app.metrics_addr();
     let queries = app.query_counter();
     let (tx, rx) = oneshot::channel::<()>();
     let task = tokio::spawn(app.run_until_stopped(async {
@@ -92,6 +95,7 @@ pub async fn try_spawn(backend: Backend, tweak: impl FnOnce(&mut Config)) -> Opt
     }));
     Some(TestApp {
         addr,
+        metrics_addr,
         config,
         queries,
         url: format!("http://{addr}/rpc"),

@@ -19,6 +19,7 @@ mod enumeration;
 mod faults;
 mod limits;
 mod mail;
+mod metrics;
 mod notifications;
 mod operations;
 mod orgs;
