@@ -8,6 +8,7 @@
 //! uptime) are set by the server whose listener renders.
 
 use std::sync::OnceLock;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use futures::future::BoxFuture;
@@ -21,6 +22,10 @@ const SECONDS_BUCKETS: &[f64] = &[0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 
 /// Calls in a batch.
 const BATCH_BUCKETS: &[f64] = &[1.0, 2.0, 5.0, 10.0, 20.0, 50.0, 100.0];
 
+/// Whether the recorder is installed: a gauge raised before it was is not
+/// lowered after (its rise was never recorded).
+static INSTALLED: AtomicBool = AtomicBool::new(false);
+
 /// The process's recorder, installed on first use. `None` when another
 /// recorder was installed first (then nothing is served).
 pub(super) fn handle() -> Option<&'static PrometheusHandle> {
@@ -33,6 +38,7 @@ pub(super) fn handle() -> Option<&'static PrometheusHandle> {
                 .and_then(PrometheusBuilder::install_recorder);
             match installed {
                 Ok(handle) => {
+                    INSTALLED.store(true, Ordering::Release);
                     describe();
                     gauge!("trellis_build_info", "version" => env!("CARGO_PKG_VERSION")).set(1.0);
                     Some(handle)
@@ -130,19 +136,25 @@ pub(crate) fn ws_subscription() -> Live {
     Live::enter("trellis_ws_subscriptions")
 }
 
-/// Adds one to a gauge while it lives.
-pub(crate) struct Live(&'static str);
+/// Adds one to a gauge while it lives (when the recorder was installed
+/// as it began: what it did not count, it does not subtract).
+pub(crate) struct Live(Option<&'static str>);
 
 impl Live {
     fn enter(name: &'static str) -> Self {
+        if !INSTALLED.load(Ordering::Acquire) {
+            return Live(None);
+        }
         gauge!(name).increment(1.0);
-        Live(name)
+        Live(Some(name))
     }
 }
 
 impl Drop for Live {
     fn drop(&mut self) {
-        gauge!(self.0).decrement(1.0);
+        if let Some(name) = self.0 {
+            gauge!(name).decrement(1.0);
+        }
     }
 }
 
