@@ -84,7 +84,14 @@ describe("notifications.subscribe against the server", () => {
   it("the iterator form, resumed with `after`", async () => {
     const owner = await ownerWithOrg(server.url);
     await makeKeys(owner, 3, "before");
-    const [oldest] = await allNotifications(owner);
+    // Notifications are written by the dispatcher just after each call: wait for the three.
+    let listed: Notification[] = [];
+    const deadline = Date.now() + 10_000;
+    while ((listed = await allNotifications(owner)).filter((n) => n.type === "apiKey.created").length < 3) {
+      assert.ok(Date.now() < deadline, "the three notifications were never listed");
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+    const [oldest] = listed;
     const ws = createWsClient({ url: server.url, accessToken: owner.accessToken });
     try {
       const ids: string[] = [];
