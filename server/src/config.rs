@@ -252,6 +252,15 @@ pub struct Config {
     #[arg(long, env = "TRELLIS_USAGE_FLUSH_MS", default_value_t = 5_000)]
     pub usage_flush_ms: u64,
 
+    /// How often call latency recorded in memory is written, in
+    /// milliseconds (`performance.report` lags by at most this).
+    #[arg(long, env = "TRELLIS_PERF_FLUSH_MS", default_value_t = 5_000)]
+    pub perf_flush_ms: u64,
+
+    /// Days per-minute call latency is kept.
+    #[arg(long, env = "TRELLIS_PERF_MINUTE_RETENTION_DAYS", default_value_t = 7)]
+    pub perf_minute_retention_days: u32,
+
     /// Days API key usage is kept.
     #[arg(long, env = "TRELLIS_USAGE_RETENTION_DAYS", default_value_t = 90)]
     pub usage_retention_days: u32,
