@@ -134,10 +134,10 @@ impl Handler for Report {
         if !(1..=100).contains(&top) {
             return Err(invalid("top", "must be 1 to 100"));
         }
-        if let Some(m) = &p.method {
-            if !known_methods().contains(m.as_str()) {
-                return Err(invalid("method", "is not a method of the API"));
-            }
+        if let Some(m) = &p.method
+            && !known_methods().contains(m.as_str())
+        {
+            return Err(invalid("method", "is not a method of the API"));
         }
         let bucket = bucket_of(to - from);
         // Minute rows: a row counts when its minute starts in the window.

@@ -52,10 +52,10 @@ pub(super) async fn merge_into(db: &Db, replica: &str, batch: &HashMap<Key, Entr
                 let mut merged = Entry { hist: super::recorder::histogram(), calls: 0, errors: 0, max_us: 0 };
                 merged.merge(e);
                 if let Some((calls, errors, max_us, blob)) = &old {
-                    let hist = decode(blob).map_err(|e| DbError::Other(e))?;
+                    let hist = decode(blob).map_err(DbError::Other)?;
                     merged.merge(&Entry { hist, calls: *calls, errors: *errors, max_us: *max_us });
                 }
-                let blob = encode(&merged.hist).map_err(|e| DbError::Other(e))?;
+                let blob = encode(&merged.hist).map_err(DbError::Other)?;
                 let values = (
                     perf_minutes::calls.eq(merged.calls),
                     perf_minutes::errors.eq(merged.errors),
