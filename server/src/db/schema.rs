@@ -331,3 +331,16 @@ diesel::table! {
         histogram -> Binary,
     }
 }
+
+diesel::table! {
+    /// `perf_minutes` rolled up by hour, all replicas merged.
+    perf_hours (bucket_start, method, org_id) {
+        bucket_start -> Timestamp,
+        method -> Text,
+        org_id -> Text,
+        calls -> BigInt,
+        errors -> BigInt,
+        max_us -> BigInt,
+        histogram -> Binary,
+    }
+}

@@ -9,4 +9,4 @@ mod store;
 mod system;
 
 pub(crate) use recorder::{Recorder, record};
-pub(crate) use store::prune;
+pub(crate) use store::{prune, prune_hours};

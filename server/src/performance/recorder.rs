@@ -131,6 +131,23 @@ impl Recorder {
         }
     }
 
+    /// Rolls minute rows up into hour rows every `every`, for the hours
+    /// that ended over two hours ago (long since flushed by every replica).
+    pub(crate) fn spawn_rollup(db: Arc<Db>, every: Duration) -> tokio::task::JoinHandle<()> {
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                match store::roll_up(&db, now() - chrono::TimeDelta::hours(2)).await {
+                    Ok(0) => {}
+                    Ok(n) => tracing::debug!(rows = n, "call latency rolled up by hour"),
+                    Err(e) => tracing::warn!(error = %e, "call latency not rolled up this round"),
+                }
+            }
+        })
+    }
+
     /// Flushes every `every`.
     pub(crate) fn spawn(this: Arc<Self>, db: Arc<Db>, every: Duration) -> tokio::task::JoinHandle<()> {
         tokio::spawn(async move {

@@ -20,7 +20,7 @@ use trellis_schema::performance::{
     Bucket, MethodStats, PerformanceReport, Report, ReportParams, ReportReason, SeriesPoint, Stats, Window,
 };
 
-use super::store::{self, decode};
+use super::store::{self, Rollup, decode};
 use crate::access::{UserCtx, membership};
 use crate::rpc::error::HandlerError;
 use crate::rpc::registry::Handler;
@@ -99,6 +99,41 @@ fn top_by<F: Fn(&MethodStats) -> f64>(all: &[MethodStats], top: usize, key: F) -
     v
 }
 
+fn ceil_hour(t: NaiveDateTime) -> NaiveDateTime {
+    let start = bucket_start(t, Bucket::Hour);
+    if start == t { t } else { start + TimeDelta::hours(1) }
+}
+
+/// The rows of the window: a row counts when its bucket starts in it. A
+/// window of up to 6 hours reads minute rows; a longer one reads hour rows
+/// for the whole hours rolled up, and minute rows for its ends.
+async fn rows_of(
+    state: &crate::state::State,
+    bucket: Bucket,
+    from: NaiveDateTime,
+    to: NaiveDateTime,
+    p: &ReportParams,
+) -> Result<Vec<store::Row>, crate::db::DbError> {
+    let org = p.org_id.map(|o| o.to_string());
+    let db = &state.db;
+    let minutes = |a, b| store::window(db, Rollup::Minutes, a, b, org.clone(), p.method.clone());
+    if bucket == Bucket::Minute {
+        return minutes(from, to).await;
+    }
+    let h0 = ceil_hour(from);
+    let h1 = match store::rolled_until(db).await? {
+        Some(r) => r.min(bucket_start(to, Bucket::Hour)),
+        None => h0,
+    };
+    if h1 <= h0 {
+        return minutes(from, to).await;
+    }
+    let mut rows = minutes(from, h0).await?;
+    rows.extend(store::window(db, Rollup::Hours, h0, h1, org.clone(), p.method.clone()).await?);
+    rows.extend(minutes(h1, to).await?);
+    Ok(rows)
+}
+
 impl Handler for Report {
     async fn handle(ctx: UserCtx, p: ReportParams) -> Result<PerformanceReport, HandlerError<ReportReason>> {
         let state = &ctx.call.state;
@@ -140,15 +175,7 @@ impl Handler for Report {
             return Err(invalid("method", "is not a method of the API"));
         }
         let bucket = bucket_of(to - from);
-        // Minute rows: a row counts when its minute starts in the window.
-        let rows = store::window(
-            &state.db,
-            from.naive_utc(),
-            to.naive_utc(),
-            p.org_id.map(|o| o.to_string()),
-            p.method.clone(),
-        )
-        .await?;
+        let rows = rows_of(state, bucket, from.naive_utc(), to.naive_utc(), &p).await?;
         let mut totals = Agg::new();
         let mut methods: HashMap<String, Agg> = HashMap::new();
         let mut series: BTreeMap<NaiveDateTime, Agg> = BTreeMap::new();

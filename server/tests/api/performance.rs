@@ -8,7 +8,6 @@ use std::time::{Duration, Instant};
 use hdrhistogram::Histogram;
 use serde_json::{Value, json};
 
-use crate::admin::admin_token;
 use crate::helpers::{Backend, PASSWORD, TestApp, assert_error, try_spawn};
 use crate::orgs::{create_org, token};
 use crate::{db_test_with, postgres_variant};
@@ -53,6 +52,15 @@ impl Timings {
         }
         h
     }
+}
+
+/// Registers `email`, makes it a system admin in the database, and signs
+/// in; returns the access token. (`trellis create-admin` opens the database
+/// beside the server, which on SQLite can meet a flush's write transaction.)
+async fn admin_token(app: &TestApp, email: &str) -> String {
+    app.register(email, PASSWORD).await;
+    app.sql(&format!("UPDATE users SET is_admin = TRUE WHERE email_key = '{email}'")).await;
+    token(&app.login(email, PASSWORD).await)
 }
 
 fn stats<'a>(report: &'a Value, method: &str) -> Option<&'a Value> {
@@ -268,4 +276,43 @@ mod two_replicas_add_up {
     postgres_variant! {{
         two_replicas(Backend::Postgres).await;
     }}
+}
+
+db_test_with! {
+    /// Minute rows of an hour over two hours old are rolled up into one hour
+    /// row (all replicas merged), and a long window reads the hour rows: the
+    /// same counts as the minute rows they came from.
+    async fn long_windows_read_hourly_rollups(app) where |c| { c.perf_flush_ms = FAST; c.perf_rollup_ms = FAST; } {
+        let admin = admin_token(app, "root@example.com").await;
+        for _ in 0..12 {
+            app.call("health.check", json!({}), None).await.expect("healthy");
+        }
+        report_when(app, &admin, json!({}), &[("health.check", 12)]).await;
+        // As if those calls were made three hours ago.
+        let moved = if app.config.database_url().starts_with("postgres") {
+            app.sql("UPDATE perf_minutes SET bucket_start = bucket_start - interval '3 hours' WHERE method = 'health.check'").await
+        } else {
+            app.sql("UPDATE perf_minutes SET bucket_start = datetime(bucket_start, '-3 hours') WHERE method = 'health.check'").await
+        };
+        assert!(moved >= 1);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while app.sql_count("SELECT COUNT(*) AS n FROM perf_hours WHERE method = 'health.check'").await == 0 {
+            assert!(Instant::now() < deadline, "never rolled up");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let hours = app.sql_count("SELECT CAST(COALESCE(SUM(calls), 0) AS BIGINT) AS n FROM perf_hours WHERE method = 'health.check'").await;
+        assert_eq!(hours, 12);
+        let long = app.call("performance.report", json!({"from": chrono_ago(12), "method": "health.check"}), Some(&admin)).await.expect("long");
+        assert_eq!(long["window"]["bucket"], "hour");
+        assert_eq!(long["totals"]["calls"], 12, "{long}");
+        let short = app.call("performance.report", json!({"from": chrono_ago(4), "method": "health.check"}), Some(&admin)).await.expect("short");
+        assert_eq!(short["window"]["bucket"], "minute");
+        assert_eq!(short["totals"]["calls"], 12, "{short}");
+        assert_eq!(long["totals"]["p95Ms"], short["totals"]["p95Ms"], "merging by hour changes no percentile");
+    }
+}
+
+/// `hours` ago, as RFC 3339.
+fn chrono_ago(hours: i64) -> String {
+    (chrono::Utc::now() - chrono::TimeDelta::hours(hours)).to_rfc3339()
 }
