@@ -156,6 +156,9 @@ pub(super) async fn rolled_until(db: &Db) -> Result<Option<NaiveDateTime>, DbErr
     Ok(last.map(|h| h + TimeDelta::hours(1)))
 }
 
+/// A minute row: start, method, organization, calls, errors, max, histogram.
+type MinuteRow = (NaiveDateTime, String, String, i64, i64, i64, Vec<u8>);
+
 fn hour_of(t: NaiveDateTime) -> NaiveDateTime {
     let secs = t.and_utc().timestamp();
     DateTime::from_timestamp(secs - secs.rem_euclid(3600), 0).map_or(t, |d| d.naive_utc())
@@ -182,7 +185,7 @@ pub(super) async fn roll_up(db: &Db, before: NaiveDateTime) -> anyhow::Result<us
     if start >= end {
         return Ok(0);
     }
-    let rows: Vec<(NaiveDateTime, String, String, i64, i64, i64, Vec<u8>)> = db_read!(db, |conn| perf_minutes::table
+    let rows: Vec<MinuteRow> = db_read!(db, |conn| perf_minutes::table
         .filter(perf_minutes::bucket_start.ge(start))
         .filter(perf_minutes::bucket_start.lt(end))
         .select((
