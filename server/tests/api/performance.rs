@@ -226,6 +226,39 @@ db_test_with! {
     }
 }
 
+#[derive(diesel::QueryableByName)]
+struct Blob {
+    #[diesel(sql_type = diesel::sql_types::Binary)]
+    histogram: Vec<u8>,
+}
+
+/// The histograms every replica stored for `method`, merged here.
+async fn stored_histogram(app: &TestApp, method: &str) -> (Histogram<u64>, usize) {
+    let sql = format!("SELECT histogram FROM perf_minutes WHERE method = '{method}'");
+    let url = app.config.database_url();
+    let blobs: Vec<Blob> = if url.starts_with("postgres") {
+        use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
+        let mut conn = AsyncPgConnection::establish(&url).await.expect("connect");
+        diesel::sql_query(sql).load(&mut conn).await.expect("blobs")
+    } else {
+        tokio::task::spawn_blocking(move || {
+            use diesel::{Connection, RunQueryDsl, SqliteConnection};
+            let mut conn = SqliteConnection::establish(&url).expect("open");
+            diesel::sql_query(sql).load(&mut conn).expect("blobs")
+        })
+        .await
+        .expect("ran")
+    };
+    let mut merged = Histogram::new_with_bounds(1, 3_600_000_000, 3).expect("bounds");
+    for b in &blobs {
+        let h: Histogram<u64> = hdrhistogram::serialization::Deserializer::new()
+            .deserialize(&mut std::io::Cursor::new(&b.histogram))
+            .expect("a V2 histogram");
+        merged.add(&h).expect("same bounds");
+    }
+    (merged, blobs.len())
+}
+
 /// Two replicas on one database: each writes its own rows; the report of
 /// either merges both. The histograms are merged, not averaged: the merged
 /// percentiles equal those of one histogram of every call's server time,
@@ -261,6 +294,15 @@ async fn two_replicas(backend: Backend) {
         a.sql_count("SELECT COUNT(DISTINCT replica) AS n FROM perf_minutes WHERE method = 'health.check'").await;
     assert_eq!(replicas, 2);
     assert_percentiles_below_client(&from_a, &t, "health.check");
+    // Merged, not averaged: the report's percentiles are those of one
+    // histogram of both replicas' stored samples.
+    let (merged, rows) = stored_histogram(&a, "health.check").await;
+    assert!(rows >= 2, "one row per replica at least");
+    assert_eq!(merged.len(), 50);
+    let s = stats(&from_a, "health.check").expect("health");
+    for (field, q) in [("p50Ms", 0.5), ("p95Ms", 0.95), ("p99Ms", 0.99)] {
+        assert_eq!(s[field].as_f64(), Some(merged.value_at_quantile(q) as f64 / 1000.0), "{field}");
+    }
     assert_eq!(stats(&from_a, "auth.login").expect("login")["errors"], 3);
     a.stop().await;
     b.stop().await;
