@@ -38,6 +38,7 @@ pub mod mfa;
 pub mod notifications;
 pub mod openrpc;
 pub mod orgs;
+pub mod performance;
 pub mod procedure;
 pub mod rpc;
 pub mod sessions;

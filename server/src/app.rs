@@ -111,6 +111,7 @@ impl Application {
             webhooks: Webhooks::default(),
             health: HealthMonitor::start(db.clone(), cache.clone()).await,
             db,
+            perf: Arc::default(),
             started_at: Instant::now(),
             openrpc: crate::rpc::discover::document(),
             config: config.clone(),
@@ -172,7 +173,18 @@ impl Application {
                     outbox_days: config.outbox_retention_days,
                     notification_days: config.notification_retention_days,
                     audit_days: config.audit_retention_days,
+                    perf_minute_days: config.perf_minute_retention_days,
+                    perf_hour_days: config.perf_hour_retention_days,
                 },
+            ),
+            crate::performance::Recorder::spawn(
+                state.perf.clone(),
+                state.db.clone(),
+                Duration::from_millis(config.perf_flush_ms.max(10)),
+            ),
+            crate::performance::Recorder::spawn_rollup(
+                state.db.clone(),
+                Duration::from_millis(config.perf_rollup_ms.max(10)),
             ),
             crate::access::usage::UsageRecorder::spawn(
                 state.keys.usage.clone(),

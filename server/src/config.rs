@@ -252,6 +252,24 @@ pub struct Config {
     #[arg(long, env = "TRELLIS_USAGE_FLUSH_MS", default_value_t = 5_000)]
     pub usage_flush_ms: u64,
 
+    /// How often call latency recorded in memory is written, in
+    /// milliseconds (`performance.report` lags by at most this).
+    #[arg(long, env = "TRELLIS_PERF_FLUSH_MS", default_value_t = 5_000)]
+    pub perf_flush_ms: u64,
+
+    /// Days per-minute call latency is kept.
+    #[arg(long, env = "TRELLIS_PERF_MINUTE_RETENTION_DAYS", default_value_t = 7)]
+    pub perf_minute_retention_days: u32,
+
+    /// Days hourly call latency is kept.
+    #[arg(long, env = "TRELLIS_PERF_HOUR_RETENTION_DAYS", default_value_t = 90)]
+    pub perf_hour_retention_days: u32,
+
+    /// How often per-minute call latency is rolled up by hour (hours that
+    /// ended over two hours ago), in milliseconds.
+    #[arg(long, env = "TRELLIS_PERF_ROLLUP_MS", default_value_t = 300_000)]
+    pub perf_rollup_ms: u64,
+
     /// Days API key usage is kept.
     #[arg(long, env = "TRELLIS_USAGE_RETENTION_DAYS", default_value_t = 90)]
     pub usage_retention_days: u32,

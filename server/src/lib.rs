@@ -39,6 +39,7 @@ pub mod net;
 mod notifications;
 mod observe;
 mod orgs;
+mod performance;
 mod retention;
 mod rpc;
 mod sessions;

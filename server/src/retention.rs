@@ -25,6 +25,10 @@ pub(crate) struct Retention {
     pub outbox_days: u32,
     pub notification_days: u32,
     pub audit_days: u32,
+    /// Per-minute call latency (`TRELLIS_PERF_MINUTE_RETENTION_DAYS`).
+    pub perf_minute_days: u32,
+    /// Hourly call latency (`TRELLIS_PERF_HOUR_RETENTION_DAYS`).
+    pub perf_hour_days: u32,
 }
 
 pub(crate) fn spawn(db: Arc<Db>, keep: Retention) -> tokio::task::JoinHandle<()> {
@@ -40,7 +44,7 @@ pub(crate) fn spawn(db: Arc<Db>, keep: Retention) -> tokio::task::JoinHandle<()>
 }
 
 async fn prune_once(db: &Db, keep: Retention) {
-    let Retention { outbox_days, notification_days, audit_days } = keep;
+    let Retention { outbox_days, notification_days, audit_days, perf_minute_days, perf_hour_days } = keep;
     let cutoff = |days: u32| now() - TimeDelta::days(i64::from(days));
     match crate::mail::outbox::prune(db, cutoff(outbox_days)).await {
         Ok(0) => {}
@@ -63,6 +67,16 @@ async fn prune_once(db: &Db, keep: Retention) {
             Ok(n) => tracing::info!(rows = n, "pruned notifications past their retention"),
             Err(e) => tracing::warn!(error = %e, "notifications not pruned this round"),
         }
+    }
+    match crate::performance::prune(db, cutoff(perf_minute_days)).await {
+        Ok(0) => {}
+        Ok(n) => tracing::info!(rows = n, "pruned old call latency"),
+        Err(e) => tracing::warn!(error = %e, "call latency not pruned this round"),
+    }
+    match crate::performance::prune_hours(db, cutoff(perf_hour_days)).await {
+        Ok(0) => {}
+        Ok(n) => tracing::info!(rows = n, "pruned old hourly call latency"),
+        Err(e) => tracing::warn!(error = %e, "hourly call latency not pruned this round"),
     }
     if audit_days > 0 {
         match crate::audit::store::prune(db, cutoff(audit_days)).await {

@@ -30,6 +30,8 @@ pub(crate) struct State {
     pub health: Arc<HealthMonitor>,
     /// Wakes the webhook sender.
     pub webhooks: Webhooks,
+    /// Call latency recorded in memory, written every few seconds.
+    pub perf: Arc<crate::performance::Recorder>,
     pub started_at: Instant,
     pub openrpc: serde_json::Value,
 }

@@ -719,6 +719,30 @@ impl<C: Caller> Webhooks<'_, C> {
     }
 }
 
+/// The `performance.*` procedures ([`trellis_schema::performance`]).
+#[derive(Debug)]
+pub struct Performance<'a, C>(&'a C);
+
+impl<C> Clone for Performance<'_, C> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<C> Copy for Performance<'_, C> {}
+
+impl<C: Caller> Performance<'_, C> {
+    /// Latency (p50/p95/p99/max from merged histograms), calls and errors per method over a window, with a series and this replica's state; `orgId` needs `performance:read` in it, none needs a system admin. Lags by at most the flush interval (`TRELLIS_PERF_FLUSH_MS`).
+    ///
+    /// Calls [`trellis_schema::performance::Report`].
+    pub async fn report(
+        self,
+        params: <trellis_schema::performance::Report as Procedure>::Params,
+    ) -> Output<trellis_schema::performance::Report> {
+        self.0.call::<trellis_schema::performance::Report>(params).await
+    }
+}
+
 impl Client {
     /// The `health.*` procedures.
     pub fn health(&self) -> Health<'_, Self> {
@@ -778,6 +802,11 @@ impl Client {
     /// The `webhooks.*` procedures.
     pub fn webhooks(&self) -> Webhooks<'_, Self> {
         Webhooks(self)
+    }
+
+    /// The `performance.*` procedures.
+    pub fn performance(&self) -> Performance<'_, Self> {
+        Performance(self)
     }
 }
 
@@ -841,6 +870,11 @@ impl Session {
     pub fn webhooks(&self) -> Webhooks<'_, Self> {
         Webhooks(self)
     }
+
+    /// The `performance.*` procedures, called as this session.
+    pub fn performance(&self) -> Performance<'_, Self> {
+        Performance(self)
+    }
 }
 
 /// Every procedure with a method here: (namespace accessor, the procedure's method name).
@@ -902,4 +936,5 @@ pub(crate) const COVERED: &[(&str, &str)] = &[
     ("webhooks", <trellis_schema::webhooks::RotateSecret as Procedure>::METHOD),
     ("webhooks", <trellis_schema::webhooks::Deliveries as Procedure>::METHOD),
     ("webhooks", <trellis_schema::webhooks::Redeliver as Procedure>::METHOD),
+    ("performance", <trellis_schema::performance::Report as Procedure>::METHOD),
 ];

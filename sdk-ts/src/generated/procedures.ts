@@ -469,6 +469,14 @@ export interface Procedures {
     /** Every reason a call can fail with: the procedure's own, its access rule's, and the common ones. */
     reason: "NOT_FOUND" | "INVALID_TRANSITION" | "CREDENTIALS_MISSING" | "TOKEN_EXPIRED" | "TOKEN_INVALID" | "API_KEY_INVALID" | "API_KEY_EXPIRED" | "API_KEY_REVOKED" | "ACCOUNT_DISABLED" | "MISSING_PERMISSION" | "MISSING_SCOPE" | "VALIDATION" | "RATE_LIMITED" | "DATABASE_UNAVAILABLE" | "CACHE_UNAVAILABLE" | "SHUTTING_DOWN" | "INTERNAL";
   };
+  "performance.report": {
+    params: T.ReportParams;
+    result: T.PerformanceReport;
+    kind: "query";
+    access: "user";
+    /** Every reason a call can fail with: the procedure's own, its access rule's, and the common ones. */
+    reason: "ADMIN_REQUIRED" | "MISSING_PERMISSION" | "NOT_FOUND" | "CREDENTIALS_MISSING" | "TOKEN_EXPIRED" | "TOKEN_INVALID" | "API_KEY_INVALID" | "API_KEY_EXPIRED" | "API_KEY_REVOKED" | "ACCOUNT_DISABLED" | "MISSING_SCOPE" | "VALIDATION" | "RATE_LIMITED" | "DATABASE_UNAVAILABLE" | "CACHE_UNAVAILABLE" | "SHUTTING_DOWN" | "INTERNAL";
+  };
 }
 
 export const procedures = {
@@ -530,6 +538,7 @@ export const procedures = {
   "webhooks.rotateSecret": { kind: "mutation", access: "org:notifications:manage", summary: "A new signing secret for a webhook; the old one also signs until the grace period ends.", reasons: ["NOT_FOUND", "CREDENTIALS_MISSING", "TOKEN_EXPIRED", "TOKEN_INVALID", "API_KEY_INVALID", "API_KEY_EXPIRED", "API_KEY_REVOKED", "ACCOUNT_DISABLED", "MISSING_PERMISSION", "MISSING_SCOPE", "VALIDATION", "RATE_LIMITED", "DATABASE_UNAVAILABLE", "CACHE_UNAVAILABLE", "SHUTTING_DOWN", "INTERNAL"] },
   "webhooks.deliveries": { kind: "query", access: "org:notifications:read", summary: "A webhook's deliveries, newest first (a webhook not of the organization has none).", reasons: ["CREDENTIALS_MISSING", "TOKEN_EXPIRED", "TOKEN_INVALID", "API_KEY_INVALID", "API_KEY_EXPIRED", "API_KEY_REVOKED", "ACCOUNT_DISABLED", "MISSING_PERMISSION", "MISSING_SCOPE", "NOT_FOUND", "VALIDATION", "RATE_LIMITED", "DATABASE_UNAVAILABLE", "CACHE_UNAVAILABLE", "SHUTTING_DOWN", "INTERNAL"] },
   "webhooks.redeliver": { kind: "mutation", access: "org:notifications:manage", summary: "Sends a delivered or failed delivery's event again, as a new delivery with the same `webhook-id` (receivers deduplicate by it); a pending one is still being tried: INVALID_TRANSITION.", reasons: ["NOT_FOUND", "INVALID_TRANSITION", "CREDENTIALS_MISSING", "TOKEN_EXPIRED", "TOKEN_INVALID", "API_KEY_INVALID", "API_KEY_EXPIRED", "API_KEY_REVOKED", "ACCOUNT_DISABLED", "MISSING_PERMISSION", "MISSING_SCOPE", "VALIDATION", "RATE_LIMITED", "DATABASE_UNAVAILABLE", "CACHE_UNAVAILABLE", "SHUTTING_DOWN", "INTERNAL"] },
+  "performance.report": { kind: "query", access: "user", summary: "Latency (p50/p95/p99/max from merged histograms), calls and errors per method over a window, with a series and this replica's state; `orgId` needs `performance:read` in it, none needs a system admin. Lags by at most the flush interval (`TRELLIS_PERF_FLUSH_MS`).", reasons: ["ADMIN_REQUIRED", "MISSING_PERMISSION", "NOT_FOUND", "CREDENTIALS_MISSING", "TOKEN_EXPIRED", "TOKEN_INVALID", "API_KEY_INVALID", "API_KEY_EXPIRED", "API_KEY_REVOKED", "ACCOUNT_DISABLED", "MISSING_SCOPE", "VALIDATION", "RATE_LIMITED", "DATABASE_UNAVAILABLE", "CACHE_UNAVAILABLE", "SHUTTING_DOWN", "INTERNAL"] },
 } as const;
 
 /** JSON-RPC error code of each category. */

@@ -104,6 +104,15 @@ backend: string,
 fallbacks: number, };
 
 /**
+ * The API key cache of the replica that answered.
+ */
+export type CacheStats = { hits: number, misses: number,
+/**
+ * `hits / (hits + misses)`, 0 before any lookup.
+ */
+hitRate: number, };
+
+/**
  * Why `apiKeys.update` and `apiKeys.rotate` can refuse.
  */
 export type ChangeApiKeyReason = "MISSING_PERMISSION" | "INVALID_TRANSITION";
@@ -226,6 +235,8 @@ secret: string, };
  */
 export type Cursor = string;
 
+export type DbPool = { size: number, idle: number, inUse: number, };
+
 /**
  * Where a delivery stands.
  */
@@ -324,6 +335,11 @@ export type FieldError = {
  * Where the field is, e.g. `email` or `quality.grade`.
  */
 path: string, message: string, };
+
+/**
+ * An alert rule that fires now (alert rules are not served yet: always empty).
+ */
+export type FiringAlert = { metric: string, method?: string, threshold: number, value: number, };
 
 export type GetUserParams = { userId: UserId, };
 
@@ -440,6 +456,15 @@ export type MemberChangeReason = "NOT_FOUND" | "MISSING_PERMISSION" | "INVALID_T
 
 export type Membership = { org: Org, role: OrgRole, };
 
+/**
+ * [`Stats`] of one method.
+ */
+export type MethodStats = { method: string, calls: number, errors: number,
+/**
+ * `errors / calls`, 0 without calls.
+ */
+errorRate: number, p50Ms: number, p95Ms: number, p99Ms: number, maxMs: number, };
+
 export type MethodUsage = { method: string, calls: number, errors: number, };
 
 /**
@@ -548,6 +573,24 @@ email: string, role: OrgRole,
  */
 invitedBy: UserId, createdAt: string, expiresAt: string, };
 
+export type PerformanceReport = { window: Window, totals: Stats,
+/**
+ * The `top` methods with the most calls.
+ */
+byMethod: Array<MethodStats>,
+/**
+ * The `top` methods by p95, slowest first.
+ */
+slowest: Array<MethodStats>,
+/**
+ * The `top` methods by error rate, highest first (only those with errors).
+ */
+errorRates: Array<MethodStats>, series: Array<SeriesPoint>, system: SystemStats,
+/**
+ * Firing alert rules (none yet: alert rules are not served).
+ */
+alerts: Array<FiringAlert>, };
+
 /**
  * An organization permission, also used as an API key scope.
  */
@@ -590,6 +633,37 @@ export type RegisterReason = "PASSWORD_POLICY";
 export type RegisterResult = { userId: UserId, verificationRequired: boolean, };
 
 export type RemoveMemberParams = { orgId: OrgId, userId: UserId, };
+
+export type ReportParams = {
+/**
+ * The organization whose calls (made in it, or with its API keys) to
+ * report; without it (system admins only), the whole server.
+ */
+orgId?: OrgId,
+/**
+ * Default: an hour before `to`. The window is at most 31 days.
+ */
+from?: string,
+/**
+ * Default: now.
+ */
+to?: string,
+/**
+ * Only this method (a method of the API).
+ */
+method?: string,
+/**
+ * How many methods `byMethod`, `slowest` and `errorRates` list, 1 to 100
+ * (default 10).
+ */
+top?: number, };
+
+/**
+ * Why `performance.report` can refuse: without `orgId` only a system
+ * admin may ask; with it, a member needs `performance:read` (NOT_FOUND
+ * when not a member).
+ */
+export type ReportReason = "ADMIN_REQUIRED" | "MISSING_PERMISSION" | "NOT_FOUND";
 
 export type ResetPasswordParams = {
 /**
@@ -645,6 +719,11 @@ secret: string, };
 export type SearchQuery = string;
 
 /**
+ * One bucket of the series.
+ */
+export type SeriesPoint = { start: string, calls: number, errors: number, p95Ms: number, };
+
+/**
  * A session's id: one per sign-in, across its refreshes.
  */
 export type SessionId = string & { readonly __brand: "SessionId" };
@@ -670,6 +749,16 @@ export type SetUserDisabledReason = "NOT_FOUND" | "INVALID_TRANSITION";
  */
 export type Slug = string;
 
+/**
+ * Latency and outcome of a set of calls. Percentiles come from merged
+ * histograms (three significant digits), never from averaged percentiles.
+ */
+export type Stats = { calls: number, errors: number,
+/**
+ * `errors / calls`, 0 without calls.
+ */
+errorRate: number, p50Ms: number, p95Ms: number, p99Ms: number, maxMs: number, };
+
 export type SubscribeParams = {
 /**
  * Resume after this notification (the last one received): those that
@@ -687,6 +776,16 @@ export type SubscribeReason = "NOT_FOUND" | "TOO_MANY_SUBSCRIPTIONS" | "SUBSCRIP
  * carry it as `params.subscription`. Opaque; unique within its connection.
  */
 export type SubscriptionId = string;
+
+/**
+ * The replica that answered.
+ */
+export type SystemStats = { uptimeSecs: number, rssBytes: number,
+/**
+ * The process's CPU time over wall time since the previous report (or
+ * the start), in percent of one core.
+ */
+cpuPercent: number, dbPool: DbPool, cache: CacheStats, };
 
 /**
  * A bounded opaque token string (refresh tokens, verification tokens).
@@ -892,3 +991,9 @@ export type WebhookReason = "NOT_FOUND";
  * allows private addresses, plain `http`.)
  */
 export type WebhookUrl = string;
+
+export type Window = { from: string, to: string,
+/**
+ * The series' bucket: a minute up to 6 hours, an hour up to 7 days, else a day.
+ */
+bucket: Bucket, };

@@ -129,11 +129,22 @@ pub(crate) struct KeyCache {
     generation: AtomicU64,
     /// Where changes are told to the other replicas.
     bus: Bus,
+    /// Lookups answered from the cache, and those that were not (for
+    /// `performance.report`).
+    pub hits: AtomicU64,
+    pub misses: AtomicU64,
 }
 
 impl KeyCache {
     pub(crate) fn new(bus: Bus) -> Self {
-        Self { entries: RwLock::default(), inflight: Mutex::default(), generation: AtomicU64::new(0), bus }
+        Self {
+            entries: RwLock::default(),
+            inflight: Mutex::default(),
+            generation: AtomicU64::new(0),
+            bus,
+            hits: AtomicU64::new(0),
+            misses: AtomicU64::new(0),
+        }
     }
 
     pub(crate) fn get(&self, secret_hash: &str) -> Option<Lookup> {
@@ -161,8 +172,10 @@ impl KeyCache {
         Fut: Future<Output = Result<Lookup, E>>,
     {
         if let Some(l) = self.get(secret_hash) {
+            self.hits.fetch_add(1, Ordering::Relaxed);
             return Ok(l);
         }
+        self.misses.fetch_add(1, Ordering::Relaxed);
         let cell = {
             let mut inflight = self.inflight.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
             inflight.entry(secret_hash.to_owned()).or_default().clone()

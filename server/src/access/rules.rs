@@ -60,6 +60,9 @@ impl InOrg for NoOrg {
 pub(crate) struct Granted<C> {
     pub ctx: C,
     pub key: Option<ApiKeyId>,
+    /// The organization the call acts in (an `Org` procedure's), for its
+    /// latency.
+    pub org: Option<OrgId>,
 }
 
 /// An access rule of the schema, checked here.
@@ -166,7 +169,7 @@ impl Grant for rule::Public {
         method: &'static str,
     ) -> Result<Granted<PublicCtx>, ApiError> {
         let (caller, _) = credentials(&state, &meta, access, method).await?;
-        Ok(Granted { ctx: PublicCtx { call: Call { state, meta }, caller }, key: None })
+        Ok(Granted { ctx: PublicCtx { call: Call { state, meta }, caller }, key: None, org: None })
     }
 }
 
@@ -188,7 +191,7 @@ impl Grant for rule::User {
             (None, None) => Err(ApiError::new(Reason::CredentialsMissing)),
         };
         let caller = counted(&state, key.as_deref(), method, caller)?;
-        Ok(Granted { ctx: UserCtx { call: Call { state, meta }, caller }, key: key.map(|k| k.id) })
+        Ok(Granted { ctx: UserCtx { call: Call { state, meta }, caller }, key: key.map(|k| k.id), org: None })
     }
 }
 
@@ -218,7 +221,7 @@ impl Grant for rule::Admin {
         }
         .await;
         let admin = counted(&state, key.as_deref(), method, admin)?;
-        Ok(Granted { ctx: AdminCtx { call: Call { state, meta }, admin }, key: None })
+        Ok(Granted { ctx: AdminCtx { call: Call { state, meta }, admin }, key: None, org: None })
     }
 }
 
@@ -246,7 +249,8 @@ impl Grant for rule::Org {
         }
         .await;
         let org = counted(&state, key.as_deref(), method, org)?;
-        Ok(Granted { ctx: OrgCtx { call: Call { state, meta }, org }, key: key.map(|k| k.id) })
+        let org_id = Some(org.org_id);
+        Ok(Granted { ctx: OrgCtx { call: Call { state, meta }, org }, key: key.map(|k| k.id), org: org_id })
     }
 
     /// Only the credentials: which organization the params name is not

@@ -316,3 +316,31 @@ diesel::table! {
 
 diesel::joinable!(webhook_deliveries -> webhooks (webhook_id));
 diesel::allow_tables_to_appear_in_same_query!(webhooks, webhook_deliveries);
+
+diesel::table! {
+    /// Call latency per minute, method, acting organization (`''` for none)
+    /// and replica (see `performance::store`).
+    perf_minutes (bucket_start, method, org_id, replica) {
+        bucket_start -> Timestamp,
+        method -> Text,
+        org_id -> Text,
+        replica -> Text,
+        calls -> BigInt,
+        errors -> BigInt,
+        max_us -> BigInt,
+        histogram -> Binary,
+    }
+}
+
+diesel::table! {
+    /// `perf_minutes` rolled up by hour, all replicas merged.
+    perf_hours (bucket_start, method, org_id) {
+        bucket_start -> Timestamp,
+        method -> Text,
+        org_id -> Text,
+        calls -> BigInt,
+        errors -> BigInt,
+        max_us -> BigInt,
+        histogram -> Binary,
+    }
+}

@@ -124,26 +124,32 @@ impl Registry {
             // access learns nothing about the params.
             let params = decode_params::<P::Params>(params);
             Box::pin(async move {
-                let usage = state.keys.usage.clone();
-                let (key, result) = match params {
+                let (usage, perf, started) = (state.keys.usage.clone(), state.perf.clone(), std::time::Instant::now());
+                let (key, org, result) = match params {
+                    // A refused call is timed too (its key's usage counted it already).
                     Ok(params) => {
-                        let org = P::org_of(&params);
-                        let granted = <P::Rule as Grant>::grant(state, meta, P::ACCESS, org, P::METHOD).await?;
-                        let result = match P::handle(granted.ctx, params).await {
-                            Ok(output) => serde_json::value::to_raw_value(&output).map_err(|e| {
-                                tracing::error!(error = %e, method = P::METHOD, "result did not serialize");
-                                ApiError::new(Reason::Internal)
-                            }),
-                            Err(e) => Err(e.into_api()),
-                        };
-                        (granted.key, result)
+                        match <P::Rule as Grant>::grant(state, meta, P::ACCESS, P::org_of(&params), P::METHOD).await {
+                            Err(refused) => (None, None, Err(refused)),
+                            Ok(granted) => {
+                                let result = match P::handle(granted.ctx, params).await {
+                                    Ok(output) => serde_json::value::to_raw_value(&output).map_err(|e| {
+                                        tracing::error!(error = %e, method = P::METHOD, "result did not serialize");
+                                        ApiError::new(Reason::Internal)
+                                    }),
+                                    Err(e) => Err(e.into_api()),
+                                };
+                                (granted.key, granted.org, result)
+                            }
+                        }
                     }
                     Err(e) => {
-                        let key =
-                            <P::Rule as Grant>::check_before_params_error(state, meta, P::ACCESS, P::METHOD).await?;
-                        (key, Err(e))
+                        match <P::Rule as Grant>::check_before_params_error(state, meta, P::ACCESS, P::METHOD).await {
+                            Ok(key) => (key, None, Err(e)),
+                            Err(refused) => (None, None, Err(refused)),
+                        }
                     }
                 };
+                crate::performance::record(&perf, P::METHOD, org, result.is_ok(), started.elapsed());
                 if let Some(key) = key {
                     let outcome = if result.is_ok() { Counted::Ok } else { Counted::Error };
                     usage.record(key, P::METHOD, outcome);

@@ -23,6 +23,7 @@ mod metrics;
 mod notifications;
 mod operations;
 mod orgs;
+mod performance;
 mod process;
 mod replicas;
 mod sdk_ts;

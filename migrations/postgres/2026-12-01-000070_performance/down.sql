@@ -1,0 +1,2 @@
+DROP TABLE perf_hours;
+DROP TABLE perf_minutes;

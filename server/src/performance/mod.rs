@@ -1,0 +1,12 @@
+//! Call latency: every call's duration recorded per minute, method and
+//! acting organization in an HDR histogram (in memory, sharded), written by
+//! a background task to `perf_minutes` (one row per replica), and merged
+//! into `performance.report`.
+
+mod recorder;
+mod report;
+mod store;
+mod system;
+
+pub(crate) use recorder::{Recorder, record};
+pub(crate) use store::{prune, prune_hours};
