@@ -5,6 +5,7 @@
 
 mod recorder;
 mod report;
+mod sample;
 mod store;
 mod system;
 

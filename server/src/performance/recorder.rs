@@ -9,46 +9,16 @@ use std::hash::{Hash, Hasher};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use chrono::NaiveDateTime;
-use hdrhistogram::Histogram;
 use trellis_schema::ids::OrgId;
 
+use chrono::NaiveDateTime;
+
+use super::sample::{Entry, HIGHEST_US, Key};
 use super::store;
 use crate::db::Db;
 use crate::db::models::now;
 
 const SHARDS: usize = 16;
-/// Microseconds up to an hour, at three significant digits.
-const HIGHEST_US: u64 = 3_600_000_000;
-
-pub(crate) fn histogram() -> Histogram<u64> {
-    Histogram::new_with_bounds(1, HIGHEST_US, 3).expect("valid histogram bounds")
-}
-
-/// Minute, method, acting organization.
-pub(super) type Key = (NaiveDateTime, &'static str, Option<OrgId>);
-
-pub(super) struct Entry {
-    pub hist: Histogram<u64>,
-    pub calls: i64,
-    pub errors: i64,
-    pub max_us: i64,
-}
-
-impl Entry {
-    fn new() -> Self {
-        Self { hist: histogram(), calls: 0, errors: 0, max_us: 0 }
-    }
-
-    pub(super) fn merge(&mut self, other: &Entry) {
-        // Both have the same bounds: adding never fails.
-        let _ = self.hist.add(&other.hist);
-        self.calls += other.calls;
-        self.errors += other.errors;
-        self.max_us = self.max_us.max(other.max_us);
-    }
-}
-
 pub(crate) struct Recorder {
     shards: Vec<Mutex<HashMap<Key, Entry>>>,
     /// This process's id in `perf_minutes.replica`: each replica writes only

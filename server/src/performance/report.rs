@@ -45,7 +45,7 @@ struct Agg {
 
 impl Agg {
     fn new() -> Self {
-        Self { hist: super::recorder::histogram(), calls: 0, errors: 0, max_us: 0 }
+        Self { hist: super::sample::histogram(), calls: 0, errors: 0, max_us: 0 }
     }
 
     fn add(&mut self, h: &Histogram<u64>, row: &store::Row) {

@@ -11,7 +11,7 @@ use diesel_async::{AsyncConnection, RunQueryDsl};
 use hdrhistogram::Histogram;
 use hdrhistogram::serialization::{Deserializer, Serializer, V2DeflateSerializer};
 
-use super::recorder::{Entry, Key};
+use super::sample::{Entry, Key};
 use crate::db::schema::{perf_hours, perf_minutes};
 use crate::db::{Db, DbError, db_read, db_run};
 
@@ -27,7 +27,7 @@ pub(super) fn decode(bytes: &[u8]) -> anyhow::Result<Histogram<u64>> {
     let h: Histogram<u64> = Deserializer::new()
         .deserialize(&mut std::io::Cursor::new(bytes))
         .map_err(|e| anyhow::anyhow!("histogram not read: {e:?}"))?;
-    let mut merged = super::recorder::histogram();
+    let mut merged = super::sample::histogram();
     merged.add(&h).map_err(|e| anyhow::anyhow!("histogram out of bounds: {e:?}"))?;
     Ok(merged)
 }
@@ -49,7 +49,7 @@ pub(super) async fn merge_into(db: &Db, replica: &str, batch: &HashMap<Key, Entr
                     .first(conn)
                     .await
                     .optional()?;
-                let mut merged = Entry { hist: super::recorder::histogram(), calls: 0, errors: 0, max_us: 0 };
+                let mut merged = Entry { hist: super::sample::histogram(), calls: 0, errors: 0, max_us: 0 };
                 merged.merge(e);
                 if let Some((calls, errors, max_us, blob)) = &old {
                     let hist = decode(blob).map_err(DbError::Other)?;
@@ -205,7 +205,7 @@ pub(super) async fn roll_up(db: &Db, before: NaiveDateTime) -> anyhow::Result<us
         let hist = decode(&blob)?;
         hours
             .entry((hour_of(minute), method, org))
-            .or_insert_with(|| Entry { hist: super::recorder::histogram(), calls: 0, errors: 0, max_us: 0 })
+            .or_insert_with(|| Entry { hist: super::sample::histogram(), calls: 0, errors: 0, max_us: 0 })
             .merge(&Entry { hist, calls, errors, max_us });
     }
     let mut values = Vec::with_capacity(hours.len());
