@@ -216,6 +216,10 @@ pub(crate) async fn redeliver(
     let t = now();
     db_run!(db, |conn| conn
         .transaction(async |conn| {
+            // The organization's row first, as `create` does: the write lock
+            // is taken before the read (SQLite), and redeliveries of one
+            // organization run one at a time.
+            diesel::update(orgs::table.find(org_id)).set(orgs::slug.eq(orgs::slug)).execute(conn).await?;
             let found: Option<WebhookDeliveryRow> = webhook_deliveries::table
                 .filter(webhook_deliveries::id.eq(id))
                 .filter(webhook_deliveries::org_id.eq(org_id))
@@ -239,7 +243,16 @@ pub(crate) async fn redeliver(
                 claimed_until: None,
                 ..old
             };
-            diesel::insert_into(webhook_deliveries::table).values(&again).execute(conn).await?;
+            // A pending one of the same message (a redelivery asked for
+            // at the same time) is left alone: the unique index decides.
+            let queued = diesel::insert_into(webhook_deliveries::table)
+                .values(&again)
+                .on_conflict_do_nothing()
+                .execute(conn)
+                .await?;
+            if queued == 0 {
+                return Ok(Redelivered::Pending);
+            }
             diesel::insert_into(audit_events::table).values(event).execute(conn).await?;
             Ok(Redelivered::Queued)
         })

@@ -255,15 +255,27 @@ db_test_with! {
         assert_eq!(items[0]["event"], "apiKey.created");
         assert!(items[0].get("error").is_none_or(Value::is_null), "{items:?}");
 
-        // A redelivery sends the same message again (same webhook-id).
+        // A redelivery sends the same message again (same webhook-id). Asked
+        // 40 times in one batch, it is queued while none is pending: the
+        // others are refused, and each one queued is sent once.
         let delivery = items[0]["id"].clone();
-        app.call("webhooks.redeliver", json!({"orgId": org, "deliveryId": delivery}), Some(&owner)).await.expect("redelivered");
-        let again = endpoint.wait_for(4).await;
+        let batch: Vec<Value> = (0..40)
+            .map(|i| json!({"jsonrpc": "2.0", "id": i, "method": "webhooks.redeliver", "params": {"orgId": org, "deliveryId": delivery}}))
+            .collect();
+        let answers: Vec<Value> = app.http.post(format!("http://{}/rpc", app.addr)).bearer_auth(&owner).json(&batch).send().await.expect("sent").json().await.expect("answers");
+        let queued = answers.iter().filter(|a| a.get("result").is_some()).count();
+        for refused in answers.iter().filter(|a| a.get("error").is_some()) {
+            assert_error(&refused["error"], -32009, "INVALID_TRANSITION");
+        }
+        assert!((1..40).contains(&queued), "{queued} of 40 queued");
+        let again = endpoint.wait_for(3 + queued).await;
         assert_eq!(again[3].id, got[0].id);
         assert_eq!(again[3].body, got[0].body);
-        deliveries_until(app, &owner, &org, &hook, |items| items.len() == 2 && items[0]["status"] == "delivered").await;
+        deliveries_until(app, &owner, &org, &hook, |items| items.len() == 1 + queued && items.iter().all(|d| d["status"] == "delivered")).await;
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        assert_eq!(endpoint.received().len(), 3 + queued, "each redelivery queued is sent once");
         let audit = app.call("audit.list", json!({"orgId": org, "action": "webhooks.redeliver"}), Some(&owner)).await.expect("audit");
-        assert_eq!(audit["items"].as_array().map(Vec::len), Some(1));
+        assert_eq!(audit["items"].as_array().map(Vec::len), Some(queued));
     }
 }
 
