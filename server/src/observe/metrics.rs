@@ -84,6 +84,10 @@ type CallFuture = BoxFuture<'static, Result<Box<RawValue>, ApiError>>;
 /// One call of the registry, timed and counted; `None` (no such method)
 /// counts as `method="unknown"`.
 pub(crate) fn call(found: Option<(&'static str, CallFuture)>) -> Option<CallFuture> {
+    // Without a recorder (no metrics listener), the call is not wrapped.
+    if !INSTALLED.load(Ordering::Acquire) {
+        return found.map(|(_, fut)| fut);
+    }
     let Some((method, fut)) = found else {
         counter!("trellis_rpc_calls_total", "method" => "unknown", "outcome" => "error").increment(1);
         counter!("trellis_rpc_errors_total", "method" => "unknown", "code" => "METHOD_NOT_FOUND", "reason" => "METHOD_NOT_FOUND")
