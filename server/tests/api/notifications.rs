@@ -169,8 +169,14 @@ db_test! {
 
         let org = create_org(app, t, "acme").await;
         make_keys(app, t, &org, 1).await;
-        app.call("apiKeys.list", json!({"orgId": org}), Some(t)).await.expect("list");
-        tokio::time::sleep(Duration::from_millis(300)).await;
+        // Once the event is dispatched, still nothing: it was muted.
+        for _ in 0..200 {
+            if app.sql_count("SELECT count(*) AS n FROM events WHERE kind = 'apiKey.created' AND notified_at IS NOT NULL").await == 1 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert_eq!(app.sql_count("SELECT count(*) AS n FROM events WHERE kind = 'apiKey.created' AND notified_at IS NOT NULL").await, 1);
         let list = app.call("notifications.list", json!({}), Some(t)).await.expect("list");
         assert_eq!(list["items"], json!([]), "muted");
     }
