@@ -139,6 +139,12 @@ impl OrgRole {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct CallerKeyOr(pub Option<crate::ids::OrgId>);
 
+/// For an [`Access::OrgOrAdmin`](crate::Access::OrgOrAdmin) procedure: the
+/// organization its params name, or none (the whole server, for a system
+/// administrator).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OrgOrServer(pub Option<crate::ids::OrgId>);
+
 /// The [`Procedure::InOrg`](crate::Procedure::InOrg) of a procedure that is
 /// not organization-scoped: it names no organization (no value exists).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -161,6 +161,8 @@ ids! {
     WebhookId, example = 0x0193_0000_0000_7000_8000_0000_0000_0009;
     /// A webhook delivery's id: one event sent to one webhook, over all its attempts.
     WebhookDeliveryId, example = 0x0193_0000_0000_7000_8000_0000_0000_000a;
+    /// A performance alert rule's id.
+    AlertRuleId, example = 0x0193_0000_0000_7000_8000_0000_0000_000b;
     /// Who acted, in the audit trail: a user's or an API key's id.
     ActorId, example = 0x0193_0000_0000_7000_8000_0000_0000_0007, ts = "UserId | ApiKeyId";
 }

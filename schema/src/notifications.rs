@@ -55,6 +55,13 @@ pub enum EventType {
     /// of failed deliveries.
     #[serde(rename = "webhook.disabled")]
     WebhookDisabled,
+    /// A performance alert rule (of an organization you administer, or of
+    /// the server, for system administrators) started firing.
+    #[serde(rename = "alert.fired")]
+    AlertFired,
+    /// A firing performance alert rule cleared.
+    #[serde(rename = "alert.resolved")]
+    AlertResolved,
 }
 
 impl EventType {
@@ -71,6 +78,8 @@ impl EventType {
         Self::AccountLocked,
         Self::NewDeviceSignIn,
         Self::WebhookDisabled,
+        Self::AlertFired,
+        Self::AlertResolved,
     ];
 
     /// The wire name, e.g. `apiKey.created`.
@@ -88,6 +97,8 @@ impl EventType {
             Self::AccountLocked => "account.locked",
             Self::NewDeviceSignIn => "signin.newDevice",
             Self::WebhookDisabled => "webhook.disabled",
+            Self::AlertFired => "alert.fired",
+            Self::AlertResolved => "alert.resolved",
         }
     }
 

@@ -254,18 +254,18 @@ mod tests {
     fn every_procedure_with_params_has_an_example_that_parses() {
         use std::any::TypeId;
 
+        use crate::Empty;
         use crate::ids::{
-            ApiKeyId, AuditEventId, InvitationId, NotificationId, OrgId, SessionId, UserId, WebhookDeliveryId,
-            WebhookId,
+            AlertRuleId, ApiKeyId, AuditEventId, InvitationId, NotificationId, OrgId, SessionId, UserId,
+            WebhookDeliveryId, WebhookId,
         };
-        use crate::{Access, Empty};
 
         struct Check(Vec<String>);
         impl ProcedureVisitor for Check {
             fn visit<P: Procedure>(&mut self) {
                 // A value in an example that does not parse panics here.
                 let Some(example) = P::example() else {
-                    if matches!(P::ACCESS, Access::Org(_)) {
+                    if P::ACCESS.org_permission().is_some() {
                         self.0
                             .push(format!("{}: organization-scoped, so the tenancy walk needs an example", P::METHOD));
                     } else if TypeId::of::<P::Params>() != TypeId::of::<Empty>() {
@@ -294,6 +294,7 @@ mod tests {
                     NotificationId::EXAMPLE.uuid(),
                     WebhookId::EXAMPLE.uuid(),
                     WebhookDeliveryId::EXAMPLE.uuid(),
+                    AlertRuleId::EXAMPLE.uuid(),
                 ];
                 let mut found = Vec::new();
                 uuids(&json, &mut found);

@@ -6,8 +6,10 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use ts_rs::TS;
 
-use crate::ids::OrgId;
-use crate::{procedure, reasons};
+use crate::access::{OrgOrServer, Permission};
+use crate::error::NoReason;
+use crate::ids::{AlertRuleId, OrgId};
+use crate::procedure;
 
 /// Latency and outcome of a set of calls. Percentiles come from merged
 /// histograms (three significant digits), never from averaged percentiles.
@@ -93,17 +95,115 @@ pub struct SystemStats {
     pub cache: CacheStats,
 }
 
-/// An alert rule that fires now (alert rules are not served yet: always empty).
+/// What an alert rule watches, over its window.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, TS, JsonSchema)]
+pub enum AlertMetric {
+    /// The 95th percentile of call latency, in milliseconds (from the merged
+    /// histograms of the minutes the window overlaps).
+    #[serde(rename = "p95Ms")]
+    P95Ms,
+    /// Failed calls ÷ calls, 0 to 1.
+    #[serde(rename = "errorRate")]
+    ErrorRate,
+    /// Calls per minute over the window.
+    #[serde(rename = "callsPerMinute")]
+    CallsPerMinute,
+}
+
+impl AlertMetric {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::P95Ms => "p95Ms",
+            Self::ErrorRate => "errorRate",
+            Self::CallsPerMinute => "callsPerMinute",
+        }
+    }
+
+    pub fn from_wire(s: &str) -> Option<Self> {
+        [Self::P95Ms, Self::ErrorRate, Self::CallsPerMinute].into_iter().find(|m| m.as_str() == s)
+    }
+}
+
+/// A rule as set: it fires when `metric` (of `method`'s calls, or of every
+/// call) over the last `windowSecs` is above `threshold`, and resolves when
+/// it is back at or below it. Calls of the rule's organization only, for an
+/// organization's rule.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS, JsonSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct FiringAlert {
-    pub metric: String,
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct AlertRuleSpec {
+    pub metric: AlertMetric,
+    /// Only this method's calls (a method of the API).
     #[serde(default)]
     #[ts(optional)]
     pub method: Option<String>,
+    /// At least 0; at most 1 for `errorRate`.
     pub threshold: f64,
-    pub value: f64,
+    /// 60 to 86,400 seconds.
+    pub window_secs: u32,
 }
+
+/// A rule as stored, and its state.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AlertRule {
+    pub id: AlertRuleId,
+    pub metric: AlertMetric,
+    pub method: Option<String>,
+    pub threshold: f64,
+    pub window_secs: u32,
+    /// Since when it fires; absent while it does not.
+    pub firing_since: Option<DateTime<Utc>>,
+    /// The metric's value at the last evaluation; absent before the first.
+    pub last_value: Option<f64>,
+    pub evaluated_at: Option<DateTime<Utc>>,
+}
+
+/// An alert rule that fires now.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct FiringAlert {
+    pub rule_id: AlertRuleId,
+    pub metric: AlertMetric,
+    pub method: Option<String>,
+    pub threshold: f64,
+    /// The metric's value at the last evaluation.
+    pub value: f64,
+    pub since: DateTime<Utc>,
+}
+
+/// The alert rules of an organization (`orgId`) or of the server (none).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct GetAlertRulesParams {
+    /// The organization whose rules to read; without it (system admins
+    /// only), the server's.
+    #[serde(default)]
+    #[ts(optional)]
+    pub org_id: Option<OrgId>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SetAlertRulesParams {
+    /// The organization whose rules to set; without it (system admins
+    /// only), the server's.
+    #[serde(default)]
+    #[ts(optional)]
+    pub org_id: Option<OrgId>,
+    /// The whole set (at most 20), replacing the previous one. A rule sent
+    /// again unchanged keeps its id and state (a firing one does not fire
+    /// again); a rule left out is deleted without notice.
+    pub rules: Vec<AlertRuleSpec>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AlertRules {
+    pub rules: Vec<AlertRule>,
+}
+
+/// At most this many alert rules per organization, and for the server.
+pub const MAX_ALERT_RULES: usize = 20;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -145,27 +245,58 @@ pub struct PerformanceReport {
     pub error_rates: Vec<MethodStats>,
     pub series: Vec<SeriesPoint>,
     pub system: SystemStats,
-    /// Firing alert rules (none yet: alert rules are not served).
+    /// The alert rules of the report's scope (the organization's, or the
+    /// server's) that fire now.
     pub alerts: Vec<FiringAlert>,
 }
 
-reasons! {
-    /// Why `performance.report` can refuse: without `orgId` only a system
-    /// admin may ask; with it, a member needs `performance:read` (NOT_FOUND
-    /// when not a member).
-    pub enum ReportReason { AdminRequired, MissingPermission, NotFound }
-}
-
 procedure! {
-    /// Latency (p50/p95/p99/max from merged histograms), calls and errors per method over a window, with a series and this replica's state; `orgId` needs `performance:read` in it, none needs a system admin. Lags by at most the flush interval (`TRELLIS_PERF_FLUSH_MS`).
+    /// Latency (p50/p95/p99/max from merged histograms), calls and errors per method over a window, with a series, this replica's state and the firing alerts; `orgId` needs `performance:read` in it (a member or API key), none needs a system admin. Lags by at most the flush interval (`TRELLIS_PERF_FLUSH_MS`).
     Report {
         method: "performance.report",
         kind: Query,
-        access: User,
+        access: OrgOrAdmin(Permission::PerformanceRead),
         params: ReportParams,
         output: PerformanceReport,
-        reasons: ReportReason,
+        org: OrgOrServer = |p| OrgOrServer(p.org_id),
+        reasons: NoReason,
         example: ReportParams { org_id: Some(OrgId::EXAMPLE), from: None, to: None, method: Some("auth.me".to_owned()), top: Some(10) },
+    }
+}
+
+procedure! {
+    /// The alert rules of an organization (`performance:read` in it) or, without `orgId`, of the server (system admins), with each one's state.
+    GetAlertRules {
+        method: "performance.getAlertRules",
+        kind: Query,
+        access: OrgOrAdmin(Permission::PerformanceRead),
+        params: GetAlertRulesParams,
+        output: AlertRules,
+        org: OrgOrServer = |p| OrgOrServer(p.org_id),
+        reasons: NoReason,
+        example: GetAlertRulesParams { org_id: Some(OrgId::EXAMPLE) },
+    }
+}
+
+procedure! {
+    /// Replaces the alert rules of an organization (`org:manage` in it) or, without `orgId`, of the server (system admins). A rule is evaluated on one replica at a time; when it starts firing, and again when it resolves, the organization's owners and admins (system admins, for the server's rules) are notified, in-app, by e-mail and to the organization's webhooks as their preferences and subscriptions say.
+    SetAlertRules {
+        method: "performance.setAlertRules",
+        kind: Mutation,
+        access: OrgOrAdmin(Permission::OrgManage),
+        params: SetAlertRulesParams,
+        output: AlertRules,
+        org: OrgOrServer = |p| OrgOrServer(p.org_id),
+        reasons: NoReason,
+        example: SetAlertRulesParams {
+            org_id: Some(OrgId::EXAMPLE),
+            rules: vec![AlertRuleSpec {
+                metric: AlertMetric::P95Ms,
+                method: Some("orgs.get".to_owned()),
+                threshold: 250.0,
+                window_secs: 300,
+            }],
+        },
     }
 }
 
@@ -176,6 +307,8 @@ macro_rules! __procedures_performance {
     ($callback:ident; [$($acc:tt)*]; $($rest:ident)*) => {
         $crate::__collect_procedures! { $callback; [$($acc)*
             $crate::performance::Report,
+            $crate::performance::GetAlertRules,
+            $crate::performance::SetAlertRules,
         ]; $($rest)* }
     };
 }

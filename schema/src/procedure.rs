@@ -79,6 +79,9 @@ pub enum Access {
     /// A member (or API key) of the organization named in the params, holding
     /// the permission (or scope).
     Org(Permission),
+    /// With an organization named in the params, as [`Access::Org`]; with
+    /// none, a system administrator (the call covers the whole server).
+    OrgOrAdmin(Permission),
     /// A system administrator.
     Admin,
 }
@@ -90,7 +93,17 @@ impl Access {
             Self::Public => "public".into(),
             Self::User => "user".into(),
             Self::Org(p) => format!("org:{}", p.as_str()),
+            Self::OrgOrAdmin(p) => format!("org:{}|admin", p.as_str()),
             Self::Admin => "admin".into(),
+        }
+    }
+
+    /// The permission an organization's member or API key needs, for the
+    /// rules that name an organization.
+    pub const fn org_permission(self) -> Option<Permission> {
+        match self {
+            Self::Org(p) | Self::OrgOrAdmin(p) => Some(p),
+            Self::Public | Self::User | Self::Admin => None,
         }
     }
 
@@ -119,6 +132,19 @@ impl Access {
             Reason::MissingScope,
             Reason::NotFound,
         ];
+        const ORG_OR_ADMIN: &[Reason] = &[
+            Reason::CredentialsMissing,
+            Reason::TokenExpired,
+            Reason::TokenInvalid,
+            Reason::ApiKeyInvalid,
+            Reason::ApiKeyExpired,
+            Reason::ApiKeyRevoked,
+            Reason::AccountDisabled,
+            Reason::MissingPermission,
+            Reason::MissingScope,
+            Reason::NotFound,
+            Reason::AdminRequired,
+        ];
         const ADMIN: &[Reason] = &[
             Reason::CredentialsMissing,
             Reason::TokenExpired,
@@ -134,6 +160,7 @@ impl Access {
             Self::Public => PUBLIC,
             Self::User => SIGNED_IN,
             Self::Org(_) => ORG,
+            Self::OrgOrAdmin(_) => ORG_OR_ADMIN,
             Self::Admin => ADMIN,
         }
     }
@@ -142,9 +169,10 @@ impl Access {
 /// The access rules as types, so the server can give each handler the
 /// context its rule proves: [`rule::Public`] an optional caller, [`rule::User`]
 /// a signed-in user, [`rule::Org`] the organization and who acts in it,
-/// [`rule::Admin`] a system administrator.
+/// [`rule::Admin`] a system administrator, [`rule::OrgOrAdmin`] either of
+/// the last two.
 pub mod rule {
-    /// Implemented by the four rules only.
+    /// Implemented by the five rules only.
     pub trait Rule: Send + Sync + 'static + sealed::Sealed {}
 
     macro_rules! rules {
@@ -164,7 +192,9 @@ pub mod rule {
         /// [`super::Access::Org`].
         Org,
         /// [`super::Access::Admin`].
-        Admin
+        Admin,
+        /// [`super::Access::OrgOrAdmin`].
+        OrgOrAdmin
     }
 
     mod sealed {
@@ -327,10 +357,11 @@ pub fn procedures() -> Vec<ProcedureInfo> {
 
 /// Declares a procedure type and its `Procedure` impl in one place.
 ///
-/// `access:` is `Public`, `User`, `Admin` or `Org(Permission::X)`. An `Org`
-/// procedure says which organization its params name with
-/// `org: Type = |p| ...` (an `OrgId`, or the id of an object whose namespace
-/// resolves it to its organization). `example:` gives example params.
+/// `access:` is `Public`, `User`, `Admin`, `Org(Permission::X)` or
+/// `OrgOrAdmin(Permission::X)`. An `Org` procedure says which organization
+/// its params name with `org: Type = |p| ...` (an `OrgId`, or the id of an
+/// object whose namespace resolves it to its organization); an `OrgOrAdmin`
+/// one with `org: OrgOrServer = |p| OrgOrServer(p.org_id)`. `example:` gives example params.
 ///
 /// A subscription (`kind: Subscription`) names the item type as `output:`
 /// and adds `unsubscribe: "ns.unsubscribe", resume: param = item` after its
@@ -462,7 +493,7 @@ mod tests {
         struct Check(Vec<&'static str>);
         impl super::ProcedureVisitor for Check {
             fn visit<P: super::Procedure>(&mut self) {
-                if matches!(P::ACCESS, super::Access::Org(_)) != P::NAMES_ORG {
+                if P::ACCESS.org_permission().is_some() != P::NAMES_ORG {
                     self.0.push(P::METHOD);
                 }
             }

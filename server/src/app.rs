@@ -182,6 +182,11 @@ impl Application {
                 state.db.clone(),
                 Duration::from_millis(config.perf_flush_ms.max(10)),
             ),
+            crate::performance::spawn_alerts(
+                state.db.clone(),
+                state.events.clone(),
+                Duration::from_millis(config.alert_eval_ms.max(10)),
+            ),
             crate::performance::Recorder::spawn_rollup(
                 state.db.clone(),
                 Duration::from_millis(config.perf_rollup_ms.max(10)),
@@ -255,9 +260,14 @@ impl Application {
     pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()> + Send) -> anyhow::Result<()> {
         let addr = self.local_addr();
         tracing::info!(%addr, "serving JSON-RPC on http://{addr}/rpc (WebSocket on the same path)");
-        serve(self.listener, self.front, self.opts, shutdown, || {}).await;
+        serve(self.listener, self.front.clone(), self.opts, shutdown, || {}).await;
         for task in self.background {
             task.abort();
+        }
+        // The calls of the last seconds are kept, not lost with the process.
+        let state = &self.front.state;
+        if let Err(e) = state.perf.flush(&state.db).await {
+            tracing::warn!(error = %e, "call latency of the last seconds not written");
         }
         tracing::info!("stopped");
         Ok(())

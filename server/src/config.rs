@@ -270,6 +270,11 @@ pub struct Config {
     #[arg(long, env = "TRELLIS_PERF_ROLLUP_MS", default_value_t = 300_000)]
     pub perf_rollup_ms: u64,
 
+    /// How often performance alert rules are evaluated, in milliseconds (by
+    /// one replica at a time).
+    #[arg(long, env = "TRELLIS_ALERT_EVAL_MS", default_value_t = 15_000)]
+    pub alert_eval_ms: u64,
+
     /// Days API key usage is kept.
     #[arg(long, env = "TRELLIS_USAGE_RETENTION_DAYS", default_value_t = 90)]
     pub usage_retention_days: u32,

@@ -732,7 +732,7 @@ impl<C> Clone for Performance<'_, C> {
 impl<C> Copy for Performance<'_, C> {}
 
 impl<C: Caller> Performance<'_, C> {
-    /// Latency (p50/p95/p99/max from merged histograms), calls and errors per method over a window, with a series and this replica's state; `orgId` needs `performance:read` in it, none needs a system admin. Lags by at most the flush interval (`TRELLIS_PERF_FLUSH_MS`).
+    /// Latency (p50/p95/p99/max from merged histograms), calls and errors per method over a window, with a series, this replica's state and the firing alerts; `orgId` needs `performance:read` in it (a member or API key), none needs a system admin. Lags by at most the flush interval (`TRELLIS_PERF_FLUSH_MS`).
     ///
     /// Calls [`trellis_schema::performance::Report`].
     pub async fn report(
@@ -740,6 +740,26 @@ impl<C: Caller> Performance<'_, C> {
         params: <trellis_schema::performance::Report as Procedure>::Params,
     ) -> Output<trellis_schema::performance::Report> {
         self.0.call::<trellis_schema::performance::Report>(params).await
+    }
+
+    /// The alert rules of an organization (`performance:read` in it) or, without `orgId`, of the server (system admins), with each one's state.
+    ///
+    /// Calls [`trellis_schema::performance::GetAlertRules`].
+    pub async fn get_alert_rules(
+        self,
+        params: <trellis_schema::performance::GetAlertRules as Procedure>::Params,
+    ) -> Output<trellis_schema::performance::GetAlertRules> {
+        self.0.call::<trellis_schema::performance::GetAlertRules>(params).await
+    }
+
+    /// Replaces the alert rules of an organization (`org:manage` in it) or, without `orgId`, of the server (system admins). A rule is evaluated on one replica at a time; when it starts firing, and again when it resolves, the organization's owners and admins (system admins, for the server's rules) are notified, in-app, by e-mail and to the organization's webhooks as their preferences and subscriptions say.
+    ///
+    /// Calls [`trellis_schema::performance::SetAlertRules`].
+    pub async fn set_alert_rules(
+        self,
+        params: <trellis_schema::performance::SetAlertRules as Procedure>::Params,
+    ) -> Output<trellis_schema::performance::SetAlertRules> {
+        self.0.call::<trellis_schema::performance::SetAlertRules>(params).await
     }
 }
 
@@ -937,4 +957,6 @@ pub(crate) const COVERED: &[(&str, &str)] = &[
     ("webhooks", <trellis_schema::webhooks::Deliveries as Procedure>::METHOD),
     ("webhooks", <trellis_schema::webhooks::Redeliver as Procedure>::METHOD),
     ("performance", <trellis_schema::performance::Report as Procedure>::METHOD),
+    ("performance", <trellis_schema::performance::GetAlertRules as Procedure>::METHOD),
+    ("performance", <trellis_schema::performance::SetAlertRules as Procedure>::METHOD),
 ];

@@ -40,6 +40,51 @@ export type AdminUser = { disabled: boolean,
  */
 lockedUntil: string | null, id: UserId, email: string, displayName: string, emailVerified: boolean, mfaEnabled: boolean, isAdmin: boolean, createdAt: string, };
 
+/**
+ * What an alert rule watches, over its window.
+ */
+export type AlertMetric = "p95Ms" | "errorRate" | "callsPerMinute";
+
+/**
+ * A rule as stored, and its state.
+ */
+export type AlertRule = { id: AlertRuleId, metric: AlertMetric, method: string | null, threshold: number, windowSecs: number,
+/**
+ * Since when it fires; absent while it does not.
+ */
+firingSince: string | null,
+/**
+ * The metric's value at the last evaluation; absent before the first.
+ */
+lastValue: number | null, evaluatedAt: string | null, };
+
+/**
+ * A performance alert rule's id.
+ */
+export type AlertRuleId = string & { readonly __brand: "AlertRuleId" };
+
+/**
+ * A rule as set: it fires when `metric` (of `method`'s calls, or of every
+ * call) over the last `windowSecs` is above `threshold`, and resolves when
+ * it is back at or below it. Calls of the rule's organization only, for an
+ * organization's rule.
+ */
+export type AlertRuleSpec = { metric: AlertMetric,
+/**
+ * Only this method's calls (a method of the API).
+ */
+method?: string,
+/**
+ * At least 0; at most 1 for `errorRate`.
+ */
+threshold: number,
+/**
+ * 60 to 86,400 seconds.
+ */
+windowSecs: number, };
+
+export type AlertRules = { rules: Array<AlertRule>, };
+
 export type ApiKey = { id: ApiKeyId, orgId: OrgId, name: string,
 /**
  * The start of the key, for recognising it (`trl_AbCd…`).
@@ -325,7 +370,7 @@ export type ErrorCategory = "PARSE_ERROR" | "INVALID_REQUEST" | "METHOD_NOT_FOUN
  * `mfa.enabled`, `mfa.disabled`, `account.locked`, `signin.newDevice`)
  * always go out by e-mail, whatever the preferences.
  */
-export type EventType = "invitation.received" | "member.roleChanged" | "member.removed" | "apiKey.created" | "apiKey.rotated" | "apiKey.revoked" | "password.changed" | "mfa.enabled" | "mfa.disabled" | "account.locked" | "signin.newDevice" | "webhook.disabled";
+export type EventType = "invitation.received" | "member.roleChanged" | "member.removed" | "apiKey.created" | "apiKey.rotated" | "apiKey.revoked" | "password.changed" | "mfa.enabled" | "mfa.disabled" | "account.locked" | "signin.newDevice" | "webhook.disabled" | "alert.fired" | "alert.resolved";
 
 /**
  * One invalid field of the params: `data.fields[i]` of a VALIDATION error.
@@ -337,9 +382,23 @@ export type FieldError = {
 path: string, message: string, };
 
 /**
- * An alert rule that fires now (alert rules are not served yet: always empty).
+ * An alert rule that fires now.
  */
-export type FiringAlert = { metric: string, method?: string, threshold: number, value: number, };
+export type FiringAlert = { ruleId: AlertRuleId, metric: AlertMetric, method: string | null, threshold: number,
+/**
+ * The metric's value at the last evaluation.
+ */
+value: number, since: string, };
+
+/**
+ * The alert rules of an organization (`orgId`) or of the server (none).
+ */
+export type GetAlertRulesParams = {
+/**
+ * The organization whose rules to read; without it (system admins
+ * only), the server's.
+ */
+orgId?: OrgId, };
 
 export type GetUserParams = { userId: UserId, };
 
@@ -587,7 +646,8 @@ slowest: Array<MethodStats>,
  */
 errorRates: Array<MethodStats>, series: Array<SeriesPoint>, system: SystemStats,
 /**
- * Firing alert rules (none yet: alert rules are not served).
+ * The alert rules of the report's scope (the organization's, or the
+ * server's) that fire now.
  */
 alerts: Array<FiringAlert>, };
 
@@ -657,13 +717,6 @@ method?: string,
  * (default 10).
  */
 top?: number, };
-
-/**
- * Why `performance.report` can refuse: without `orgId` only a system
- * admin may ask; with it, a member needs `performance:read` (NOT_FOUND
- * when not a member).
- */
-export type ReportReason = "ADMIN_REQUIRED" | "MISSING_PERMISSION" | "NOT_FOUND";
 
 export type ResetPasswordParams = {
 /**
@@ -735,6 +788,19 @@ export type SessionInfo = { id: SessionId, createdAt: string, lastUsedAt: string
 current: boolean, };
 
 export type SessionList = { items: Array<SessionInfo>, };
+
+export type SetAlertRulesParams = {
+/**
+ * The organization whose rules to set; without it (system admins
+ * only), the server's.
+ */
+orgId?: OrgId,
+/**
+ * The whole set (at most 20), replacing the previous one. A rule sent
+ * again unchanged keeps its id and state (a firing one does not fire
+ * again); a rule left out is deleted without notice.
+ */
+rules: Array<AlertRuleSpec>, };
 
 export type SetUserDisabledParams = { userId: UserId, disabled: boolean, };
 

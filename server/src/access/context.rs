@@ -71,6 +71,30 @@ pub(crate) struct AdminCtx {
     pub admin: Principal,
 }
 
+/// Handed to an `OrgOrAdmin` procedure: the organization its params named
+/// and who acts in it, or, when they named none, a system administrator.
+pub(crate) enum OrgOrAdminCtx {
+    Org(OrgCtx),
+    Admin(AdminCtx),
+}
+
+impl OrgOrAdminCtx {
+    pub(crate) fn call(&self) -> &Call {
+        match self {
+            Self::Org(c) => &c.call,
+            Self::Admin(c) => &c.call,
+        }
+    }
+
+    /// The organization the call is about; `None` for the whole server.
+    pub(crate) fn org_id(&self) -> Option<OrgId> {
+        match self {
+            Self::Org(c) => Some(c.org.org_id),
+            Self::Admin(_) => None,
+        }
+    }
+}
+
 /// Who acts in an organization.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum OrgActor {

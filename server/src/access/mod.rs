@@ -25,7 +25,7 @@ pub(crate) mod rules;
 pub(crate) mod usage;
 
 pub(crate) use caller::{Credential, Principal, RequestMeta};
-pub(crate) use context::{AdminCtx, Call, OrgAccess, OrgActor, OrgCtx, PublicCtx, UserCtx};
+pub(crate) use context::{AdminCtx, Call, OrgAccess, OrgActor, OrgCtx, OrgOrAdminCtx, PublicCtx, UserCtx};
 pub(crate) use rules::{Grant, InOrg};
 use trellis_schema::ApiError;
 

@@ -8,14 +8,14 @@
 use std::future::Future;
 use std::sync::Arc;
 
-use trellis_schema::access::{CallerKeyOr, NoOrg, Permission};
+use trellis_schema::access::{CallerKeyOr, NoOrg, OrgOrServer, Permission};
 use trellis_schema::error::FieldError;
 use trellis_schema::ids::{ApiKeyId, OrgId};
 use trellis_schema::procedure::rule;
 use trellis_schema::{Access, ApiError, Reason};
 
 use super::caller::{Credential, Principal, RequestMeta};
-use super::context::{AdminCtx, Call, OrgAccess, OrgActor, OrgCtx, PublicCtx, UserCtx};
+use super::context::{AdminCtx, Call, OrgAccess, OrgActor, OrgCtx, OrgOrAdminCtx, PublicCtx, UserCtx};
 use super::keys::{VerifiedKey, verify_key};
 use super::usage::Counted;
 use super::{db_error, membership};
@@ -28,6 +28,22 @@ use crate::state::{AppState, State};
 /// their id type, next to its queries (`ApiKeyId` in `api_keys`).
 pub(crate) trait InOrg: Send + Sync + 'static {
     fn resolve(self, state: &State, key: Option<&VerifiedKey>) -> impl Future<Output = Result<OrgId, ApiError>> + Send;
+
+    /// Whether the params name an organization at all (only an `OrgOrAdmin`
+    /// procedure's may name none).
+    fn names_org(&self) -> bool {
+        true
+    }
+}
+
+impl InOrg for OrgOrServer {
+    async fn resolve(self, _: &State, _: Option<&VerifiedKey>) -> Result<OrgId, ApiError> {
+        self.0.ok_or_else(|| ApiError::new(Reason::Internal))
+    }
+
+    fn names_org(&self) -> bool {
+        self.0.is_some()
+    }
 }
 
 impl InOrg for OrgId {
@@ -235,7 +251,7 @@ impl Grant for rule::Org {
         org: Option<O>,
         method: &'static str,
     ) -> Result<Granted<OrgCtx>, ApiError> {
-        let Access::Org(permission) = access else {
+        let Some(permission) = access.org_permission() else {
             return Err(internal(method, "an Org procedure without an org permission"));
         };
         let (caller, key) = credentials(&state, &meta, access, method).await?;
@@ -266,6 +282,40 @@ impl Grant for rule::Org {
             return Err(ApiError::new(Reason::CredentialsMissing));
         }
         Ok(key.map(|k| k.id))
+    }
+}
+
+impl Grant for rule::OrgOrAdmin {
+    type Ctx = OrgOrAdminCtx;
+
+    /// With an organization named, the `Org` rule; with none, the `Admin`
+    /// rule (an API key, which acts for its organization, is refused).
+    async fn grant<O: InOrg>(
+        state: AppState,
+        meta: Arc<RequestMeta>,
+        access: Access,
+        org: Option<O>,
+        method: &'static str,
+    ) -> Result<Granted<OrgOrAdminCtx>, ApiError> {
+        match org.filter(InOrg::names_org) {
+            Some(org) => {
+                let g = <rule::Org as Grant>::grant(state, meta, access, Some(org), method).await?;
+                Ok(Granted { ctx: OrgOrAdminCtx::Org(g.ctx), key: g.key, org: g.org })
+            }
+            None => {
+                let g = <rule::Admin as Grant>::grant::<O>(state, meta, access, None, method).await?;
+                Ok(Granted { ctx: OrgOrAdminCtx::Admin(g.ctx), key: g.key, org: None })
+            }
+        }
+    }
+
+    async fn check_before_params_error(
+        state: AppState,
+        meta: Arc<RequestMeta>,
+        access: Access,
+        method: &'static str,
+    ) -> Result<Option<ApiKeyId>, ApiError> {
+        <rule::Org as Grant>::check_before_params_error(state, meta, access, method).await
     }
 }
 

@@ -344,3 +344,29 @@ diesel::table! {
         histogram -> Binary,
     }
 }
+
+diesel::table! {
+    /// Performance alert rules of an organization, or of the server
+    /// (`org_id` NULL), with their state.
+    alert_rules (id) {
+        id -> Text,
+        org_id -> Nullable<Text>,
+        metric -> Text,
+        method -> Nullable<Text>,
+        threshold -> Double,
+        window_secs -> Integer,
+        firing_since -> Nullable<Timestamp>,
+        last_value -> Nullable<Double>,
+        evaluated_at -> Nullable<Timestamp>,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    /// Work one replica at a time does, and who does it until when.
+    leases (name) {
+        name -> Text,
+        holder -> Text,
+        expires_at -> Timestamp,
+    }
+}

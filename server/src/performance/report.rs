@@ -1,12 +1,6 @@
 //! `performance.report`: the window's rows merged, histogram by histogram
 //! (never averaged percentiles). Reads what the replicas have flushed, so it
 //! lags by at most `TRELLIS_PERF_FLUSH_MS`.
-//!
-//! Access is checked here, on two paths, because the one rule of the schema
-//! an `Org` procedure has needs an organization: with `orgId`, a member with
-//! `performance:read` (NOT_FOUND for a non-member, like every org rule);
-//! without it, a system admin (ADMIN_REQUIRED). The procedure's rule is
-//! `User`, so an API key cannot ask.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::OnceLock;
@@ -14,14 +8,14 @@ use std::sync::OnceLock;
 use chrono::{DateTime, NaiveDateTime, TimeDelta, Utc};
 use hdrhistogram::Histogram;
 use trellis_schema::ApiError;
-use trellis_schema::access::Permission;
 use trellis_schema::error::FieldError;
+use trellis_schema::error::NoReason;
 use trellis_schema::performance::{
-    Bucket, MethodStats, PerformanceReport, Report, ReportParams, ReportReason, SeriesPoint, Stats, Window,
+    Bucket, MethodStats, PerformanceReport, Report, ReportParams, SeriesPoint, Stats, Window,
 };
 
 use super::store::{self, Rollup, decode};
-use crate::access::{UserCtx, membership};
+use crate::access::OrgOrAdminCtx;
 use crate::rpc::error::HandlerError;
 use crate::rpc::registry::Handler;
 
@@ -32,7 +26,7 @@ fn known_methods() -> &'static HashSet<&'static str> {
     METHODS.get_or_init(|| trellis_schema::procedure::procedures().iter().map(|p| p.method).collect())
 }
 
-fn invalid(path: &str, message: &str) -> HandlerError<ReportReason> {
+fn invalid(path: &str, message: &str) -> HandlerError<NoReason> {
     HandlerError::Common(ApiError::validation(vec![FieldError { path: path.into(), message: message.into() }]))
 }
 
@@ -135,28 +129,8 @@ async fn rows_of(
 }
 
 impl Handler for Report {
-    async fn handle(ctx: UserCtx, p: ReportParams) -> Result<PerformanceReport, HandlerError<ReportReason>> {
-        let state = &ctx.call.state;
-        let user = ctx.caller.user_id;
-        match p.org_id {
-            Some(org) => match membership::role_of(&state.db, org, user).await? {
-                None => return Err(HandlerError::reason(ReportReason::NotFound)),
-                Some(role) if !role.allows(Permission::PerformanceRead) => {
-                    return Err(HandlerError::Reason {
-                        reason: ReportReason::MissingPermission,
-                        message: None,
-                        data: [("required".to_owned(), Permission::PerformanceRead.as_str().into())]
-                            .into_iter()
-                            .collect(),
-                    });
-                }
-                Some(_) => {}
-            },
-            None => match membership::standing(&state.db, user).await? {
-                Some(s) if s.is_admin && !s.disabled => {}
-                _ => return Err(HandlerError::reason(ReportReason::AdminRequired)),
-            },
-        }
+    async fn handle(ctx: OrgOrAdminCtx, p: ReportParams) -> Result<PerformanceReport, HandlerError<NoReason>> {
+        let state = &ctx.call().state;
         let to = p.to.unwrap_or_else(Utc::now);
         let from = p.from.unwrap_or(to - TimeDelta::hours(1));
         if from >= to {
@@ -205,7 +179,7 @@ impl Handler for Report {
                 })
                 .collect(),
             system: super::system::stats(state),
-            alerts: Vec::new(),
+            alerts: super::alerts::firing(&state.db, ctx.org_id()).await?,
         })
     }
 }

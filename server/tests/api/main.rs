@@ -11,6 +11,7 @@ mod mail_sink;
 mod account_hardening;
 mod accounts;
 mod admin;
+mod alerts;
 mod api_keys;
 mod auth;
 mod cluster;

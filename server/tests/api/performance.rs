@@ -193,9 +193,9 @@ db_test_with! {
 }
 
 db_test_with! {
-    /// Without `orgId` only a system admin may ask; with it, a member (a
-    /// non-member sees NOT_FOUND); an API key acts for no user. Bad windows,
-    /// tops and methods are VALIDATION.
+    /// Without `orgId` only a system admin may ask; with it, a member or an
+    /// API key of the organization with `performance:read` (a non-member
+    /// sees NOT_FOUND). Bad windows, tops and methods are VALIDATION.
     async fn report_access_and_params(app) where |c| { c.perf_flush_ms = FAST; } {
         let owner = token(&app.signed_in("owner@example.com").await);
         let stranger = token(&app.signed_in("stranger@example.com").await);
@@ -206,9 +206,20 @@ db_test_with! {
         assert_error(&e, -32004, "NOT_FOUND");
         let e = app.call("performance.report", json!({"orgId": org}), None).await.expect_err("anonymous");
         assert_error(&e, -32001, "CREDENTIALS_MISSING");
+        // An API key with the scope reads its organization's report, never
+        // the server's, nor another organization's.
         let key = app.call("apiKeys.create", json!({"orgId": org, "name": "k", "scopes": ["performance:read"]}), Some(&owner)).await.expect("key");
-        let e = app.call_with_key("performance.report", json!({"orgId": org}), key["key"].as_str().expect("key")).await.expect_err("key");
+        let key = key["key"].as_str().expect("key");
+        app.call_with_key("performance.report", json!({"orgId": org}), key).await.expect("a key with performance:read");
+        let e = app.call_with_key("performance.report", json!({}), key).await.expect_err("the server's report");
+        assert_error(&e, -32003, "ADMIN_REQUIRED");
+        let other = create_org(app, &stranger, "theirs").await;
+        let e = app.call_with_key("performance.report", json!({"orgId": other}), key).await.expect_err("another org");
+        assert_error(&e, -32004, "NOT_FOUND");
+        let narrow = app.call("apiKeys.create", json!({"orgId": org, "name": "n", "scopes": ["org:read"]}), Some(&owner)).await.expect("key");
+        let e = app.call_with_key("performance.report", json!({"orgId": org}), narrow["key"].as_str().expect("key")).await.expect_err("narrow");
         assert_error(&e, -32003, "MISSING_SCOPE");
+        assert_eq!(e["data"]["required"], "performance:read");
         app.call("performance.report", json!({"orgId": org}), Some(&owner)).await.expect("the owner reads");
         for bad in [
             json!({"orgId": org, "top": 0}),

@@ -4,8 +4,8 @@
 //! must answer the right refusal (and another tenant's objects NOT_FOUND).
 
 use serde_json::{Value, json};
+use trellis_schema::ProcedureInfo;
 use trellis_schema::ids::{ApiKeyId, OrgId, UserId};
-use trellis_schema::{Access, ProcedureInfo};
 
 use crate::api_keys::make_key;
 use crate::helpers::assert_error;
@@ -56,11 +56,11 @@ mail_test! {
         let key_id = key["id"].as_str().expect("id").to_owned();
 
         let procedures = trellis_schema::procedure::procedures();
-        let org_scoped = procedures.iter().filter(|p| matches!(p.access, Access::Org(_))).count();
+        let org_scoped = procedures.iter().filter(|p| p.access.org_permission().is_some()).count();
         assert!(org_scoped > 0, "the schema has organization-scoped procedures");
         let mut walked = 0;
         for p in &procedures {
-            let Access::Org(permission) = p.access else { continue };
+            let Some(permission) = p.access.org_permission() else { continue };
             walked += 1;
             let params = example_params(p, &a, &key_id, &owner_id);
             let required = permission.as_str();

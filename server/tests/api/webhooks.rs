@@ -22,26 +22,26 @@ use crate::{db_test, db_test_with, mail_test};
 
 /// A request the endpoint received.
 #[derive(Debug, Clone)]
-struct Received {
+pub(crate) struct Received {
     path: String,
     id: String,
     timestamp: String,
     signature: String,
-    body: String,
+    pub(crate) body: String,
     /// The status it was answered with.
     answered: u16,
 }
 
 /// A tiny HTTP/1.1 endpoint on 127.0.0.1 that answers the scripted statuses
 /// in order (then `then`), one request per connection.
-struct Endpoint {
+pub(crate) struct Endpoint {
     port: u16,
     received: Arc<Mutex<Vec<Received>>>,
     task: tokio::task::JoinHandle<()>,
 }
 
 impl Endpoint {
-    async fn start(script: &[u16], then: u16) -> Self {
+    pub(crate) async fn start(script: &[u16], then: u16) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let port = listener.local_addr().expect("addr").port();
         let received = Arc::new(Mutex::new(Vec::new()));
@@ -84,16 +84,16 @@ impl Endpoint {
         Self { port, received, task }
     }
 
-    fn url(&self) -> String {
+    pub(crate) fn url(&self) -> String {
         format!("http://127.0.0.1:{}/hook", self.port)
     }
 
-    fn received(&self) -> Vec<Received> {
+    pub(crate) fn received(&self) -> Vec<Received> {
         self.received.lock().expect("lock").clone()
     }
 
     /// Waits until `n` requests came (at most 20 s).
-    async fn wait_for(&self, n: usize) -> Vec<Received> {
+    pub(crate) async fn wait_for(&self, n: usize) -> Vec<Received> {
         for _ in 0..400 {
             let got = self.received();
             if got.len() >= n {
@@ -211,7 +211,7 @@ async fn deliveries_until(
     panic!("deliveries never reached the state expected: {last:?}");
 }
 
-fn fast(c: &mut trellis_server::Config) {
+pub(crate) fn fast(c: &mut trellis_server::Config) {
     c.webhooks_allow_private = true;
     c.webhook_retry_base_ms = 100;
     c.webhook_poll_ms = 50;
