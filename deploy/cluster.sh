@@ -11,6 +11,9 @@
 #   TRELLIS_REPLICA_1    127.0.0.1:8081   where each replica listens
 #   TRELLIS_REPLICA_2    127.0.0.1:8082
 #   TRELLIS_REPLICA_3    127.0.0.1:8083
+#   TRELLIS_METRICS_1    127.0.0.1:9464   each replica's metrics listener (what
+#   TRELLIS_METRICS_2    127.0.0.1:9465   deploy/prometheus/prometheus.yml scrapes;
+#   TRELLIS_METRICS_3    127.0.0.1:9466   never behind the balancer)
 #   DATABASE_URL         postgres://postgres@127.0.0.1:5432/trellis_cluster (created if missing)
 #   REDIS_URL            redis://127.0.0.1:6379
 #   TRELLIS_JWT_SECRET   generated once into deploy/.run/jwt-secret
@@ -27,6 +30,9 @@ export TRELLIS_LB_BIND="${TRELLIS_LB_BIND:-127.0.0.1:8080}"
 export TRELLIS_REPLICA_1="${TRELLIS_REPLICA_1:-127.0.0.1:8081}"
 export TRELLIS_REPLICA_2="${TRELLIS_REPLICA_2:-127.0.0.1:8082}"
 export TRELLIS_REPLICA_3="${TRELLIS_REPLICA_3:-127.0.0.1:8083}"
+export TRELLIS_METRICS_1="${TRELLIS_METRICS_1:-127.0.0.1:9464}"
+export TRELLIS_METRICS_2="${TRELLIS_METRICS_2:-127.0.0.1:9465}"
+export TRELLIS_METRICS_3="${TRELLIS_METRICS_3:-127.0.0.1:9466}"
 
 log() { printf '==> %s\n' "$*"; }
 die() { printf 'cluster: %s\n' "$*" >&2; exit 1; }
@@ -35,6 +41,9 @@ as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 
 # The address of replica $1 (host:port).
 replica_addr() { local var="TRELLIS_REPLICA_$1"; printf '%s' "${!var}"; }
+
+# The metrics listener of replica $1 (host:port).
+metrics_addr() { local var="TRELLIS_METRICS_$1"; printf '%s' "${!var}"; }
 
 # A URL for an address HAProxy or a replica binds: a wildcard host is reached
 # on loopback.
@@ -133,7 +142,10 @@ up() {
     die "HAProxy is already running (pid $pid): \`bash deploy/cluster.sh down\` first"
   fi
 
-  for i in "${replicas[@]}"; do ensure_free "$(replica_addr "$i")"; done
+  for i in "${replicas[@]}"; do
+    ensure_free "$(replica_addr "$i")"
+    ensure_free "$(metrics_addr "$i")"
+  done
   ensure_free "$TRELLIS_LB_BIND"
 
   ensure_haproxy
@@ -172,10 +184,10 @@ up() {
   for i in "${replicas[@]}"; do
     addr=$(replica_addr "$i")
     mkdir -p "$run_dir/replica-$i"
-    TRELLIS_LISTEN=$addr TRELLIS_DATA_DIR="$run_dir/replica-$i" \
+    TRELLIS_LISTEN=$addr TRELLIS_METRICS_LISTEN=$(metrics_addr "$i") TRELLIS_DATA_DIR="$run_dir/replica-$i" \
       nohup "$bin" >"$run_dir/replica-$i.log" 2>&1 &
     echo $! >"$run_dir/replica-$i.pid"
-    log "replica $i on $addr (pid $!)"
+    log "replica $i on $addr, metrics on $(metrics_addr "$i") (pid $!)"
   done
 
   # What `status` reports on, whatever the environment is then.
@@ -207,6 +219,7 @@ up() {
 Trellis cluster up:
   JSON-RPC       $lb/rpc (WebSocket on the same path)
   replicas       $TRELLIS_REPLICA_1 $TRELLIS_REPLICA_2 $TRELLIS_REPLICA_3
+  metrics        $TRELLIS_METRICS_1 $TRELLIS_METRICS_2 $TRELLIS_METRICS_3 (deploy/prometheus/prometheus.yml)
   database       $(printf '%s' "$DATABASE_URL" | sed -E 's#://([^:@/]*):[^@/]*@#://\1:***@#')
   Redis          $REDIS_URL
   logs, pids     $run_dir/ (replica-N.log, haproxy.log)

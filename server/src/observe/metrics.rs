@@ -14,7 +14,6 @@ use std::time::{Duration, Instant};
 use futures::future::BoxFuture;
 use metrics::{counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
-use serde_json::value::RawValue;
 use trellis_schema::{ApiError, Reason};
 
 /// Seconds: from 1 ms to 10 s.
@@ -59,6 +58,10 @@ fn describe() {
     describe_histogram!("trellis_rpc_duration_seconds", "Time to answer a call, by method.");
     describe_gauge!("trellis_rpc_in_flight", "Calls being answered.");
     describe_histogram!("trellis_rpc_batch_size", "Calls in a batch (HTTP and WebSocket).");
+    describe_counter!(
+        "trellis_rpc_refused_total",
+        "Requests or batch entries refused before any call (parse errors, invalid requests, limits), by reason."
+    );
     describe_gauge!("trellis_ws_connections", "Open WebSocket connections.");
     describe_gauge!("trellis_ws_subscriptions", "Open subscriptions.");
     describe_counter!("trellis_signins_total", "Sign-ins (password or one-time code), by outcome.");
@@ -79,11 +82,11 @@ fn describe() {
     describe_gauge!("trellis_uptime_seconds", "Seconds since the server started.");
 }
 
-type CallFuture = BoxFuture<'static, Result<Box<RawValue>, ApiError>>;
-
-/// One call of the registry, timed and counted; `None` (no such method)
-/// counts as `method="unknown"`.
-pub(crate) fn call(found: Option<(&'static str, CallFuture)>) -> Option<CallFuture> {
+/// One call of the registry (a subscribe call too, until it is answered),
+/// timed and counted; `None` (no such method) counts as `method="unknown"`.
+pub(crate) fn call<T: Send + 'static>(
+    found: Option<(&'static str, BoxFuture<'static, Result<T, ApiError>>)>,
+) -> Option<BoxFuture<'static, Result<T, ApiError>>> {
     // Without a recorder (no metrics listener), the call is not wrapped.
     if !INSTALLED.load(Ordering::Acquire) {
         return found.map(|(_, fut)| fut);
@@ -114,7 +117,7 @@ pub(crate) fn call(found: Option<(&'static str, CallFuture)>) -> Option<CallFutu
 
 /// Sign-ins, refreshes and reused refresh tokens, told by the calls that
 /// make them (one place, rather than a line in each handler).
-fn account_outcome(method: &'static str, result: &Result<Box<RawValue>, ApiError>) {
+fn account_outcome<T>(method: &'static str, result: &Result<T, ApiError>) {
     match method {
         "auth.login" | "auth.loginWithCode" => signed_in(result.is_ok()),
         "auth.refresh" => refreshed(result.is_ok()),
@@ -123,6 +126,12 @@ fn account_outcome(method: &'static str, result: &Result<Box<RawValue>, ApiError
     if matches!(result, Err(e) if e.reason == Reason::TokenReused) {
         token_reused();
     }
+}
+
+/// A request (or an entry of a batch) refused before any call: not JSON,
+/// not JSON-RPC, too large, too deep, a batch too long.
+pub(crate) fn refused(e: &ApiError) {
+    counter!("trellis_rpc_refused_total", "reason" => e.reason.as_str()).increment(1);
 }
 
 /// A batch of `calls` calls (HTTP or WebSocket).

@@ -9,5 +9,5 @@ mod metrics;
 pub(crate) use listener::MetricsListener;
 pub(crate) use metrics::{
     api_key_verified, batch, cache_fallback, call, db_checkout, lockout, mail_sent, rate_limited, redis_round_trip,
-    webhook_delivered, ws_connection, ws_subscription,
+    refused, webhook_delivered, ws_connection, ws_subscription,
 };

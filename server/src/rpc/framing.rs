@@ -53,14 +53,16 @@ impl BodyError {
     /// (the same on HTTP and WebSocket); `max_depth` is the nesting limit.
     pub(crate) fn to_api(&self, max_depth: u32) -> trellis_schema::ApiError {
         use trellis_schema::{ApiError, Reason};
-        match self {
+        let e = match self {
             Self::Parse => ApiError::new(Reason::ParseError),
             Self::EmptyBatch | Self::NotRequest => ApiError::new(Reason::InvalidRequest),
             Self::TooDeep => ApiError::new(Reason::NestingTooDeep).with("limit", max_depth),
             Self::BatchTooLarge { len, max } => ApiError::new(Reason::BatchTooLarge)
                 .message(format!("the batch has {len} calls; at most {max} are accepted"))
                 .with("limit", *max),
-        }
+        };
+        crate::observe::refused(&e);
+        e
     }
 }
 

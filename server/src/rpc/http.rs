@@ -189,10 +189,12 @@ async fn rpc_over_http(
         .is_some_and(|v| v.split(';').next().is_some_and(|m| m.trim().eq_ignore_ascii_case("application/json")));
     if !is_json {
         let err = ApiError::new(Reason::InvalidRequest).message("Content-Type must be application/json");
+        crate::observe::refused(&err);
         return single_error(StatusCode::UNSUPPORTED_MEDIA_TYPE, &err, &request_id);
     }
     let too_large = || {
         let err = ApiError::new(Reason::BodyTooLarge).with("limit", config.max_body_bytes);
+        crate::observe::refused(&err);
         // The connection cannot carry another request after a refused body:
         // say so, or a client may reuse it and fail.
         closing(single_error(StatusCode::PAYLOAD_TOO_LARGE, &err, &request_id))
@@ -322,7 +324,11 @@ enum Pending {
 /// Starts one entry; returns the id to answer with and its outcome.
 fn start<'a>(front: &Front, meta: &Arc<RequestMeta>, entry: Entry<'a>) -> (Option<&'a RawValue>, Pending) {
     match entry {
-        Entry::Invalid { id } => (id, Pending::Done(Err(ApiError::new(Reason::InvalidRequest)), true)),
+        Entry::Invalid { id } => {
+            let err = ApiError::new(Reason::InvalidRequest);
+            crate::observe::refused(&err);
+            (id, Pending::Done(Err(err), true))
+        }
         Entry::Call(call) => {
             let answered = call.id.is_some();
             let outcome = match front.registry.call(&call.method, front.state.clone(), meta.clone(), call.params) {

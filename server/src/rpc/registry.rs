@@ -175,9 +175,21 @@ impl Registry {
                         return Err(e);
                     }
                 };
+                // The subscribe call is timed until it is answered (its
+                // items are not calls).
+                let (perf, started) = (state.perf.clone(), std::time::Instant::now());
                 let org = P::org_of(&params);
-                let granted = <P::Rule as Grant>::grant(state, meta, P::ACCESS, org, P::METHOD).await?;
-                let items = P::subscribe(granted.ctx, params).await.map_err(HandlerError::into_api)?;
+                let granted = match <P::Rule as Grant>::grant(state, meta, P::ACCESS, org, P::METHOD).await {
+                    Ok(granted) => granted,
+                    Err(refused) => {
+                        crate::performance::record(&perf, P::METHOD, None, false, started.elapsed());
+                        return Err(refused);
+                    }
+                };
+                let org = granted.org;
+                let items = P::subscribe(granted.ctx, params).await.map_err(HandlerError::into_api);
+                crate::performance::record(&perf, P::METHOD, org, items.is_ok(), started.elapsed());
+                let items = items?;
                 let items: RawItems = items
                     .map(|item| match item {
                         Ok(item) => serde_json::value::to_raw_value(&item).map_err(|e| {
@@ -208,7 +220,9 @@ impl Registry {
         meta: Arc<RequestMeta>,
         params: Option<&RawValue>,
     ) -> Option<(&'static str, BoxFuture<'static, Result<RawItems, ApiError>>)> {
-        self.streams.get_key_value(method).map(|(name, f)| (*name, f(state, meta, params)))
+        let (name, f) = self.streams.get_key_value(method)?;
+        let counted = crate::observe::call(Some((*name, f(state, meta, params))))?;
+        Some((*name, counted))
     }
 
     /// The subscription method `method` ends, if it is an unsubscribe method.

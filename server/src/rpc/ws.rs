@@ -435,7 +435,11 @@ impl Shared {
         started: &Mutex<Vec<oneshot::Sender<()>>>,
     ) -> (Option<&'a RawValue>, bool, Result<Box<RawValue>, ApiError>) {
         match entry {
-            Entry::Invalid { id } => (id, true, Err(ApiError::new(Reason::InvalidRequest))),
+            Entry::Invalid { id } => {
+                let err = ApiError::new(Reason::InvalidRequest);
+                crate::observe::refused(&err);
+                (id, true, Err(err))
+            }
             Entry::Call(call) => {
                 let answered = call.id.is_some();
                 let result = if call.method == AUTHENTICATE {

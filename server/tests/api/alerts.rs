@@ -7,10 +7,10 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use crate::db_test_with;
-use crate::helpers::{PASSWORD, TestApp, assert_error};
+use crate::helpers::{Backend, PASSWORD, TestApp, assert_error, try_spawn};
 use crate::orgs::{create_org, token, user};
 use crate::webhooks::{Endpoint, fast};
+use crate::{db_test_with, postgres_variant};
 
 fn alerts_fast(c: &mut trellis_server::Config) {
     fast(c);
@@ -137,87 +137,113 @@ db_test_with! {
     }
 }
 
-db_test_with! {
-    /// A calls-per-minute rule of an organization fires under a real load
-    /// of its calls and resolves once the load is over: one `alert.fired`
-    /// and one `alert.resolved`, in-app for the owner and delivered to the
-    /// organization's webhook, and the report lists the alert while it fires.
-    async fn an_alert_fires_under_load_and_resolves_once(app) where |c| { alerts_fast(c); } {
-        let endpoint = Endpoint::start(&[], 200).await;
-        let owner = user(app, "owner@a.example").await;
-        let org = create_org(app, &owner, "org-a").await;
-        app.call(
-            "webhooks.create",
-            json!({"orgId": org, "url": endpoint.url(), "events": ["alert.fired", "alert.resolved"]}),
+/// A calls-per-minute rule of an organization fires under a real load of
+/// its calls, spread over two replicas of one database (only their sum is
+/// above the threshold), and resolves once the load is over: one
+/// `alert.fired` and one `alert.resolved`, in-app for the owner and
+/// delivered to the organization's webhook, and the report lists the alert
+/// while it fires. Both replicas evaluate rules; one holds the lease.
+async fn alert_fires_under_load_and_resolves_once(backend: Backend) {
+    let a = try_spawn(backend, alerts_fast).await.expect(crate::helpers::POSTGRES_NOT_BUILT);
+    let shared = a.config.database_url();
+    let b = try_spawn(backend, move |c| {
+        alerts_fast(c);
+        c.database_url = Some(shared);
+    })
+    .await
+    .expect("second replica");
+    let app = &a;
+    let endpoint = Endpoint::start(&[], 200).await;
+    let owner = user(app, "owner@a.example").await;
+    let org = create_org(app, &owner, "org-a").await;
+    app.call(
+        "webhooks.create",
+        json!({"orgId": org, "url": endpoint.url(), "events": ["alert.fired", "alert.resolved"]}),
+        Some(&owner),
+    )
+    .await
+    .expect("webhook");
+    const LOAD: usize = 800;
+    let set = app
+        .call(
+            "performance.setAlertRules",
+            json!({"orgId": org, "rules": [{"metric": "callsPerMinute", "method": "orgs.get", "threshold": 600, "windowSecs": 60}]}),
             Some(&owner),
         )
         .await
-        .expect("webhook");
-        const LOAD: usize = 800;
-        let set = app
-            .call(
-                "performance.setAlertRules",
-                json!({"orgId": org, "rules": [{"metric": "callsPerMinute", "method": "orgs.get", "threshold": 600, "windowSecs": 60}]}),
-                Some(&owner),
-            )
-            .await
-            .expect("rule set");
-        let rule_id = set["rules"][0]["id"].clone();
-        let quiet = app.call("performance.report", json!({"orgId": org}), Some(&owner)).await.expect("report");
-        assert_eq!(quiet["alerts"], json!([]), "nothing fires before the load");
+        .expect("rule set");
+    let rule_id = set["rules"][0]["id"].clone();
+    let quiet = app.call("performance.report", json!({"orgId": org}), Some(&owner)).await.expect("report");
+    assert_eq!(quiet["alerts"], json!([]), "nothing fires before the load");
 
-        // The load: 800 calls of orgs.get, 20 at a time.
-        let load_started = Instant::now();
-        let workers = (0..20).map(|_| {
-            let (owner, org) = (owner.clone(), org.clone());
-            async move {
-                for _ in 0..LOAD / 20 {
-                    app.call("orgs.get", json!({"orgId": org}), Some(&owner)).await.expect("orgs.get");
-                }
+    // The load: 800 calls of orgs.get, 20 at a time, half on each replica.
+    let load_started = Instant::now();
+    let workers = (0..20).map(|w| {
+        let (owner, org) = (owner.clone(), org.clone());
+        let replica = if w % 2 == 0 { &a } else { &b };
+        async move {
+            for _ in 0..LOAD / 20 {
+                replica.call("orgs.get", json!({"orgId": org}), Some(&owner)).await.expect("orgs.get");
             }
-        });
-        futures::future::join_all(workers).await;
-        let load_took = load_started.elapsed();
-
-        let fired = notified_within(app, &owner, "alert.fired", Duration::from_secs(20)).await;
-        assert_eq!(fired.len(), 1, "fired once (the load took {load_took:?}): {fired:?}");
-        assert_eq!(fired[0]["data"]["ruleId"], rule_id);
-        assert_eq!(fired[0]["data"]["metric"], "callsPerMinute");
-        assert_eq!(fired[0]["data"]["method"], "orgs.get");
-        assert_eq!(fired[0]["data"]["orgId"], org.as_str());
-        assert!(fired[0]["data"]["value"].as_f64().expect("value") > 600.0, "{fired:?}");
-
-        let report = app.call("performance.report", json!({"orgId": org}), Some(&owner)).await.expect("report");
-        let alerts = report["alerts"].as_array().expect("alerts");
-        if notified(app, &owner, "alert.resolved").await.is_empty() {
-            assert_eq!(alerts.len(), 1, "{report}");
-            assert_eq!(alerts[0]["ruleId"], rule_id);
-            assert_eq!(alerts[0]["threshold"], 600.0);
         }
+    });
+    futures::future::join_all(workers).await;
+    let load_took = load_started.elapsed();
 
-        // The load is over: the rate falls as its minute leaves the window.
-        let resolved = notified_within(app, &owner, "alert.resolved", Duration::from_secs(100)).await;
-        assert_eq!(resolved.len(), 1, "{resolved:?}");
-        assert_eq!(resolved[0]["data"]["ruleId"], rule_id);
-        // Several more evaluations change nothing.
-        tokio::time::sleep(Duration::from_secs(1)).await;
-        assert_eq!(notified(app, &owner, "alert.fired").await.len(), 1);
-        assert_eq!(notified(app, &owner, "alert.resolved").await.len(), 1);
-        let rules = app.call("performance.getAlertRules", json!({"orgId": org}), Some(&owner)).await.expect("rules");
-        assert!(rules["rules"][0]["firingSince"].is_null(), "{rules}");
-        assert!(rules["rules"][0]["lastValue"].as_f64().expect("value") <= 600.0, "{rules}");
-        let report = app.call("performance.report", json!({"orgId": org}), Some(&owner)).await.expect("report");
-        assert_eq!(report["alerts"], json!([]));
+    let fired = notified_within(app, &owner, "alert.fired", Duration::from_secs(20)).await;
+    assert_eq!(fired.len(), 1, "fired once (the load took {load_took:?}): {fired:?}");
+    assert_eq!(fired[0]["data"]["ruleId"], rule_id);
+    assert_eq!(fired[0]["data"]["metric"], "callsPerMinute");
+    assert_eq!(fired[0]["data"]["method"], "orgs.get");
+    assert_eq!(fired[0]["data"]["orgId"], org.as_str());
+    assert!(fired[0]["data"]["value"].as_f64().expect("value") > 600.0, "{fired:?}");
 
-        // The webhook got both, in order, once each.
-        let got = endpoint.wait_for(2).await;
-        tokio::time::sleep(Duration::from_millis(500)).await;
-        let got_after = endpoint.received();
-        assert_eq!(got_after.len(), 2, "{got_after:?}");
-        let kinds: Vec<String> = got
-            .iter()
-            .map(|r| serde_json::from_str::<Value>(&r.body).expect("JSON")["type"].as_str().expect("type").to_owned())
-            .collect();
-        assert_eq!(kinds, ["alert.fired", "alert.resolved"]);
+    let report = b.call("performance.report", json!({"orgId": org}), Some(&owner)).await.expect("report");
+    let alerts = report["alerts"].as_array().expect("alerts");
+    if notified(app, &owner, "alert.resolved").await.is_empty() {
+        assert_eq!(alerts.len(), 1, "{report}");
+        assert_eq!(alerts[0]["ruleId"], rule_id);
+        assert_eq!(alerts[0]["threshold"], 600.0);
     }
+    let holders = a.sql_count("SELECT COUNT(*) AS n FROM leases WHERE name = 'alerts'").await;
+    assert_eq!(holders, 1, "one lease row, held by one replica");
+
+    // The load is over: the rate falls as its minute leaves the window.
+    let resolved = notified_within(app, &owner, "alert.resolved", Duration::from_secs(100)).await;
+    assert_eq!(resolved.len(), 1, "{resolved:?}");
+    assert_eq!(resolved[0]["data"]["ruleId"], rule_id);
+    // Several more evaluations change nothing.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(notified(app, &owner, "alert.fired").await.len(), 1);
+    assert_eq!(notified(app, &owner, "alert.resolved").await.len(), 1);
+    let rules = app.call("performance.getAlertRules", json!({"orgId": org}), Some(&owner)).await.expect("rules");
+    assert!(rules["rules"][0]["firingSince"].is_null(), "{rules}");
+    assert!(rules["rules"][0]["lastValue"].as_f64().expect("value") <= 600.0, "{rules}");
+    let report = app.call("performance.report", json!({"orgId": org}), Some(&owner)).await.expect("report");
+    assert_eq!(report["alerts"], json!([]));
+
+    // The webhook got both, in order, once each.
+    let got = endpoint.wait_for(2).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let got_after = endpoint.received();
+    assert_eq!(got_after.len(), 2, "{got_after:?}");
+    let kinds: Vec<String> = got
+        .iter()
+        .map(|r| serde_json::from_str::<Value>(&r.body).expect("JSON")["type"].as_str().expect("type").to_owned())
+        .collect();
+    assert_eq!(kinds, ["alert.fired", "alert.resolved"]);
+    a.stop().await;
+    b.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_alert_fires_under_load_and_resolves_once_sqlite() {
+    alert_fires_under_load_and_resolves_once(Backend::Sqlite).await;
+}
+
+mod an_alert_fires_under_load_and_resolves_once {
+    use super::*;
+    postgres_variant! {{
+        alert_fires_under_load_and_resolves_once(Backend::Postgres).await;
+    }}
 }

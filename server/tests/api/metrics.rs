@@ -66,8 +66,15 @@ async fn metrics_show_calls_by_method_outcome_and_reason_without_ids() {
         )
         .await;
     assert_eq!(status, 200, "{batch}");
+    // Refused before any call: not JSON, and a batch entry that is no request.
+    let (_, parse) = app.post_json("{not json").await;
+    assert_eq!(parse["error"]["code"], -32700, "{parse}");
+    let (_, invalid) = app.post_json(r#"[1, {"jsonrpc":"2.0","method":"health.check","id":3}]"#).await;
+    assert_eq!(invalid[0]["error"]["code"], -32600, "{invalid}");
 
     let text = scrape(&app).await;
+    at_least(&text, r#"trellis_rpc_refused_total{reason="PARSE_ERROR"}"#, 1.0);
+    at_least(&text, r#"trellis_rpc_refused_total{reason="INVALID_REQUEST"}"#, 1.0);
     at_least(&text, r#"trellis_rpc_calls_total{method="auth.login",outcome="ok"}"#, 1.0);
     at_least(&text, r#"trellis_rpc_calls_total{method="auth.login",outcome="error"}"#, 1.0);
     at_least(&text, r#"trellis_rpc_calls_total{method="auth.register",outcome="ok"}"#, 1.0);
@@ -127,6 +134,8 @@ async fn metrics_count_websocket_connections_subscriptions_and_batches() {
     at_least(&text, "trellis_ws_subscriptions", 1.0);
     at_least(&text, "trellis_rpc_batch_size_count", 1.0);
     at_least(&text, r#"trellis_rpc_calls_total{method="auth.me",outcome="ok"}"#, 1.0);
+    at_least(&text, r#"trellis_rpc_calls_total{method="notifications.subscribe",outcome="ok"}"#, 1.0);
+    at_least(&text, r#"trellis_rpc_duration_seconds_count{method="notifications.subscribe"}"#, 1.0);
     assert!(!text.contains(&sub), "a subscription id is in the metrics");
     assert!(!has_uuid(&text), "an id is in the metrics:\n{text}");
     app.stop().await;

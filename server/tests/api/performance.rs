@@ -369,3 +369,15 @@ db_test_with! {
 fn chrono_ago(hours: i64) -> String {
     (chrono::Utc::now() - chrono::TimeDelta::hours(hours)).to_rfc3339()
 }
+
+db_test_with! {
+    /// A subscribe call is timed and counted like a call (until it is
+    /// answered), in the organization-less rows of the signed-in user.
+    async fn subscribe_calls_are_counted(app) where |c| { c.perf_flush_ms = FAST; } {
+        let admin = admin_token(app, "root@example.com").await;
+        let (mut tx, mut rx) = crate::ws::connect(app.addr, Some(&admin)).await;
+        crate::notifications::subscribe(&mut tx, &mut rx, json!({})).await;
+        let r = report_when(app, &admin, json!({}), &[("notifications.subscribe", 1)]).await;
+        assert_eq!(calls(&r, "notifications.subscribe"), 1, "{r}");
+    }
+}
