@@ -381,3 +381,37 @@ db_test_with! {
         assert_eq!(calls(&r, "notifications.subscribe"), 1, "{r}");
     }
 }
+
+/// A replica that stops writes what it recorded since its last flush: the
+/// calls of its last seconds are not lost.
+async fn stopping_flushes(backend: Backend) {
+    const NEVER: u64 = 3_600_000;
+    let a = try_spawn(backend, |c| c.perf_flush_ms = NEVER).await.expect(crate::helpers::POSTGRES_NOT_BUILT);
+    let shared = a.config.database_url();
+    let b = try_spawn(backend, move |c| {
+        c.database_url = Some(shared);
+        c.perf_flush_ms = NEVER;
+    })
+    .await
+    .expect("second replica");
+    for _ in 0..5 {
+        b.call("health.check", json!({}), None).await.expect("health");
+    }
+    let sql = "SELECT CAST(COALESCE(SUM(calls), 0) AS BIGINT) AS n FROM perf_minutes WHERE method = 'health.check'";
+    assert_eq!(a.sql_count(sql).await, 0, "nothing flushed while it runs");
+    b.stop().await;
+    assert_eq!(a.sql_count(sql).await, 5, "flushed when it stopped");
+    a.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stopping_replica_flushes_its_latency_sqlite() {
+    stopping_flushes(Backend::Sqlite).await;
+}
+
+mod a_stopping_replica_flushes_its_latency {
+    use super::*;
+    postgres_variant! {{
+        stopping_flushes(Backend::Postgres).await;
+    }}
+}
