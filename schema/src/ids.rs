@@ -163,6 +163,8 @@ ids! {
     WebhookDeliveryId, example = 0x0193_0000_0000_7000_8000_0000_0000_000a;
     /// A performance alert rule's id.
     AlertRuleId, example = 0x0193_0000_0000_7000_8000_0000_0000_000b;
+    /// A lot's id.
+    LotId, example = 0x0193_0000_0000_7000_8000_0000_0000_000c;
     /// Who acted, in the audit trail: a user's or an API key's id.
     ActorId, example = 0x0193_0000_0000_7000_8000_0000_0000_0007, ts = "UserId | ApiKeyId";
 }

@@ -11,10 +11,11 @@
 //! - [`error`]: error categories (codes), reasons and the wire error shape.
 //! - [`access`]: organization roles, permissions and API key scopes.
 //! - [`ids`]: typed ids (`UserId`, `OrgId`, ...), branded strings in TypeScript.
-//! - [`values`]: validated value types (e-mail, password, display name).
+//! - [`values`]: validated value types (e-mail, password, display name);
+//!   [`commodities`]: those of the trade desk (decimal strings, units, currencies).
 //! - [`list`]: pages of a list.
 //! - [`health`], [`rpc`], [`auth`], [`sessions`], [`mfa`], [`users`],
-//!   [`admin`], [`audit`], [`orgs`], [`api_keys`], [`notifications`], [`webhooks`]: one
+//!   [`admin`], [`audit`], [`orgs`], [`api_keys`], [`notifications`], [`webhooks`], [`performance`], [`lots`]: one
 //!   module per namespace.
 //! - [`openrpc`]: the OpenRPC document; [`codegen`]: the generated files
 //!   (TypeScript bindings, `openrpc.json`) that `just gen` writes.
@@ -30,10 +31,12 @@ pub mod audit;
 pub mod auth;
 pub mod codegen;
 pub mod codegen_rust;
+pub mod commodities;
 pub mod error;
 pub mod health;
 pub mod ids;
 pub mod list;
+pub mod lots;
 pub mod mfa;
 pub mod notifications;
 pub mod openrpc;

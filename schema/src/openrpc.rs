@@ -256,7 +256,7 @@ mod tests {
 
         use crate::Empty;
         use crate::ids::{
-            AlertRuleId, ApiKeyId, AuditEventId, InvitationId, NotificationId, OrgId, SessionId, UserId,
+            AlertRuleId, ApiKeyId, AuditEventId, InvitationId, LotId, NotificationId, OrgId, SessionId, UserId,
             WebhookDeliveryId, WebhookId,
         };
 
@@ -295,6 +295,7 @@ mod tests {
                     WebhookId::EXAMPLE.uuid(),
                     WebhookDeliveryId::EXAMPLE.uuid(),
                     AlertRuleId::EXAMPLE.uuid(),
+                    LotId::EXAMPLE.uuid(),
                 ];
                 let mut found = Vec::new();
                 uuids(&json, &mut found);

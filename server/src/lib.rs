@@ -33,6 +33,7 @@ mod cache;
 pub mod config;
 pub mod db;
 mod health;
+mod lots;
 mod mail;
 mod mfa;
 pub mod net;

@@ -763,6 +763,50 @@ impl<C: Caller> Performance<'_, C> {
     }
 }
 
+/// The `lots.*` procedures ([`trellis_schema::lots`]).
+#[derive(Debug)]
+pub struct Lots<'a, C>(&'a C);
+
+impl<C> Clone for Lots<'_, C> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<C> Copy for Lots<'_, C> {}
+
+impl<C: Caller> Lots<'_, C> {
+    /// Records a tested lot of the organization. `testedAt` may not be in the future (VALIDATION); an organization holds at most 10,000 lots (LIMIT_REACHED).
+    ///
+    /// Calls [`trellis_schema::lots::Create`].
+    pub async fn create(
+        self,
+        params: <trellis_schema::lots::Create as Procedure>::Params,
+    ) -> Output<trellis_schema::lots::Create> {
+        self.0.call::<trellis_schema::lots::Create>(params).await
+    }
+
+    /// The organization's lots, oldest first.
+    ///
+    /// Calls [`trellis_schema::lots::List`].
+    pub async fn list(
+        self,
+        params: <trellis_schema::lots::List as Procedure>::Params,
+    ) -> Output<trellis_schema::lots::List> {
+        self.0.call::<trellis_schema::lots::List>(params).await
+    }
+
+    /// One lot of the organization (NOT_FOUND for another organization's).
+    ///
+    /// Calls [`trellis_schema::lots::Get`].
+    pub async fn get(
+        self,
+        params: <trellis_schema::lots::Get as Procedure>::Params,
+    ) -> Output<trellis_schema::lots::Get> {
+        self.0.call::<trellis_schema::lots::Get>(params).await
+    }
+}
+
 impl Client {
     /// The `health.*` procedures.
     pub fn health(&self) -> Health<'_, Self> {
@@ -827,6 +871,11 @@ impl Client {
     /// The `performance.*` procedures.
     pub fn performance(&self) -> Performance<'_, Self> {
         Performance(self)
+    }
+
+    /// The `lots.*` procedures.
+    pub fn lots(&self) -> Lots<'_, Self> {
+        Lots(self)
     }
 }
 
@@ -895,6 +944,11 @@ impl Session {
     pub fn performance(&self) -> Performance<'_, Self> {
         Performance(self)
     }
+
+    /// The `lots.*` procedures, called as this session.
+    pub fn lots(&self) -> Lots<'_, Self> {
+        Lots(self)
+    }
 }
 
 /// Every procedure with a method here: (namespace accessor, the procedure's method name).
@@ -959,4 +1013,7 @@ pub(crate) const COVERED: &[(&str, &str)] = &[
     ("performance", <trellis_schema::performance::Report as Procedure>::METHOD),
     ("performance", <trellis_schema::performance::GetAlertRules as Procedure>::METHOD),
     ("performance", <trellis_schema::performance::SetAlertRules as Procedure>::METHOD),
+    ("lots", <trellis_schema::lots::Create as Procedure>::METHOD),
+    ("lots", <trellis_schema::lots::List as Procedure>::METHOD),
+    ("lots", <trellis_schema::lots::Get as Procedure>::METHOD),
 ];

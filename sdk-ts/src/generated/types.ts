@@ -202,6 +202,12 @@ export type CodeParams = {
  */
 code: OneTimeCode, };
 
+/**
+ * What is traded (`"wheat"`): 1 to 64 characters, spaces collapsed,
+ * lower-cased (so filters match whatever the case given).
+ */
+export type Commodity = string;
+
 export type ConfirmTotpResult = {
 /**
  * Ten single-use codes for when the authenticator is lost. Shown once.
@@ -236,6 +242,13 @@ currentPassword?: Password, };
  * Why `apiKeys.create` can refuse.
  */
 export type CreateApiKeyReason = "MISSING_PERMISSION" | "REAUTHENTICATION_REQUIRED" | "INVALID_CREDENTIALS" | "ACCOUNT_LOCKED";
+
+export type CreateLotParams = { orgId: OrgId, commodity: Commodity, quantity: Quantity, unit: Unit, location: Location, quality: Quality, };
+
+/**
+ * Why `lots.create` can refuse: an organization holds at most 10,000 lots.
+ */
+export type CreateLotReason = "LIMIT_REACHED";
 
 export type CreateOrgParams = { name: DisplayName,
 /**
@@ -400,12 +413,24 @@ export type GetAlertRulesParams = {
  */
 orgId?: OrgId, };
 
+export type GetLotParams = { orgId: OrgId, lotId: LotId, };
+
+/**
+ * Why `lots.get` can refuse: no such lot in the organization.
+ */
+export type GetLotReason = "NOT_FOUND";
+
 export type GetUserParams = { userId: UserId, };
 
 /**
  * Why `admin.getUser` can refuse.
  */
 export type GetUserReason = "NOT_FOUND";
+
+/**
+ * A quality grade (`"2"`, `"No. 2 Hard Red Winter"`): 1 to 64 characters.
+ */
+export type Grade = string;
 
 export type HealthStatus = "ok" | "degraded";
 
@@ -444,6 +469,12 @@ export type ListDeliveriesParams = { orgId: OrgId, webhookId: WebhookId, cursor?
 
 export type ListInvitesParams = { orgId: OrgId, cursor?: Cursor, limit?: PageLimit, };
 
+export type ListLotsParams = { orgId: OrgId,
+/**
+ * Only lots of this commodity (compared lower-cased).
+ */
+commodity?: Commodity, cursor?: Cursor, limit?: PageLimit, };
+
 export type ListMembersParams = { orgId: OrgId, cursor?: Cursor, limit?: PageLimit, };
 
 export type ListNotificationsParams = {
@@ -459,6 +490,11 @@ export type ListUsersParams = {
 query?: SearchQuery, cursor?: Cursor, limit?: PageLimit, };
 
 export type ListWebhooksParams = { orgId: OrgId, cursor?: Cursor, limit?: PageLimit, };
+
+/**
+ * A place (`"Rotterdam"`): 1 to 120 characters, spaces collapsed.
+ */
+export type Location = string;
 
 export type LoginParams = { email: Email, password: Password,
 /**
@@ -491,6 +527,20 @@ export type LogoutParams = {
  * End every session of the user, not only this one.
  */
 allSessions?: boolean, };
+
+/**
+ * A lot of a commodity an organization holds.
+ */
+export type Lot = { id: LotId, orgId: OrgId, commodity: Commodity, quantity: Quantity, unit: Unit, location: Location, quality: Quality,
+/**
+ * The member who recorded it (for an API key, the member who made the key).
+ */
+createdBy: UserId, createdAt: string, };
+
+/**
+ * A lot's id.
+ */
+export type LotId = string & { readonly __brand: "LotId" };
 
 /**
  * Exactly one of `ids` (at most 100; ids that are not the caller's, or
@@ -541,6 +591,11 @@ export type NewPassword = string;
  * For procedures whose only errors are the ones every call can meet.
  */
 export type NoReason = never;
+
+/**
+ * A free note: 1 to 2,000 characters.
+ */
+export type Note = string;
 
 /**
  * One notification of the signed-in user.
@@ -632,6 +687,11 @@ email: string, role: OrgRole,
  */
 invitedBy: UserId, createdAt: string, expiresAt: string, };
 
+/**
+ * A percentage: a decimal string from 0 to 100 (`"13.5"`).
+ */
+export type Percent = string;
+
 export type PerformanceReport = { window: Window, totals: Stats,
 /**
  * The `top` methods with the most calls.
@@ -665,6 +725,29 @@ export type Preferences = { channels: Channels,
  * e-mail).
  */
 muted: Array<EventType>, };
+
+/**
+ * How a lot tested.
+ */
+export type Quality = { grade: Grade,
+/**
+ * Moisture, 0 to 100 percent.
+ */
+moisturePct?: Percent,
+/**
+ * When it was tested; not in the future.
+ */
+testedAt: string,
+/**
+ * The laboratory that tested it.
+ */
+lab?: ShortText, notes?: Note, };
+
+/**
+ * A quantity: a decimal string, more than 0, at most 12 digits before
+ * the point and 6 after (`"120"`, `"0.5"`).
+ */
+export type Quantity = string;
 
 /** Every precise cause of an error, as sent in `data.reason`. */
 export type Reason = "PARSE_ERROR" | "INVALID_REQUEST" | "BATCH_TOO_LARGE" | "BODY_TOO_LARGE" | "NESTING_TOO_DEEP" | "METHOD_NOT_FOUND" | "VALIDATION" | "INTERNAL" | "CREDENTIALS_MISSING" | "INVALID_CREDENTIALS" | "TOKEN_EXPIRED" | "TOKEN_INVALID" | "TOKEN_REUSED" | "API_KEY_INVALID" | "API_KEY_EXPIRED" | "API_KEY_REVOKED" | "MFA_REQUIRED" | "EMAIL_NOT_VERIFIED" | "PASSWORD_EXPIRED" | "MISSING_PERMISSION" | "MISSING_SCOPE" | "NOT_A_MEMBER" | "ACCOUNT_DISABLED" | "ADMIN_REQUIRED" | "INVITATION_MISMATCH" | "INVITATION_REVOKED" | "REAUTHENTICATION_REQUIRED" | "NOT_FOUND" | "VERSION_CONFLICT" | "ALREADY_EXISTS" | "INVALID_TRANSITION" | "LIMIT_REACHED" | "PASSWORD_POLICY" | "PASSWORD_REUSED" | "OTP_INVALID" | "OTP_EXHAUSTED" | "TOKEN_USED" | "ACCOUNT_LOCKED" | "RATE_LIMITED" | "TOO_MANY_SUBSCRIPTIONS" | "SUBSCRIPTION_LAGGED" | "SESSION_ENDED" | "DATABASE_UNAVAILABLE" | "CACHE_UNAVAILABLE" | "SHUTTING_DOWN";
@@ -810,6 +893,11 @@ export type SetUserDisabledParams = { userId: UserId, disabled: boolean, };
 export type SetUserDisabledReason = "NOT_FOUND" | "INVALID_TRANSITION";
 
 /**
+ * A short name (a laboratory): 1 to 120 characters.
+ */
+export type ShortText = string;
+
+/**
  * A short name for URLs: 3 to 40 of `a-z`, `0-9` and `-`, not starting or
  * ending with `-`.
  */
@@ -881,6 +969,11 @@ refreshToken: string, tokenType: TokenType,
  * Seconds until the access token expires.
  */
 expiresIn: number, user: User, };
+
+/**
+ * A unit of quantity, from a closed list.
+ */
+export type Unit = "t" | "kg" | "lb" | "bu" | "bbl" | "m3" | "l" | "ozt";
 
 export type UnlockUserParams = { userId: UserId, };
 

@@ -370,3 +370,22 @@ diesel::table! {
         expires_at -> Timestamp,
     }
 }
+
+diesel::table! {
+    /// An organization's tested lots of a commodity.
+    lots (id) {
+        id -> Text,
+        org_id -> Text,
+        commodity -> Text,
+        quantity -> Text,
+        unit -> Text,
+        location -> Text,
+        grade -> Text,
+        moisture_pct -> Nullable<Text>,
+        tested_at -> Timestamp,
+        lab -> Nullable<Text>,
+        notes -> Nullable<Text>,
+        created_by -> Text,
+        created_at -> Timestamp,
+    }
+}

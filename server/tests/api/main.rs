@@ -19,6 +19,7 @@ mod conformance;
 mod enumeration;
 mod faults;
 mod limits;
+mod lots;
 mod mail;
 mod metrics;
 mod notifications;

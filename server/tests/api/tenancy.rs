@@ -5,7 +5,7 @@
 
 use serde_json::{Value, json};
 use trellis_schema::ProcedureInfo;
-use trellis_schema::ids::{ApiKeyId, OrgId, UserId};
+use trellis_schema::ids::{ApiKeyId, LotId, OrgId, UserId};
 
 use crate::api_keys::make_key;
 use crate::helpers::assert_error;
@@ -15,7 +15,7 @@ use crate::orgs::{create_org, join, user};
 /// The schema's example params of `p`, naming objects of the test's
 /// organization: the example ids swapped for `org`, its API key `key_id` and
 /// its owner `user_id`. A procedure without an example fails the test.
-fn example_params(p: &ProcedureInfo, org: &str, key_id: &str, user_id: &Value) -> Value {
+fn example_params(p: &ProcedureInfo, org: &str, key_id: &str, user_id: &Value, lot_id: &str) -> Value {
     let example = p.example.clone().unwrap_or_else(|| {
         panic!("{} has no example params: give its `procedure!` an `example:` in the schema", p.method)
     });
@@ -23,6 +23,7 @@ fn example_params(p: &ProcedureInfo, org: &str, key_id: &str, user_id: &Value) -
         (OrgId::EXAMPLE.to_string(), Value::from(org)),
         (ApiKeyId::EXAMPLE.to_string(), Value::from(key_id)),
         (UserId::EXAMPLE.to_string(), user_id.clone()),
+        (LotId::EXAMPLE.to_string(), Value::from(lot_id)),
     ];
     swap_ids(example, &ids)
 }
@@ -41,6 +42,18 @@ fn swap_ids(v: Value, ids: &[(String, Value)]) -> Value {
     }
 }
 
+/// Params of `lots.create` in `org`.
+pub(crate) fn lot_params(org: &str) -> Value {
+    json!({
+        "orgId": org,
+        "commodity": "Wheat",
+        "quantity": "120.50",
+        "unit": "t",
+        "location": "Rotterdam",
+        "quality": {"grade": "2", "moisturePct": "13.5", "testedAt": "2026-11-30T10:00:00Z", "lab": "Lab One"},
+    })
+}
+
 mail_test! {
     async fn every_org_procedure_refuses_outsiders_viewers_and_narrow_keys(app, mail) where |c| {
         c.require_verified_email = Some(false);
@@ -49,11 +62,17 @@ mail_test! {
         let a = create_org(app, &owner, "org-a").await;
         let viewer = join(app, mail, &owner, &a, "viewer@a.example", "viewer").await;
         let (_, key) = make_key(app, &owner, &a, &["org:read"], json!({})).await;
+        // A key whose one scope is not the one asked for: trades:read (which
+        // may not negotiate), or, for the procedures that read the trade
+        // desk, audit:read.
         let (narrow, _) = make_key(app, &owner, &a, &["trades:read"], json!({})).await;
+        let (narrow_audit, _) = make_key(app, &owner, &a, &["audit:read"], json!({})).await;
         let owner_id = app.call("auth.me", json!({}), Some(&owner)).await.expect("me")["user"]["id"].clone();
         let outsider = user(app, "owner@b.example").await;
         create_org(app, &outsider, "org-b").await;
         let key_id = key["id"].as_str().expect("id").to_owned();
+        let lot = app.call("lots.create", lot_params(&a), Some(&owner)).await.expect("lot");
+        let lot_id = lot["id"].as_str().expect("id").to_owned();
 
         let procedures = trellis_schema::procedure::procedures();
         let org_scoped = procedures.iter().filter(|p| p.access.org_permission().is_some()).count();
@@ -62,7 +81,7 @@ mail_test! {
         for p in &procedures {
             let Some(permission) = p.access.org_permission() else { continue };
             walked += 1;
-            let params = example_params(p, &a, &key_id, &owner_id);
+            let params = example_params(p, &a, &key_id, &owner_id, &lot_id);
             let required = permission.as_str();
 
             let e = app.call(p.method, params.clone(), None).await.expect_err("anonymous");
@@ -71,7 +90,8 @@ mail_test! {
             let e = app.call(p.method, params.clone(), Some(&outsider)).await.expect_err("outsider");
             assert_eq!(e["data"]["reason"], "NOT_FOUND", "{}: {e}", p.method);
 
-            let e = app.call_with_key(p.method, params.clone(), &narrow).await.expect_err("narrow key");
+            let narrow = if required == "trades:read" { &narrow_audit } else { &narrow };
+            let e = app.call_with_key(p.method, params.clone(), narrow).await.expect_err("narrow key");
             assert_eq!(e["data"]["reason"], "MISSING_SCOPE", "{}: {e}", p.method);
             assert_eq!(e["data"]["required"], required, "{}", p.method);
 
