@@ -5,7 +5,7 @@
 use std::borrow::Cow;
 use std::str::FromStr;
 
-use rust_decimal::Decimal;
+pub use rust_decimal::Decimal;
 use schemars::{JsonSchema, Schema, SchemaGenerator, json_schema};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use ts_rs::TS;
@@ -179,7 +179,7 @@ impl Unit {
 macro_rules! currencies {
     ($($code:ident),* $(,)?) => {
         /// A currency, by its ISO 4217 code (the codes in use).
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, TS, JsonSchema)]
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, TS, JsonSchema)]
         pub enum Currency { $($code),* }
 
         impl Currency {

@@ -153,6 +153,11 @@ define_reasons! {
     VersionConflict = "VERSION_CONFLICT" => Conflict, "the record was changed by someone else";
     AlreadyExists = "ALREADY_EXISTS" => Conflict, "it already exists";
     InvalidTransition = "INVALID_TRANSITION" => Conflict, "that change is not allowed in the current state";
+    /// A trade desk move by the party whose turn it is not (the other party
+    /// moved last, or must answer first).
+    NotYourTurn = "NOT_YOUR_TURN" => Conflict, "it is the other party's turn";
+    /// A deal's approver must not be the member who accepted it (four eyes).
+    SelfApproval = "SELF_APPROVAL" => Forbidden, "the member who accepted the deal may not approve it";
     /// A cap on how many of something may exist is reached (`data.limit`),
     /// such as the webhooks of an organization.
     LimitReached = "LIMIT_REACHED" => Conflict, "the limit on how many may exist is reached";

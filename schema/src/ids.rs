@@ -165,6 +165,10 @@ ids! {
     AlertRuleId, example = 0x0193_0000_0000_7000_8000_0000_0000_000b;
     /// A lot's id.
     LotId, example = 0x0193_0000_0000_7000_8000_0000_0000_000c;
+    /// A trade's id.
+    TradeId, example = 0x0193_0000_0000_7000_8000_0000_0000_000d;
+    /// An offer's id.
+    OfferId, example = 0x0193_0000_0000_7000_8000_0000_0000_000e;
     /// Who acted, in the audit trail: a user's or an API key's id.
     ActorId, example = 0x0193_0000_0000_7000_8000_0000_0000_0007, ts = "UserId | ApiKeyId";
 }

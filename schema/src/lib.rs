@@ -15,7 +15,7 @@
 //!   [`commodities`]: those of the trade desk (decimal strings, units, currencies).
 //! - [`list`]: pages of a list.
 //! - [`health`], [`rpc`], [`auth`], [`sessions`], [`mfa`], [`users`],
-//!   [`admin`], [`audit`], [`orgs`], [`api_keys`], [`notifications`], [`webhooks`], [`performance`], [`lots`]: one
+//!   [`admin`], [`audit`], [`orgs`], [`api_keys`], [`notifications`], [`webhooks`], [`performance`], [`lots`], [`trades`]: one
 //!   module per namespace.
 //! - [`openrpc`]: the OpenRPC document; [`codegen`]: the generated files
 //!   (TypeScript bindings, `openrpc.json`) that `just gen` writes.
@@ -46,6 +46,7 @@ pub mod procedure;
 pub mod rpc;
 pub mod sessions;
 pub mod trade_machine;
+pub mod trades;
 pub mod users;
 pub mod values;
 pub mod webhooks;

@@ -62,6 +62,36 @@ pub enum EventType {
     /// A firing performance alert rule cleared.
     #[serde(rename = "alert.resolved")]
     AlertResolved,
+    /// An offer was made on a trade of your organization.
+    #[serde(rename = "trade.offerMade")]
+    TradeOfferMade,
+    /// The other party countered an offer.
+    #[serde(rename = "trade.offerCountered")]
+    TradeOfferCountered,
+    /// The other party accepted an offer.
+    #[serde(rename = "trade.offerAccepted")]
+    TradeOfferAccepted,
+    /// The other party rejected an offer (or accepted another one).
+    #[serde(rename = "trade.offerRejected")]
+    TradeOfferRejected,
+    /// An offer on a trade of your organization was withdrawn.
+    #[serde(rename = "trade.offerWithdrawn")]
+    TradeOfferWithdrawn,
+    /// An offer passed its time, or its trade closed.
+    #[serde(rename = "trade.offerExpired")]
+    TradeOfferExpired,
+    /// A deal of your organization is over its threshold and waits for approval.
+    #[serde(rename = "trade.approvalNeeded")]
+    TradeApprovalNeeded,
+    /// A deal your organization is a party to was confirmed.
+    #[serde(rename = "trade.confirmed")]
+    TradeConfirmed,
+    /// A trade your organization is a party to was cancelled.
+    #[serde(rename = "trade.cancelled")]
+    TradeCancelled,
+    /// A trade your organization is a party to expired.
+    #[serde(rename = "trade.expired")]
+    TradeExpired,
 }
 
 impl EventType {
@@ -80,6 +110,16 @@ impl EventType {
         Self::WebhookDisabled,
         Self::AlertFired,
         Self::AlertResolved,
+        Self::TradeOfferMade,
+        Self::TradeOfferCountered,
+        Self::TradeOfferAccepted,
+        Self::TradeOfferRejected,
+        Self::TradeOfferWithdrawn,
+        Self::TradeOfferExpired,
+        Self::TradeApprovalNeeded,
+        Self::TradeConfirmed,
+        Self::TradeCancelled,
+        Self::TradeExpired,
     ];
 
     /// The wire name, e.g. `apiKey.created`.
@@ -99,6 +139,16 @@ impl EventType {
             Self::WebhookDisabled => "webhook.disabled",
             Self::AlertFired => "alert.fired",
             Self::AlertResolved => "alert.resolved",
+            Self::TradeOfferMade => "trade.offerMade",
+            Self::TradeOfferCountered => "trade.offerCountered",
+            Self::TradeOfferAccepted => "trade.offerAccepted",
+            Self::TradeOfferRejected => "trade.offerRejected",
+            Self::TradeOfferWithdrawn => "trade.offerWithdrawn",
+            Self::TradeOfferExpired => "trade.offerExpired",
+            Self::TradeApprovalNeeded => "trade.approvalNeeded",
+            Self::TradeConfirmed => "trade.confirmed",
+            Self::TradeCancelled => "trade.cancelled",
+            Self::TradeExpired => "trade.expired",
         }
     }
 

@@ -256,8 +256,8 @@ mod tests {
 
         use crate::Empty;
         use crate::ids::{
-            AlertRuleId, ApiKeyId, AuditEventId, InvitationId, LotId, NotificationId, OrgId, SessionId, UserId,
-            WebhookDeliveryId, WebhookId,
+            AlertRuleId, ApiKeyId, AuditEventId, InvitationId, LotId, NotificationId, OfferId, OrgId, SessionId,
+            TradeId, UserId, WebhookDeliveryId, WebhookId,
         };
 
         struct Check(Vec<String>);
@@ -296,6 +296,8 @@ mod tests {
                     WebhookDeliveryId::EXAMPLE.uuid(),
                     AlertRuleId::EXAMPLE.uuid(),
                     LotId::EXAMPLE.uuid(),
+                    TradeId::EXAMPLE.uuid(),
+                    OfferId::EXAMPLE.uuid(),
                 ];
                 let mut found = Vec::new();
                 uuids(&json, &mut found);

@@ -21,6 +21,13 @@ pub struct Org {
     pub name: String,
     pub slug: String,
     pub created_at: DateTime<Utc>,
+    /// Per currency, the deal value (price × quantity) above which an agreed
+    /// trade of the organization needs approval (in `orgs.get` and
+    /// `orgs.update` answers; absent elsewhere).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[ts(optional)]
+    pub approval_thresholds:
+        Option<std::collections::BTreeMap<crate::commodities::Currency, crate::commodities::Price>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS, JsonSchema)]
@@ -105,10 +112,15 @@ pub struct UpdateOrgParams {
     #[serde(default)]
     #[ts(optional)]
     pub name: Option<DisplayName>,
+    /// Replaces the approval thresholds (at most 20 currencies; `{}` clears them).
+    #[serde(default)]
+    #[ts(optional)]
+    pub approval_thresholds:
+        Option<std::collections::BTreeMap<crate::commodities::Currency, crate::commodities::Price>>,
 }
 
 procedure! {
-    /// Renames an organization.
+    /// Renames an organization and/or replaces its approval thresholds for trades.
     Update {
         method: "orgs.update",
         kind: Mutation,
@@ -120,6 +132,7 @@ procedure! {
         example: UpdateOrgParams {
             org_id: OrgId::EXAMPLE,
             name: Some(DisplayName::parse("Acme Research Labs").expect("a name")),
+            approval_thresholds: None,
         },
     }
 }

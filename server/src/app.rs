@@ -182,6 +182,11 @@ impl Application {
                 state.db.clone(),
                 Duration::from_millis(config.perf_flush_ms.max(10)),
             ),
+            crate::trades::sweeper::spawn(
+                state.db.clone(),
+                state.events.clone(),
+                Duration::from_millis(config.trade_sweep_ms.max(10)),
+            ),
             crate::performance::spawn_alerts(
                 state.db.clone(),
                 state.events.clone(),

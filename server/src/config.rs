@@ -270,6 +270,11 @@ pub struct Config {
     #[arg(long, env = "TRELLIS_PERF_ROLLUP_MS", default_value_t = 300_000)]
     pub perf_rollup_ms: u64,
 
+    /// How often trades and offers past their time are expired, in
+    /// milliseconds.
+    #[arg(long, env = "TRELLIS_TRADE_SWEEP_MS", default_value_t = 10_000)]
+    pub trade_sweep_ms: u64,
+
     /// How often performance alert rules are evaluated, in milliseconds (by
     /// one replica at a time).
     #[arg(long, env = "TRELLIS_ALERT_EVAL_MS", default_value_t = 15_000)]

@@ -46,6 +46,7 @@ mod rpc;
 mod sessions;
 mod state;
 pub mod telemetry;
+mod trades;
 mod users;
 mod webhooks;
 

@@ -385,7 +385,7 @@ impl<C: Caller> Orgs<'_, C> {
         self.0.call::<trellis_schema::orgs::Get>(params).await
     }
 
-    /// Renames an organization.
+    /// Renames an organization and/or replaces its approval thresholds for trades.
     ///
     /// Calls [`trellis_schema::orgs::Update`].
     pub async fn update(
@@ -807,6 +807,90 @@ impl<C: Caller> Lots<'_, C> {
     }
 }
 
+/// The `trades.*` procedures ([`trellis_schema::trades`]).
+#[derive(Debug)]
+pub struct Trades<'a, C>(&'a C);
+
+impl<C> Clone for Trades<'_, C> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<C> Copy for Trades<'_, C> {}
+
+impl<C: Caller> Trades<'_, C> {
+    /// Posts a trade request of the organization. `invitedOrgIds` are needed for (and only for) an `invited` trade; `lotId` must be a lot of the organization; `expiresAt` must be in the future (VALIDATION).
+    ///
+    /// Calls [`trellis_schema::trades::Create`].
+    pub async fn create(
+        self,
+        params: <trellis_schema::trades::Create as Procedure>::Params,
+    ) -> Output<trellis_schema::trades::Create> {
+        self.0.call::<trellis_schema::trades::Create>(params).await
+    }
+
+    /// The trades the organization may see (its own, public ones, ones it is invited to or made an offer on), newest first, without their offers.
+    ///
+    /// Calls [`trellis_schema::trades::List`].
+    pub async fn list(
+        self,
+        params: <trellis_schema::trades::List as Procedure>::Params,
+    ) -> Output<trellis_schema::trades::List> {
+        self.0.call::<trellis_schema::trades::List>(params).await
+    }
+
+    /// One trade the organization may see, with the offers it may see and each one's history (NOT_FOUND for a trade it may not see).
+    ///
+    /// Calls [`trellis_schema::trades::Get`].
+    pub async fn get(
+        self,
+        params: <trellis_schema::trades::Get as Procedure>::Params,
+    ) -> Output<trellis_schema::trades::Get> {
+        self.0.call::<trellis_schema::trades::Get>(params).await
+    }
+
+    /// Makes an offer on another organization's trade it may see (one open offer per organization and trade). The owner is notified.
+    ///
+    /// Calls [`trellis_schema::trades::MakeOffer`].
+    pub async fn offer(
+        self,
+        params: <trellis_schema::trades::MakeOffer as Procedure>::Params,
+    ) -> Output<trellis_schema::trades::MakeOffer> {
+        self.0.call::<trellis_schema::trades::MakeOffer>(params).await
+    }
+
+    /// Counters, accepts, rejects or withdraws an offer, as one of its two parties, in turn. Accepting agrees the trade (confirmed, or pendingApproval over the owner's threshold) and rejects its other open offers. The other party is notified.
+    ///
+    /// Calls [`trellis_schema::trades::Negotiate`].
+    pub async fn negotiate(
+        self,
+        params: <trellis_schema::trades::Negotiate as Procedure>::Params,
+    ) -> Output<trellis_schema::trades::Negotiate> {
+        self.0.call::<trellis_schema::trades::Negotiate>(params).await
+    }
+
+    /// Approves (confirmed) or rejects (cancelled) a deal of the organization pending approval; the approver must not be the member who accepted it. The counterparty is notified.
+    ///
+    /// Calls [`trellis_schema::trades::Approve`].
+    pub async fn approve(
+        self,
+        params: <trellis_schema::trades::Approve as Procedure>::Params,
+    ) -> Output<trellis_schema::trades::Approve> {
+        self.0.call::<trellis_schema::trades::Approve>(params).await
+    }
+
+    /// Cancels a trade of the organization that is not final; its open offers expire and their makers are notified.
+    ///
+    /// Calls [`trellis_schema::trades::Cancel`].
+    pub async fn cancel(
+        self,
+        params: <trellis_schema::trades::Cancel as Procedure>::Params,
+    ) -> Output<trellis_schema::trades::Cancel> {
+        self.0.call::<trellis_schema::trades::Cancel>(params).await
+    }
+}
+
 impl Client {
     /// The `health.*` procedures.
     pub fn health(&self) -> Health<'_, Self> {
@@ -876,6 +960,11 @@ impl Client {
     /// The `lots.*` procedures.
     pub fn lots(&self) -> Lots<'_, Self> {
         Lots(self)
+    }
+
+    /// The `trades.*` procedures.
+    pub fn trades(&self) -> Trades<'_, Self> {
+        Trades(self)
     }
 }
 
@@ -949,6 +1038,11 @@ impl Session {
     pub fn lots(&self) -> Lots<'_, Self> {
         Lots(self)
     }
+
+    /// The `trades.*` procedures, called as this session.
+    pub fn trades(&self) -> Trades<'_, Self> {
+        Trades(self)
+    }
 }
 
 /// Every procedure with a method here: (namespace accessor, the procedure's method name).
@@ -1016,4 +1110,11 @@ pub(crate) const COVERED: &[(&str, &str)] = &[
     ("lots", <trellis_schema::lots::Create as Procedure>::METHOD),
     ("lots", <trellis_schema::lots::List as Procedure>::METHOD),
     ("lots", <trellis_schema::lots::Get as Procedure>::METHOD),
+    ("trades", <trellis_schema::trades::Create as Procedure>::METHOD),
+    ("trades", <trellis_schema::trades::List as Procedure>::METHOD),
+    ("trades", <trellis_schema::trades::Get as Procedure>::METHOD),
+    ("trades", <trellis_schema::trades::MakeOffer as Procedure>::METHOD),
+    ("trades", <trellis_schema::trades::Negotiate as Procedure>::METHOD),
+    ("trades", <trellis_schema::trades::Approve as Procedure>::METHOD),
+    ("trades", <trellis_schema::trades::Cancel as Procedure>::METHOD),
 ];

@@ -517,6 +517,62 @@ export interface Procedures {
     /** Every reason a call can fail with: the procedure's own, its access rule's, and the common ones. */
     reason: "NOT_FOUND" | "CREDENTIALS_MISSING" | "TOKEN_EXPIRED" | "TOKEN_INVALID" | "API_KEY_INVALID" | "API_KEY_EXPIRED" | "API_KEY_REVOKED" | "ACCOUNT_DISABLED" | "MISSING_PERMISSION" | "MISSING_SCOPE" | "VALIDATION" | "RATE_LIMITED" | "DATABASE_UNAVAILABLE" | "CACHE_UNAVAILABLE" | "SHUTTING_DOWN" | "INTERNAL";
   };
+  "trades.create": {
+    params: T.CreateTradeParams;
+    result: T.Trade;
+    kind: "mutation";
+    access: "org:trades:write";
+    /** Every reason a call can fail with: the procedure's own, its access rule's, and the common ones. */
+    reason: "CREDENTIALS_MISSING" | "TOKEN_EXPIRED" | "TOKEN_INVALID" | "API_KEY_INVALID" | "API_KEY_EXPIRED" | "API_KEY_REVOKED" | "ACCOUNT_DISABLED" | "MISSING_PERMISSION" | "MISSING_SCOPE" | "NOT_FOUND" | "VALIDATION" | "RATE_LIMITED" | "DATABASE_UNAVAILABLE" | "CACHE_UNAVAILABLE" | "SHUTTING_DOWN" | "INTERNAL";
+  };
+  "trades.list": {
+    params: T.ListTradesParams;
+    result: T.Page<T.Trade>;
+    kind: "query";
+    access: "org:trades:read";
+    /** Every reason a call can fail with: the procedure's own, its access rule's, and the common ones. */
+    reason: "CREDENTIALS_MISSING" | "TOKEN_EXPIRED" | "TOKEN_INVALID" | "API_KEY_INVALID" | "API_KEY_EXPIRED" | "API_KEY_REVOKED" | "ACCOUNT_DISABLED" | "MISSING_PERMISSION" | "MISSING_SCOPE" | "NOT_FOUND" | "VALIDATION" | "RATE_LIMITED" | "DATABASE_UNAVAILABLE" | "CACHE_UNAVAILABLE" | "SHUTTING_DOWN" | "INTERNAL";
+  };
+  "trades.get": {
+    params: T.TradeParams;
+    result: T.Trade;
+    kind: "query";
+    access: "org:trades:read";
+    /** Every reason a call can fail with: the procedure's own, its access rule's, and the common ones. */
+    reason: "NOT_FOUND" | "CREDENTIALS_MISSING" | "TOKEN_EXPIRED" | "TOKEN_INVALID" | "API_KEY_INVALID" | "API_KEY_EXPIRED" | "API_KEY_REVOKED" | "ACCOUNT_DISABLED" | "MISSING_PERMISSION" | "MISSING_SCOPE" | "VALIDATION" | "RATE_LIMITED" | "DATABASE_UNAVAILABLE" | "CACHE_UNAVAILABLE" | "SHUTTING_DOWN" | "INTERNAL";
+  };
+  "trades.offer": {
+    params: T.OfferParams;
+    result: T.Offer;
+    kind: "mutation";
+    access: "org:trades:write";
+    /** Every reason a call can fail with: the procedure's own, its access rule's, and the common ones. */
+    reason: "NOT_FOUND" | "INVALID_TRANSITION" | "ALREADY_EXISTS" | "CREDENTIALS_MISSING" | "TOKEN_EXPIRED" | "TOKEN_INVALID" | "API_KEY_INVALID" | "API_KEY_EXPIRED" | "API_KEY_REVOKED" | "ACCOUNT_DISABLED" | "MISSING_PERMISSION" | "MISSING_SCOPE" | "VALIDATION" | "RATE_LIMITED" | "DATABASE_UNAVAILABLE" | "CACHE_UNAVAILABLE" | "SHUTTING_DOWN" | "INTERNAL";
+  };
+  "trades.negotiate": {
+    params: T.NegotiateParams;
+    result: T.Offer;
+    kind: "mutation";
+    access: "org:trades:write";
+    /** Every reason a call can fail with: the procedure's own, its access rule's, and the common ones. */
+    reason: "NOT_FOUND" | "VERSION_CONFLICT" | "INVALID_TRANSITION" | "NOT_YOUR_TURN" | "CREDENTIALS_MISSING" | "TOKEN_EXPIRED" | "TOKEN_INVALID" | "API_KEY_INVALID" | "API_KEY_EXPIRED" | "API_KEY_REVOKED" | "ACCOUNT_DISABLED" | "MISSING_PERMISSION" | "MISSING_SCOPE" | "VALIDATION" | "RATE_LIMITED" | "DATABASE_UNAVAILABLE" | "CACHE_UNAVAILABLE" | "SHUTTING_DOWN" | "INTERNAL";
+  };
+  "trades.approve": {
+    params: T.ApproveParams;
+    result: T.Trade;
+    kind: "mutation";
+    access: "org:trades:approve";
+    /** Every reason a call can fail with: the procedure's own, its access rule's, and the common ones. */
+    reason: "NOT_FOUND" | "INVALID_TRANSITION" | "SELF_APPROVAL" | "CREDENTIALS_MISSING" | "TOKEN_EXPIRED" | "TOKEN_INVALID" | "API_KEY_INVALID" | "API_KEY_EXPIRED" | "API_KEY_REVOKED" | "ACCOUNT_DISABLED" | "MISSING_PERMISSION" | "MISSING_SCOPE" | "VALIDATION" | "RATE_LIMITED" | "DATABASE_UNAVAILABLE" | "CACHE_UNAVAILABLE" | "SHUTTING_DOWN" | "INTERNAL";
+  };
+  "trades.cancel": {
+    params: T.TradeParams;
+    result: T.Trade;
+    kind: "mutation";
+    access: "org:trades:write";
+    /** Every reason a call can fail with: the procedure's own, its access rule's, and the common ones. */
+    reason: "NOT_FOUND" | "INVALID_TRANSITION" | "CREDENTIALS_MISSING" | "TOKEN_EXPIRED" | "TOKEN_INVALID" | "API_KEY_INVALID" | "API_KEY_EXPIRED" | "API_KEY_REVOKED" | "ACCOUNT_DISABLED" | "MISSING_PERMISSION" | "MISSING_SCOPE" | "VALIDATION" | "RATE_LIMITED" | "DATABASE_UNAVAILABLE" | "CACHE_UNAVAILABLE" | "SHUTTING_DOWN" | "INTERNAL";
+  };
 }
 
 export const procedures = {
@@ -548,7 +604,7 @@ export const procedures = {
   "orgs.create": { kind: "mutation", access: "user", summary: "Creates an organization; the caller becomes its owner.", reasons: ["ALREADY_EXISTS", "CREDENTIALS_MISSING", "TOKEN_EXPIRED", "TOKEN_INVALID", "API_KEY_INVALID", "API_KEY_EXPIRED", "API_KEY_REVOKED", "ACCOUNT_DISABLED", "MISSING_SCOPE", "VALIDATION", "RATE_LIMITED", "DATABASE_UNAVAILABLE", "CACHE_UNAVAILABLE", "SHUTTING_DOWN", "INTERNAL"] },
   "orgs.list": { kind: "query", access: "user", summary: "The organizations the caller belongs to, with the role held in each.", reasons: ["CREDENTIALS_MISSING", "TOKEN_EXPIRED", "TOKEN_INVALID", "API_KEY_INVALID", "API_KEY_EXPIRED", "API_KEY_REVOKED", "ACCOUNT_DISABLED", "MISSING_SCOPE", "VALIDATION", "RATE_LIMITED", "DATABASE_UNAVAILABLE", "CACHE_UNAVAILABLE", "SHUTTING_DOWN", "INTERNAL"] },
   "orgs.get": { kind: "query", access: "org:org:read", summary: "One organization.", reasons: ["CREDENTIALS_MISSING", "TOKEN_EXPIRED", "TOKEN_INVALID", "API_KEY_INVALID", "API_KEY_EXPIRED", "API_KEY_REVOKED", "ACCOUNT_DISABLED", "MISSING_PERMISSION", "MISSING_SCOPE", "NOT_FOUND", "VALIDATION", "RATE_LIMITED", "DATABASE_UNAVAILABLE", "CACHE_UNAVAILABLE", "SHUTTING_DOWN", "INTERNAL"] },
-  "orgs.update": { kind: "mutation", access: "org:org:manage", summary: "Renames an organization.", reasons: ["CREDENTIALS_MISSING", "TOKEN_EXPIRED", "TOKEN_INVALID", "API_KEY_INVALID", "API_KEY_EXPIRED", "API_KEY_REVOKED", "ACCOUNT_DISABLED", "MISSING_PERMISSION", "MISSING_SCOPE", "NOT_FOUND", "VALIDATION", "RATE_LIMITED", "DATABASE_UNAVAILABLE", "CACHE_UNAVAILABLE", "SHUTTING_DOWN", "INTERNAL"] },
+  "orgs.update": { kind: "mutation", access: "org:org:manage", summary: "Renames an organization and/or replaces its approval thresholds for trades.", reasons: ["CREDENTIALS_MISSING", "TOKEN_EXPIRED", "TOKEN_INVALID", "API_KEY_INVALID", "API_KEY_EXPIRED", "API_KEY_REVOKED", "ACCOUNT_DISABLED", "MISSING_PERMISSION", "MISSING_SCOPE", "NOT_FOUND", "VALIDATION", "RATE_LIMITED", "DATABASE_UNAVAILABLE", "CACHE_UNAVAILABLE", "SHUTTING_DOWN", "INTERNAL"] },
   "orgs.listMembers": { kind: "query", access: "org:org:read", summary: "The members of an organization, in the order they joined.", reasons: ["CREDENTIALS_MISSING", "TOKEN_EXPIRED", "TOKEN_INVALID", "API_KEY_INVALID", "API_KEY_EXPIRED", "API_KEY_REVOKED", "ACCOUNT_DISABLED", "MISSING_PERMISSION", "MISSING_SCOPE", "NOT_FOUND", "VALIDATION", "RATE_LIMITED", "DATABASE_UNAVAILABLE", "CACHE_UNAVAILABLE", "SHUTTING_DOWN", "INTERNAL"] },
   "orgs.invite": { kind: "mutation", access: "org:org:manage", summary: "E-mails an invitation (single use, 7 days) to join with a role no higher than the inviter's (for an API key: its holder's). Limited per inviter (default 20 an hour; an API key counts for its holder), per organization (100 a day) and per recipient address (3 a day from all organizations); over a limit, `RATE_LIMITED` with `retryAfterMs` and `limit`.", reasons: ["MISSING_PERMISSION", "ALREADY_EXISTS", "CREDENTIALS_MISSING", "TOKEN_EXPIRED", "TOKEN_INVALID", "API_KEY_INVALID", "API_KEY_EXPIRED", "API_KEY_REVOKED", "ACCOUNT_DISABLED", "MISSING_SCOPE", "NOT_FOUND", "VALIDATION", "RATE_LIMITED", "DATABASE_UNAVAILABLE", "CACHE_UNAVAILABLE", "SHUTTING_DOWN", "INTERNAL"] },
   "orgs.acceptInvite": { kind: "mutation", access: "user", summary: "Joins the organization of an invitation sent to the caller's own address. The invitation must still be pending, and the member who sent it must still be one who may grant its role (`org:manage`, and a role at least as high); otherwise `INVITATION_REVOKED`.", reasons: ["TOKEN_INVALID", "TOKEN_EXPIRED", "TOKEN_USED", "INVITATION_MISMATCH", "INVITATION_REVOKED", "ALREADY_EXISTS", "CREDENTIALS_MISSING", "API_KEY_INVALID", "API_KEY_EXPIRED", "API_KEY_REVOKED", "ACCOUNT_DISABLED", "MISSING_SCOPE", "VALIDATION", "RATE_LIMITED", "DATABASE_UNAVAILABLE", "CACHE_UNAVAILABLE", "SHUTTING_DOWN", "INTERNAL"] },
@@ -584,6 +640,13 @@ export const procedures = {
   "lots.create": { kind: "mutation", access: "org:trades:write", summary: "Records a tested lot of the organization. `testedAt` may not be in the future (VALIDATION); an organization holds at most 10,000 lots (LIMIT_REACHED).", reasons: ["LIMIT_REACHED", "CREDENTIALS_MISSING", "TOKEN_EXPIRED", "TOKEN_INVALID", "API_KEY_INVALID", "API_KEY_EXPIRED", "API_KEY_REVOKED", "ACCOUNT_DISABLED", "MISSING_PERMISSION", "MISSING_SCOPE", "NOT_FOUND", "VALIDATION", "RATE_LIMITED", "DATABASE_UNAVAILABLE", "CACHE_UNAVAILABLE", "SHUTTING_DOWN", "INTERNAL"] },
   "lots.list": { kind: "query", access: "org:trades:read", summary: "The organization's lots, oldest first.", reasons: ["CREDENTIALS_MISSING", "TOKEN_EXPIRED", "TOKEN_INVALID", "API_KEY_INVALID", "API_KEY_EXPIRED", "API_KEY_REVOKED", "ACCOUNT_DISABLED", "MISSING_PERMISSION", "MISSING_SCOPE", "NOT_FOUND", "VALIDATION", "RATE_LIMITED", "DATABASE_UNAVAILABLE", "CACHE_UNAVAILABLE", "SHUTTING_DOWN", "INTERNAL"] },
   "lots.get": { kind: "query", access: "org:trades:read", summary: "One lot of the organization (NOT_FOUND for another organization's).", reasons: ["NOT_FOUND", "CREDENTIALS_MISSING", "TOKEN_EXPIRED", "TOKEN_INVALID", "API_KEY_INVALID", "API_KEY_EXPIRED", "API_KEY_REVOKED", "ACCOUNT_DISABLED", "MISSING_PERMISSION", "MISSING_SCOPE", "VALIDATION", "RATE_LIMITED", "DATABASE_UNAVAILABLE", "CACHE_UNAVAILABLE", "SHUTTING_DOWN", "INTERNAL"] },
+  "trades.create": { kind: "mutation", access: "org:trades:write", summary: "Posts a trade request of the organization. `invitedOrgIds` are needed for (and only for) an `invited` trade; `lotId` must be a lot of the organization; `expiresAt` must be in the future (VALIDATION).", reasons: ["CREDENTIALS_MISSING", "TOKEN_EXPIRED", "TOKEN_INVALID", "API_KEY_INVALID", "API_KEY_EXPIRED", "API_KEY_REVOKED", "ACCOUNT_DISABLED", "MISSING_PERMISSION", "MISSING_SCOPE", "NOT_FOUND", "VALIDATION", "RATE_LIMITED", "DATABASE_UNAVAILABLE", "CACHE_UNAVAILABLE", "SHUTTING_DOWN", "INTERNAL"] },
+  "trades.list": { kind: "query", access: "org:trades:read", summary: "The trades the organization may see (its own, public ones, ones it is invited to or made an offer on), newest first, without their offers.", reasons: ["CREDENTIALS_MISSING", "TOKEN_EXPIRED", "TOKEN_INVALID", "API_KEY_INVALID", "API_KEY_EXPIRED", "API_KEY_REVOKED", "ACCOUNT_DISABLED", "MISSING_PERMISSION", "MISSING_SCOPE", "NOT_FOUND", "VALIDATION", "RATE_LIMITED", "DATABASE_UNAVAILABLE", "CACHE_UNAVAILABLE", "SHUTTING_DOWN", "INTERNAL"] },
+  "trades.get": { kind: "query", access: "org:trades:read", summary: "One trade the organization may see, with the offers it may see and each one's history (NOT_FOUND for a trade it may not see).", reasons: ["NOT_FOUND", "CREDENTIALS_MISSING", "TOKEN_EXPIRED", "TOKEN_INVALID", "API_KEY_INVALID", "API_KEY_EXPIRED", "API_KEY_REVOKED", "ACCOUNT_DISABLED", "MISSING_PERMISSION", "MISSING_SCOPE", "VALIDATION", "RATE_LIMITED", "DATABASE_UNAVAILABLE", "CACHE_UNAVAILABLE", "SHUTTING_DOWN", "INTERNAL"] },
+  "trades.offer": { kind: "mutation", access: "org:trades:write", summary: "Makes an offer on another organization's trade it may see (one open offer per organization and trade). The owner is notified.", reasons: ["NOT_FOUND", "INVALID_TRANSITION", "ALREADY_EXISTS", "CREDENTIALS_MISSING", "TOKEN_EXPIRED", "TOKEN_INVALID", "API_KEY_INVALID", "API_KEY_EXPIRED", "API_KEY_REVOKED", "ACCOUNT_DISABLED", "MISSING_PERMISSION", "MISSING_SCOPE", "VALIDATION", "RATE_LIMITED", "DATABASE_UNAVAILABLE", "CACHE_UNAVAILABLE", "SHUTTING_DOWN", "INTERNAL"] },
+  "trades.negotiate": { kind: "mutation", access: "org:trades:write", summary: "Counters, accepts, rejects or withdraws an offer, as one of its two parties, in turn. Accepting agrees the trade (confirmed, or pendingApproval over the owner's threshold) and rejects its other open offers. The other party is notified.", reasons: ["NOT_FOUND", "VERSION_CONFLICT", "INVALID_TRANSITION", "NOT_YOUR_TURN", "CREDENTIALS_MISSING", "TOKEN_EXPIRED", "TOKEN_INVALID", "API_KEY_INVALID", "API_KEY_EXPIRED", "API_KEY_REVOKED", "ACCOUNT_DISABLED", "MISSING_PERMISSION", "MISSING_SCOPE", "VALIDATION", "RATE_LIMITED", "DATABASE_UNAVAILABLE", "CACHE_UNAVAILABLE", "SHUTTING_DOWN", "INTERNAL"] },
+  "trades.approve": { kind: "mutation", access: "org:trades:approve", summary: "Approves (confirmed) or rejects (cancelled) a deal of the organization pending approval; the approver must not be the member who accepted it. The counterparty is notified.", reasons: ["NOT_FOUND", "INVALID_TRANSITION", "SELF_APPROVAL", "CREDENTIALS_MISSING", "TOKEN_EXPIRED", "TOKEN_INVALID", "API_KEY_INVALID", "API_KEY_EXPIRED", "API_KEY_REVOKED", "ACCOUNT_DISABLED", "MISSING_PERMISSION", "MISSING_SCOPE", "VALIDATION", "RATE_LIMITED", "DATABASE_UNAVAILABLE", "CACHE_UNAVAILABLE", "SHUTTING_DOWN", "INTERNAL"] },
+  "trades.cancel": { kind: "mutation", access: "org:trades:write", summary: "Cancels a trade of the organization that is not final; its open offers expire and their makers are notified.", reasons: ["NOT_FOUND", "INVALID_TRANSITION", "CREDENTIALS_MISSING", "TOKEN_EXPIRED", "TOKEN_INVALID", "API_KEY_INVALID", "API_KEY_EXPIRED", "API_KEY_REVOKED", "ACCOUNT_DISABLED", "MISSING_PERMISSION", "MISSING_SCOPE", "VALIDATION", "RATE_LIMITED", "DATABASE_UNAVAILABLE", "CACHE_UNAVAILABLE", "SHUTTING_DOWN", "INTERNAL"] },
 } as const;
 
 /** JSON-RPC error code of each category. */
@@ -636,6 +699,8 @@ export const reasonCategories = {
   VERSION_CONFLICT: "CONFLICT",
   ALREADY_EXISTS: "CONFLICT",
   INVALID_TRANSITION: "CONFLICT",
+  NOT_YOUR_TURN: "CONFLICT",
+  SELF_APPROVAL: "FORBIDDEN",
   LIMIT_REACHED: "CONFLICT",
   PASSWORD_POLICY: "PRECONDITION_FAILED",
   PASSWORD_REUSED: "PRECONDITION_FAILED",

@@ -106,6 +106,19 @@ rateLimitPerMinute: number | null, };
  */
 export type ApiKeyId = string & { readonly __brand: "ApiKeyId" };
 
+export type ApproveParams = { tradeId: TradeId,
+/**
+ * The trade's owner.
+ */
+orgId: OrgId, decision: Decision, note?: Note, };
+
+/**
+ * Why an approval is refused: no such trade of the organization; it is
+ * not pending approval (INVALID_TRANSITION); the approver is the member
+ * who accepted the deal (SELF_APPROVAL).
+ */
+export type ApproveReason = "NOT_FOUND" | "INVALID_TRANSITION" | "SELF_APPROVAL";
+
 /**
  * One recorded action. Never holds a secret.
  */
@@ -156,6 +169,12 @@ export type CacheStats = { hits: number, misses: number,
  * `hits / (hits + misses)`, 0 before any lookup.
  */
 hitRate: number, };
+
+/**
+ * Why a cancel is refused: no such trade of the organization; it is
+ * final already (INVALID_TRANSITION).
+ */
+export type CancelReason = "NOT_FOUND" | "INVALID_TRANSITION";
 
 /**
  * Why `apiKeys.update` and `apiKeys.rotate` can refuse.
@@ -261,6 +280,20 @@ slug: Slug, };
  */
 export type CreateOrgReason = "ALREADY_EXISTS";
 
+export type CreateTradeParams = { orgId: OrgId, side: Side, commodity: Commodity, quantity: Quantity, unit: Unit, priceLimit?: Price, currency: Currency,
+/**
+ * A lot of the owner organization.
+ */
+lotId?: LotId, visibility: Visibility,
+/**
+ * For an `invited` trade: 1 to 50 other organizations.
+ */
+invitedOrgIds?: Array<OrgId>,
+/**
+ * In the future, at most a year ahead.
+ */
+expiresAt: string, };
+
 export type CreateWebhookParams = { orgId: OrgId, url: WebhookUrl,
 /**
  * 1 to 32 event types.
@@ -288,12 +321,22 @@ export type CreatedWebhook = { webhook: Webhook,
 secret: string, };
 
 /**
+ * A currency, by its ISO 4217 code (the codes in use).
+ */
+export type Currency = "AED" | "AFN" | "ALL" | "AMD" | "AOA" | "ARS" | "AUD" | "AWG" | "AZN" | "BAM" | "BBD" | "BDT" | "BGN" | "BHD" | "BIF" | "BMD" | "BND" | "BOB" | "BRL" | "BSD" | "BTN" | "BWP" | "BYN" | "BZD" | "CAD" | "CDF" | "CHF" | "CLP" | "CNY" | "COP" | "CRC" | "CUP" | "CVE" | "CZK" | "DJF" | "DKK" | "DOP" | "DZD" | "EGP" | "ERN" | "ETB" | "EUR" | "FJD" | "FKP" | "GBP" | "GEL" | "GHS" | "GIP" | "GMD" | "GNF" | "GTQ" | "GYD" | "HKD" | "HNL" | "HTG" | "HUF" | "IDR" | "ILS" | "INR" | "IQD" | "IRR" | "ISK" | "JMD" | "JOD" | "JPY" | "KES" | "KGS" | "KHR" | "KMF" | "KPW" | "KRW" | "KWD" | "KYD" | "KZT" | "LAK" | "LBP" | "LKR" | "LRD" | "LSL" | "LYD" | "MAD" | "MDL" | "MGA" | "MKD" | "MMK" | "MNT" | "MOP" | "MRU" | "MUR" | "MVR" | "MWK" | "MXN" | "MYR" | "MZN" | "NAD" | "NGN" | "NIO" | "NOK" | "NPR" | "NZD" | "OMR" | "PAB" | "PEN" | "PGK" | "PHP" | "PKR" | "PLN" | "PYG" | "QAR" | "RON" | "RSD" | "RUB" | "RWF" | "SAR" | "SBD" | "SCR" | "SDG" | "SEK" | "SGD" | "SHP" | "SLE" | "SOS" | "SRD" | "SSP" | "STN" | "SVC" | "SYP" | "SZL" | "THB" | "TJS" | "TMT" | "TND" | "TOP" | "TRY" | "TTD" | "TWD" | "TZS" | "UAH" | "UGX" | "USD" | "UYU" | "UZS" | "VES" | "VND" | "VUV" | "WST" | "XAF" | "XCD" | "XCG" | "XOF" | "XPF" | "YER" | "ZAR" | "ZMW" | "ZWG";
+
+/**
  * Where a list continues: the `nextCursor` of the previous page, opaque to
  * clients.
  */
 export type Cursor = string;
 
 export type DbPool = { size: number, idle: number, inUse: number, };
+
+/**
+ * An approver's decision.
+ */
+export type Decision = "approve" | "reject";
 
 /**
  * Where a delivery stands.
@@ -383,7 +426,7 @@ export type ErrorCategory = "PARSE_ERROR" | "INVALID_REQUEST" | "METHOD_NOT_FOUN
  * `mfa.enabled`, `mfa.disabled`, `account.locked`, `signin.newDevice`)
  * always go out by e-mail, whatever the preferences.
  */
-export type EventType = "invitation.received" | "member.roleChanged" | "member.removed" | "apiKey.created" | "apiKey.rotated" | "apiKey.revoked" | "password.changed" | "mfa.enabled" | "mfa.disabled" | "account.locked" | "signin.newDevice" | "webhook.disabled" | "alert.fired" | "alert.resolved";
+export type EventType = "invitation.received" | "member.roleChanged" | "member.removed" | "apiKey.created" | "apiKey.rotated" | "apiKey.revoked" | "password.changed" | "mfa.enabled" | "mfa.disabled" | "account.locked" | "signin.newDevice" | "webhook.disabled" | "alert.fired" | "alert.resolved" | "trade.offerMade" | "trade.offerCountered" | "trade.offerAccepted" | "trade.offerRejected" | "trade.offerWithdrawn" | "trade.offerExpired" | "trade.approvalNeeded" | "trade.confirmed" | "trade.cancelled" | "trade.expired";
 
 /**
  * One invalid field of the params: `data.fields[i]` of a VALIDATION error.
@@ -419,6 +462,11 @@ export type GetLotParams = { orgId: OrgId, lotId: LotId, };
  * Why `lots.get` can refuse: no such lot in the organization.
  */
 export type GetLotReason = "NOT_FOUND";
+
+/**
+ * Why a trade cannot be read: none the organization may see.
+ */
+export type GetTradeReason = "NOT_FOUND";
 
 export type GetUserParams = { userId: UserId, };
 
@@ -482,6 +530,12 @@ export type ListNotificationsParams = {
  * Only the unread ones.
  */
 unreadOnly?: boolean, cursor?: Cursor, limit?: PageLimit, };
+
+export type ListTradesParams = { orgId: OrgId, status?: TradeStatus,
+/**
+ * Without it: every trade the organization may see.
+ */
+role?: TradeRole, cursor?: Cursor, limit?: PageLimit, };
 
 export type ListUsersParams = {
 /**
@@ -582,6 +636,38 @@ export type MethodUsage = { method: string, calls: number, errors: number, };
 export type MfaCodeReason = "OTP_INVALID" | "INVALID_TRANSITION";
 
 /**
+ * What `trades.negotiate` does.
+ */
+export type NegotiateAction = "counter" | "accept" | "reject" | "withdraw";
+
+export type NegotiateParams = { offerId: OfferId,
+/**
+ * The organization acting: the trade's owner or the offer's maker.
+ */
+orgId: OrgId,
+/**
+ * The offer's `version` the caller saw.
+ */
+expectedVersion: number, action: NegotiateAction,
+/**
+ * For `counter`.
+ */
+price?: Price,
+/**
+ * For `counter`: at most the trade's quantity.
+ */
+quantity?: Quantity, note?: Note, };
+
+/**
+ * Why a move is refused: no such offer for the organization; the offer
+ * changed since `expectedVersion` (VERSION_CONFLICT, `data.currentVersion`);
+ * the move is not allowed from its state or its trade's
+ * (INVALID_TRANSITION, `data.from`); it is the other party's turn
+ * (NOT_YOUR_TURN).
+ */
+export type NegotiateReason = "NOT_FOUND" | "VERSION_CONFLICT" | "INVALID_TRANSITION" | "NOT_YOUR_TURN";
+
+/**
  * A new password: 8 to 128 Unicode characters, never truncated. Never
  * printed by `Debug`.
  */
@@ -616,6 +702,92 @@ readAt: string | null, };
 export type NotificationId = string & { readonly __brand: "NotificationId" };
 
 /**
+ * An offer on a trade, seen by its two parties only.
+ */
+export type Offer = { id: OfferId, tradeId: TradeId,
+/**
+ * The organization that made it (the counterparty).
+ */
+orgId: OrgId,
+/**
+ * The last proposal: a price per unit, in the trade's currency.
+ */
+price: Price, quantity: Quantity, lotId: LotId | null, validUntil: string, note: Note | null, status: OfferStatus,
+/**
+ * Whose move it is while the offer is open.
+ */
+turn: Party | null,
+/**
+ * Bumped by every change; `trades.negotiate` takes it as `expectedVersion`.
+ */
+version: number, createdAt: string, updatedAt: string,
+/**
+ * Every step, oldest first (in `trades.get`, `trades.offer` and `trades.negotiate` answers).
+ */
+history: Array<OfferStep>, };
+
+/**
+ * A move recorded in an offer's history.
+ */
+export type OfferAction = "offer" | "counter" | "accept" | "reject" | "withdraw" | "outbid" | "expire";
+
+/**
+ * An offer's id.
+ */
+export type OfferId = string & { readonly __brand: "OfferId" };
+
+export type OfferParams = { tradeId: TradeId,
+/**
+ * The offering organization (not the trade's owner).
+ */
+orgId: OrgId,
+/**
+ * Per unit, in the trade's currency.
+ */
+price: Price,
+/**
+ * At most the trade's quantity.
+ */
+quantity: Quantity,
+/**
+ * A lot of the offering organization.
+ */
+lotId?: LotId,
+/**
+ * In the future, and not after the trade expires.
+ */
+validUntil: string, note?: Note, };
+
+/**
+ * Why an offer cannot be made: no such trade for the organization; the
+ * trade takes no offers now (INVALID_TRANSITION); the organization has
+ * an open offer on it already (ALREADY_EXISTS).
+ */
+export type OfferReason = "NOT_FOUND" | "INVALID_TRANSITION" | "ALREADY_EXISTS";
+
+/**
+ * Where an offer stands.
+ */
+export type OfferStatus = "pending" | "countered" | "accepted" | "rejected" | "withdrawn" | "expired";
+
+/**
+ * One step of an offer's history.
+ */
+export type OfferStep = { at: string, action: OfferAction,
+/**
+ * Who moved; absent for the server's moves (outbid, expire).
+ */
+by: Party | null,
+/**
+ * The price and quantity proposed after this step.
+ */
+price: Price, quantity: Quantity, note: Note | null,
+/**
+ * The offer's version after this step.
+ */
+version: number, };
+
+/**
  * A one-time code as a person types it: a 6-digit code from an
  * authenticator app or an e-mail, or a recovery code. Spaces and dashes are
  * dropped and letters lower-cased, so `123 456` and `ABCD-EFGH` compare as
@@ -628,7 +800,13 @@ export type OneTimeCode = string;
  */
 export type OpenRpcDocument = Record<string, unknown>;
 
-export type Org = { id: OrgId, name: string, slug: string, createdAt: string, };
+export type Org = { id: OrgId, name: string, slug: string, createdAt: string,
+/**
+ * Per currency, the deal value (price × quantity) above which an agreed
+ * trade of the organization needs approval (in `orgs.get` and
+ * `orgs.update` answers; absent elsewhere).
+ */
+approvalThresholds?: { [key in Currency]?: Price }, };
 
 /**
  * An organization's id.
@@ -667,6 +845,12 @@ export type PageLimit = number;
  * Params of a list that pages.
  */
 export type PageParams = { cursor?: Cursor, limit?: PageLimit, };
+
+/**
+ * A side of an offer: the organization that owns the trade, or the one
+ * that made the offer.
+ */
+export type Party = "owner" | "counterparty";
 
 /**
  * A password offered at sign-in. Only bounded in length (so nobody makes
@@ -727,6 +911,12 @@ export type Preferences = { channels: Channels,
 muted: Array<EventType>, };
 
 /**
+ * A price per unit: a decimal string, more than 0, at most 12 digits
+ * before the point and 6 after (`"245.50"`).
+ */
+export type Price = string;
+
+/**
  * How a lot tested.
  */
 export type Quality = { grade: Grade,
@@ -750,7 +940,7 @@ lab?: ShortText, notes?: Note, };
 export type Quantity = string;
 
 /** Every precise cause of an error, as sent in `data.reason`. */
-export type Reason = "PARSE_ERROR" | "INVALID_REQUEST" | "BATCH_TOO_LARGE" | "BODY_TOO_LARGE" | "NESTING_TOO_DEEP" | "METHOD_NOT_FOUND" | "VALIDATION" | "INTERNAL" | "CREDENTIALS_MISSING" | "INVALID_CREDENTIALS" | "TOKEN_EXPIRED" | "TOKEN_INVALID" | "TOKEN_REUSED" | "API_KEY_INVALID" | "API_KEY_EXPIRED" | "API_KEY_REVOKED" | "MFA_REQUIRED" | "EMAIL_NOT_VERIFIED" | "PASSWORD_EXPIRED" | "MISSING_PERMISSION" | "MISSING_SCOPE" | "NOT_A_MEMBER" | "ACCOUNT_DISABLED" | "ADMIN_REQUIRED" | "INVITATION_MISMATCH" | "INVITATION_REVOKED" | "REAUTHENTICATION_REQUIRED" | "NOT_FOUND" | "VERSION_CONFLICT" | "ALREADY_EXISTS" | "INVALID_TRANSITION" | "LIMIT_REACHED" | "PASSWORD_POLICY" | "PASSWORD_REUSED" | "OTP_INVALID" | "OTP_EXHAUSTED" | "TOKEN_USED" | "ACCOUNT_LOCKED" | "RATE_LIMITED" | "TOO_MANY_SUBSCRIPTIONS" | "SUBSCRIPTION_LAGGED" | "SESSION_ENDED" | "DATABASE_UNAVAILABLE" | "CACHE_UNAVAILABLE" | "SHUTTING_DOWN";
+export type Reason = "PARSE_ERROR" | "INVALID_REQUEST" | "BATCH_TOO_LARGE" | "BODY_TOO_LARGE" | "NESTING_TOO_DEEP" | "METHOD_NOT_FOUND" | "VALIDATION" | "INTERNAL" | "CREDENTIALS_MISSING" | "INVALID_CREDENTIALS" | "TOKEN_EXPIRED" | "TOKEN_INVALID" | "TOKEN_REUSED" | "API_KEY_INVALID" | "API_KEY_EXPIRED" | "API_KEY_REVOKED" | "MFA_REQUIRED" | "EMAIL_NOT_VERIFIED" | "PASSWORD_EXPIRED" | "MISSING_PERMISSION" | "MISSING_SCOPE" | "NOT_A_MEMBER" | "ACCOUNT_DISABLED" | "ADMIN_REQUIRED" | "INVITATION_MISMATCH" | "INVITATION_REVOKED" | "REAUTHENTICATION_REQUIRED" | "NOT_FOUND" | "VERSION_CONFLICT" | "ALREADY_EXISTS" | "INVALID_TRANSITION" | "NOT_YOUR_TURN" | "SELF_APPROVAL" | "LIMIT_REACHED" | "PASSWORD_POLICY" | "PASSWORD_REUSED" | "OTP_INVALID" | "OTP_EXHAUSTED" | "TOKEN_USED" | "ACCOUNT_LOCKED" | "RATE_LIMITED" | "TOO_MANY_SUBSCRIPTIONS" | "SUBSCRIPTION_LAGGED" | "SESSION_ENDED" | "DATABASE_UNAVAILABLE" | "CACHE_UNAVAILABLE" | "SHUTTING_DOWN";
 
 export type RedeliverParams = { orgId: OrgId, deliveryId: WebhookDeliveryId, };
 
@@ -898,6 +1088,11 @@ export type SetUserDisabledReason = "NOT_FOUND" | "INVALID_TRANSITION";
 export type ShortText = string;
 
 /**
+ * Whether the owner buys or sells.
+ */
+export type Side = "buy" | "sell";
+
+/**
  * A short name for URLs: 3 to 40 of `a-z`, `0-9` and `-`, not starting or
  * ending with `-`.
  */
@@ -971,6 +1166,58 @@ refreshToken: string, tokenType: TokenType,
 expiresIn: number, user: User, };
 
 /**
+ * A trade request.
+ */
+export type Trade = { id: TradeId,
+/**
+ * The organization that posted it (the owner).
+ */
+orgId: OrgId, side: Side, commodity: Commodity, quantity: Quantity, unit: Unit,
+/**
+ * For a buy, the most the owner pays per unit; for a sell, the least it
+ * takes (a guide for offers, not enforced).
+ */
+priceLimit: Price | null, currency: Currency, lotId: LotId | null, visibility: Visibility,
+/**
+ * The invited organizations (shown to the owner only; empty for others).
+ */
+invitedOrgIds: Array<OrgId>, expiresAt: string, status: TradeStatus,
+/**
+ * Bumped by every change of the trade itself.
+ */
+version: number, createdAt: string, updatedAt: string,
+/**
+ * The accepted offer, once agreed.
+ */
+agreedOfferId: OfferId | null,
+/**
+ * The member of the owner who approved it (over the threshold).
+ */
+approvedBy: UserId | null,
+/**
+ * Offers the caller's organization may see: all of them for the owner,
+ * its own for a counterparty (in `trades.get` only; empty in lists).
+ */
+offers: Array<Offer>, };
+
+/**
+ * A trade's id.
+ */
+export type TradeId = string & { readonly __brand: "TradeId" };
+
+export type TradeParams = { tradeId: TradeId, orgId: OrgId, };
+
+/**
+ * Which trades a list shows, for the organization asking.
+ */
+export type TradeRole = "owner" | "counterparty" | "public";
+
+/**
+ * Where a trade stands.
+ */
+export type TradeStatus = "open" | "negotiating" | "agreed" | "pendingApproval" | "confirmed" | "cancelled" | "expired";
+
+/**
  * A unit of quantity, from a closed list.
  */
 export type Unit = "t" | "kg" | "lb" | "bu" | "bbl" | "m3" | "l" | "ozt";
@@ -1006,7 +1253,11 @@ rateLimitPerMinute?: number, };
 
 export type UpdateMemberRoleParams = { orgId: OrgId, userId: UserId, role: OrgRole, };
 
-export type UpdateOrgParams = { orgId: OrgId, name?: DisplayName, };
+export type UpdateOrgParams = { orgId: OrgId, name?: DisplayName,
+/**
+ * Replaces the approval thresholds (at most 20 currencies; `{}` clears them).
+ */
+approvalThresholds?: { [key in Currency]?: Price }, };
 
 /**
  * What to change; what is absent keeps its value. `muted` replaces the
@@ -1076,6 +1327,12 @@ reason?: Reason, apiKey?: ApiKey,
  * Calls left this minute under the key's own limit.
  */
 remainingThisMinute?: number, };
+
+/**
+ * Who sees a trade: every organization's members, or the invited
+ * organizations' only (and always the owner's).
+ */
+export type Visibility = "public" | "invited";
 
 /**
  * An endpoint of the organization that receives its events.

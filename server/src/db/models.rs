@@ -133,7 +133,13 @@ pub(crate) struct OrgRow {
 
 impl OrgRow {
     pub(crate) fn to_api(&self) -> Org {
-        Org { id: self.id, name: self.name.clone(), slug: self.slug.clone(), created_at: utc(self.created_at) }
+        Org {
+            id: self.id,
+            name: self.name.clone(),
+            slug: self.slug.clone(),
+            created_at: utc(self.created_at),
+            approval_thresholds: None,
+        }
     }
 }
 

@@ -389,3 +389,84 @@ diesel::table! {
         created_at -> Timestamp,
     }
 }
+
+diesel::table! {
+    /// Trade requests.
+    trades (id) {
+        id -> Text,
+        org_id -> Text,
+        side -> Text,
+        commodity -> Text,
+        quantity -> Text,
+        unit -> Text,
+        price_limit -> Nullable<Text>,
+        currency -> Text,
+        lot_id -> Nullable<Text>,
+        visibility -> Text,
+        expires_at -> Timestamp,
+        status -> Text,
+        version -> BigInt,
+        created_by -> Text,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+        agreed_offer_id -> Nullable<Text>,
+        accepted_by -> Nullable<Text>,
+        approved_by -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    /// The organizations an `invited` trade invites.
+    trade_invites (trade_id, org_id) {
+        trade_id -> Text,
+        org_id -> Text,
+    }
+}
+
+diesel::table! {
+    /// Offers on trades.
+    offers (id) {
+        id -> Text,
+        trade_id -> Text,
+        org_id -> Text,
+        price -> Text,
+        quantity -> Text,
+        lot_id -> Nullable<Text>,
+        valid_until -> Timestamp,
+        note -> Nullable<Text>,
+        status -> Text,
+        version -> BigInt,
+        created_by -> Text,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    /// Each offer's history.
+    offer_steps (id) {
+        id -> Text,
+        offer_id -> Text,
+        at -> Timestamp,
+        action -> Text,
+        party -> Nullable<Text>,
+        price -> Text,
+        quantity -> Text,
+        note -> Nullable<Text>,
+        version -> BigInt,
+    }
+}
+
+diesel::table! {
+    /// Per organization and currency, the deal value above which a trade
+    /// needs approval.
+    org_approval_thresholds (org_id, currency) {
+        org_id -> Text,
+        currency -> Text,
+        threshold -> Text,
+    }
+}
+
+diesel::joinable!(offers -> trades (trade_id));
+diesel::joinable!(offer_steps -> offers (offer_id));
+diesel::allow_tables_to_appear_in_same_query!(trades, offers, trade_invites, offer_steps);

@@ -11,6 +11,8 @@ impl Handler for Get {
     async fn handle(ctx: OrgCtx, _: OrgParams) -> Result<Org, HandlerError<NoReason>> {
         let org = ctx.org.org_id;
         let row = store::find(&ctx.state.db, org).await?;
-        Ok(row.ok_or_else(|| anyhow::anyhow!("a checked organization has no row"))?.to_api())
+        let mut org_api = row.ok_or_else(|| anyhow::anyhow!("a checked organization has no row"))?.to_api();
+        org_api.approval_thresholds = Some(super::update::thresholds(&ctx.state.db, org).await?);
+        Ok(org_api)
     }
 }

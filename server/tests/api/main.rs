@@ -33,6 +33,7 @@ mod shared_cache;
 mod tenancy;
 mod throttle;
 mod tokens;
+mod trades;
 mod transport;
 mod webhooks;
 mod ws;

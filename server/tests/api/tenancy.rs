@@ -5,7 +5,7 @@
 
 use serde_json::{Value, json};
 use trellis_schema::ProcedureInfo;
-use trellis_schema::ids::{ApiKeyId, LotId, OrgId, UserId};
+use trellis_schema::ids::{ApiKeyId, LotId, OrgId, TradeId, UserId};
 
 use crate::api_keys::make_key;
 use crate::helpers::assert_error;
@@ -15,7 +15,7 @@ use crate::orgs::{create_org, join, user};
 /// The schema's example params of `p`, naming objects of the test's
 /// organization: the example ids swapped for `org`, its API key `key_id` and
 /// its owner `user_id`. A procedure without an example fails the test.
-fn example_params(p: &ProcedureInfo, org: &str, key_id: &str, user_id: &Value, lot_id: &str) -> Value {
+fn example_params(p: &ProcedureInfo, org: &str, key_id: &str, user_id: &Value, lot_id: &str, trade_id: &str) -> Value {
     let example = p.example.clone().unwrap_or_else(|| {
         panic!("{} has no example params: give its `procedure!` an `example:` in the schema", p.method)
     });
@@ -24,6 +24,7 @@ fn example_params(p: &ProcedureInfo, org: &str, key_id: &str, user_id: &Value, l
         (ApiKeyId::EXAMPLE.to_string(), Value::from(key_id)),
         (UserId::EXAMPLE.to_string(), user_id.clone()),
         (LotId::EXAMPLE.to_string(), Value::from(lot_id)),
+        (TradeId::EXAMPLE.to_string(), Value::from(trade_id)),
     ];
     swap_ids(example, &ids)
 }
@@ -73,6 +74,8 @@ mail_test! {
         let key_id = key["id"].as_str().expect("id").to_owned();
         let lot = app.call("lots.create", lot_params(&a), Some(&owner)).await.expect("lot");
         let lot_id = lot["id"].as_str().expect("id").to_owned();
+        let trade = app.call("trades.create", crate::trades::trade_params(&a, "public", &[]), Some(&owner)).await.expect("trade");
+        let trade_id = trade["id"].as_str().expect("id").to_owned();
 
         let procedures = trellis_schema::procedure::procedures();
         let org_scoped = procedures.iter().filter(|p| p.access.org_permission().is_some()).count();
@@ -81,7 +84,7 @@ mail_test! {
         for p in &procedures {
             let Some(permission) = p.access.org_permission() else { continue };
             walked += 1;
-            let params = example_params(p, &a, &key_id, &owner_id, &lot_id);
+            let params = example_params(p, &a, &key_id, &owner_id, &lot_id, &trade_id);
             let required = permission.as_str();
 
             let e = app.call(p.method, params.clone(), None).await.expect_err("anonymous");
