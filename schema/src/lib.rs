@@ -45,6 +45,7 @@ pub mod performance;
 pub mod procedure;
 pub mod rpc;
 pub mod sessions;
+pub mod trade_parse;
 pub mod users;
 pub mod values;
 pub mod webhooks;
