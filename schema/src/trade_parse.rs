@@ -1052,10 +1052,13 @@ impl<'a> Parser<'a> {
     }
 
     /// A day: named ("tomorrow"), a weekday, or a date. Without a trigger
-    /// word before it only a named day counts.
+    /// word before it only "today" and "tomorrow" count ("delivery next
+    /// week" says when to deliver, not when the request lapses).
     fn day_at(&self, i: usize, standalone: bool) -> Option<(NaiveDate, usize)> {
         let today = self.now.date_naive();
-        if let Some((named, end)) = self.longest(i, NAMED_DAYS) {
+        if let Some((named, end)) = self.longest(i, NAMED_DAYS)
+            && (!standalone || matches!(named, Named::Today | Named::Tomorrow))
+        {
             let sunday = today.checked_add_days(Days::new(days_until(today, Weekday::Sun)));
             let day = match named {
                 Named::Today => Some(today),
@@ -1621,6 +1624,34 @@ mod tests {
                 json!({ "side": "sell", "quantity": "10", "unit": "t", "commodity": "gold" }),
                 vec!["50", "all/t"],
             ),
+            (
+                "WTB 1.2k MT wheat max. €245 per tonne by Friday",
+                json!({ "side": "buy", "quantity": "1200", "unit": "t", "commodity": "wheat", "priceLimit": "245",
+                        "currency": "EUR", "expiresAt": "2026-12-04T23:59:59Z" }),
+                vec![],
+            ),
+            (
+                "selling 500 t barley at 245 pounds sterling a ton",
+                json!({ "side": "sell", "quantity": "500", "unit": "t", "commodity": "barley", "priceLimit": "245",
+                        "currency": "GBP" }),
+                vec![],
+            ),
+            (
+                "£245 for 20 t copper",
+                json!({ "quantity": "20", "unit": "t", "commodity": "copper", "priceLimit": "245", "currency": "GBP" }),
+                vec![],
+            ),
+            (
+                "buy 300 pounds of coffee",
+                json!({ "side": "buy", "quantity": "300", "unit": "lb", "commodity": "coffee" }),
+                vec![],
+            ),
+            (
+                "sell 100 t wheat in two weeks, delivery next week",
+                json!({ "side": "sell", "quantity": "100", "unit": "t", "commodity": "wheat",
+                        "expiresAt": "2026-12-15T23:59:59Z" }),
+                vec!["delivery", "next", "week"],
+            ),
         ]
     }
 
@@ -1796,6 +1827,10 @@ mod tests {
             "2025-01-01",
             "31",
             "Feb",
+            "123456789012345678901234567890123",
+            "0.1234567890123456789012345678901",
+            "1.2.3k",
+            "billion",
             "29",
             ",",
             ".",
