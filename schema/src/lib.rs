@@ -15,7 +15,8 @@
 //!   [`commodities`]: those of the trade desk (decimal strings, units, currencies).
 //! - [`list`]: pages of a list.
 //! - [`health`], [`rpc`], [`auth`], [`sessions`], [`mfa`], [`users`],
-//!   [`admin`], [`audit`], [`orgs`], [`api_keys`], [`notifications`], [`webhooks`], [`performance`], [`lots`], [`trades`]: one
+//!   [`admin`], [`audit`], [`orgs`], [`api_keys`], [`notifications`], [`webhooks`], [`performance`], [`lots`], [`trades`] (with [`trade_machine`] and
+//!   [`trade_parse`]): one
 //!   module per namespace.
 //! - [`openrpc`]: the OpenRPC document; [`codegen`]: the generated files
 //!   (TypeScript bindings, `openrpc.json`) that `just gen` writes.
@@ -46,6 +47,7 @@ pub mod procedure;
 pub mod rpc;
 pub mod sessions;
 pub mod trade_machine;
+pub mod trade_parse;
 pub mod trades;
 pub mod users;
 pub mod values;

@@ -316,7 +316,7 @@ pub trait ProcedureVisitor {
 #[macro_export]
 macro_rules! all_procedures {
     ($callback:ident) => {
-        $crate::__collect_procedures! { $callback; []; __procedures_health __procedures_rpc __procedures_auth __procedures_sessions __procedures_mfa __procedures_users __procedures_admin __procedures_orgs __procedures_api_keys __procedures_audit __procedures_notifications __procedures_webhooks __procedures_performance __procedures_lots __procedures_trades }
+        $crate::__collect_procedures! { $callback; []; __procedures_health __procedures_rpc __procedures_auth __procedures_sessions __procedures_mfa __procedures_users __procedures_admin __procedures_orgs __procedures_api_keys __procedures_audit __procedures_notifications __procedures_webhooks __procedures_performance __procedures_lots __procedures_trades __procedures_trade_parse }
     };
 }
 

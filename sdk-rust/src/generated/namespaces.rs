@@ -807,7 +807,7 @@ impl<C: Caller> Lots<'_, C> {
     }
 }
 
-/// The `trades.*` procedures ([`trellis_schema::trades`]).
+/// The `trades.*` procedures.
 #[derive(Debug)]
 pub struct Trades<'a, C>(&'a C);
 
@@ -888,6 +888,16 @@ impl<C: Caller> Trades<'_, C> {
         params: <trellis_schema::trades::Cancel as Procedure>::Params,
     ) -> Output<trellis_schema::trades::Cancel> {
         self.0.call::<trellis_schema::trades::Cancel>(params).await
+    }
+
+    /// Reads a free-text trade request ("buy 120 t wheat at most 245 EUR/t delivered Rotterdam, until Friday") into a draft of `trades.create` params, the words that gave each field and the words not understood; no side effects."
+    ///
+    /// Calls [`trellis_schema::trade_parse::Parse`].
+    pub async fn parse(
+        self,
+        params: <trellis_schema::trade_parse::Parse as Procedure>::Params,
+    ) -> Output<trellis_schema::trade_parse::Parse> {
+        self.0.call::<trellis_schema::trade_parse::Parse>(params).await
     }
 }
 
@@ -1117,4 +1127,5 @@ pub(crate) const COVERED: &[(&str, &str)] = &[
     ("trades", <trellis_schema::trades::Negotiate as Procedure>::METHOD),
     ("trades", <trellis_schema::trades::Approve as Procedure>::METHOD),
     ("trades", <trellis_schema::trades::Cancel as Procedure>::METHOD),
+    ("trades", <trellis_schema::trade_parse::Parse as Procedure>::METHOD),
 ];

@@ -573,6 +573,14 @@ export interface Procedures {
     /** Every reason a call can fail with: the procedure's own, its access rule's, and the common ones. */
     reason: "NOT_FOUND" | "INVALID_TRANSITION" | "CREDENTIALS_MISSING" | "TOKEN_EXPIRED" | "TOKEN_INVALID" | "API_KEY_INVALID" | "API_KEY_EXPIRED" | "API_KEY_REVOKED" | "ACCOUNT_DISABLED" | "MISSING_PERMISSION" | "MISSING_SCOPE" | "VALIDATION" | "RATE_LIMITED" | "DATABASE_UNAVAILABLE" | "CACHE_UNAVAILABLE" | "SHUTTING_DOWN" | "INTERNAL";
   };
+  "trades.parse": {
+    params: T.ParseParams;
+    result: T.ParseResult;
+    kind: "query";
+    access: "user";
+    /** Every reason a call can fail with: the procedure's own, its access rule's, and the common ones. */
+    reason: "CREDENTIALS_MISSING" | "TOKEN_EXPIRED" | "TOKEN_INVALID" | "API_KEY_INVALID" | "API_KEY_EXPIRED" | "API_KEY_REVOKED" | "ACCOUNT_DISABLED" | "MISSING_SCOPE" | "VALIDATION" | "RATE_LIMITED" | "DATABASE_UNAVAILABLE" | "CACHE_UNAVAILABLE" | "SHUTTING_DOWN" | "INTERNAL";
+  };
 }
 
 export const procedures = {
@@ -647,6 +655,7 @@ export const procedures = {
   "trades.negotiate": { kind: "mutation", access: "org:trades:write", summary: "Counters, accepts, rejects or withdraws an offer, as one of its two parties, in turn. Accepting agrees the trade (confirmed, or pendingApproval over the owner's threshold) and rejects its other open offers. The other party is notified.", reasons: ["NOT_FOUND", "VERSION_CONFLICT", "INVALID_TRANSITION", "NOT_YOUR_TURN", "CREDENTIALS_MISSING", "TOKEN_EXPIRED", "TOKEN_INVALID", "API_KEY_INVALID", "API_KEY_EXPIRED", "API_KEY_REVOKED", "ACCOUNT_DISABLED", "MISSING_PERMISSION", "MISSING_SCOPE", "VALIDATION", "RATE_LIMITED", "DATABASE_UNAVAILABLE", "CACHE_UNAVAILABLE", "SHUTTING_DOWN", "INTERNAL"] },
   "trades.approve": { kind: "mutation", access: "org:trades:approve", summary: "Approves (confirmed) or rejects (cancelled) a deal of the organization pending approval; the approver must not be the member who accepted it. The counterparty is notified.", reasons: ["NOT_FOUND", "INVALID_TRANSITION", "SELF_APPROVAL", "CREDENTIALS_MISSING", "TOKEN_EXPIRED", "TOKEN_INVALID", "API_KEY_INVALID", "API_KEY_EXPIRED", "API_KEY_REVOKED", "ACCOUNT_DISABLED", "MISSING_PERMISSION", "MISSING_SCOPE", "VALIDATION", "RATE_LIMITED", "DATABASE_UNAVAILABLE", "CACHE_UNAVAILABLE", "SHUTTING_DOWN", "INTERNAL"] },
   "trades.cancel": { kind: "mutation", access: "org:trades:write", summary: "Cancels a trade of the organization that is not final; its open offers expire and their makers are notified.", reasons: ["NOT_FOUND", "INVALID_TRANSITION", "CREDENTIALS_MISSING", "TOKEN_EXPIRED", "TOKEN_INVALID", "API_KEY_INVALID", "API_KEY_EXPIRED", "API_KEY_REVOKED", "ACCOUNT_DISABLED", "MISSING_PERMISSION", "MISSING_SCOPE", "VALIDATION", "RATE_LIMITED", "DATABASE_UNAVAILABLE", "CACHE_UNAVAILABLE", "SHUTTING_DOWN", "INTERNAL"] },
+  "trades.parse": { kind: "query", access: "user", summary: "Reads a free-text trade request (\"buy 120 t wheat at most 245 EUR/t delivered Rotterdam, until Friday\") into a draft of `trades.create` params, the words that gave each field and the words not understood; no side effects.\"", reasons: ["CREDENTIALS_MISSING", "TOKEN_EXPIRED", "TOKEN_INVALID", "API_KEY_INVALID", "API_KEY_EXPIRED", "API_KEY_REVOKED", "ACCOUNT_DISABLED", "MISSING_SCOPE", "VALIDATION", "RATE_LIMITED", "DATABASE_UNAVAILABLE", "CACHE_UNAVAILABLE", "SHUTTING_DOWN", "INTERNAL"] },
 } as const;
 
 /** JSON-RPC error code of each category. */

@@ -373,6 +373,11 @@ export type DisableMfaReason = "OTP_INVALID" | "INVALID_TRANSITION" | "REAUTHENT
 export type DisplayName = string;
 
 /**
+ * A field of a [`TradeDraft`], as named on the wire.
+ */
+export type DraftField = "side" | "commodity" | "quantity" | "unit" | "priceLimit" | "currency" | "expiresAt" | "location" | "grade" | "incoterm";
+
+/**
  * An e-mail address, trimmed, with its domain lower-cased.
  */
 export type Email = string;
@@ -481,6 +486,12 @@ export type GetUserReason = "NOT_FOUND";
 export type Grade = string;
 
 export type HealthStatus = "ok" | "degraded";
+
+/**
+ * An Incoterms 2020 rule: who carries the goods, the cost and the risk to
+ * where. On the wire, its upper-case code.
+ */
+export type Incoterm = "EXW" | "FCA" | "FAS" | "FOB" | "CFR" | "CIF" | "CPT" | "CIP" | "DAP" | "DPU" | "DDP";
 
 export type Invitation = { invitationId: InvitationId, expiresAt: string, };
 
@@ -847,6 +858,35 @@ export type PageLimit = number;
 export type PageParams = { cursor?: Cursor, limit?: PageLimit, };
 
 /**
+ * Params of `trades.parse`.
+ */
+export type ParseParams = {
+/**
+ * The request, in English.
+ */
+text: TradeText, };
+
+/**
+ * What `trades.parse` read in a text.
+ */
+export type ParseResult = {
+/**
+ * The fields understood, to fill a `trades.create` form.
+ */
+draft: TradeDraft,
+/**
+ * Which words gave which field, in the order of the text.
+ */
+understood: Array<Understood>,
+/**
+ * The words not understood (filler words such as "of", "the", "please"
+ * and punctuation left out), in the order of the text; a phrase that
+ * was understood but could not be used (a price per another unit, a
+ * date in the past, a quantity of 0) is one entry.
+ */
+unparsed: Array<string>, };
+
+/**
  * A side of an offer: the organization that owns the trade, or the one
  * that made the offer.
  */
@@ -1201,6 +1241,53 @@ approvedBy: UserId | null,
 offers: Array<Offer>, };
 
 /**
+ * The params of `trades.create` that a text gave; each is absent when the
+ * text did not give it.
+ */
+export type TradeDraft = {
+/**
+ * Buy or sell.
+ */
+side?: Side,
+/**
+ * What is traded, lower-cased, by its usual name (`"corn"` for maize).
+ */
+commodity?: Commodity,
+/**
+ * How much, in `unit`.
+ */
+quantity?: Quantity,
+/**
+ * The unit of the quantity and of the price.
+ */
+unit?: Unit,
+/**
+ * The worst acceptable price per unit, in `currency`: the most a buyer
+ * pays, the least a seller takes.
+ */
+priceLimit?: Price,
+/**
+ * The currency of the price.
+ */
+currency?: Currency,
+/**
+ * When the request lapses; never before the time of parsing.
+ */
+expiresAt?: string,
+/**
+ * Where the goods are delivered (or handed over, under the Incoterm).
+ */
+location?: Location,
+/**
+ * The quality grade.
+ */
+grade?: Grade,
+/**
+ * The Incoterms rule of delivery.
+ */
+incoterm?: Incoterm, };
+
+/**
  * A trade's id.
  */
 export type TradeId = string & { readonly __brand: "TradeId" };
@@ -1216,6 +1303,25 @@ export type TradeRole = "owner" | "counterparty" | "public";
  * Where a trade stands.
  */
 export type TradeStatus = "open" | "negotiating" | "agreed" | "pendingApproval" | "confirmed" | "cancelled" | "expired";
+
+/**
+ * A free-text trade request: 1 to 1,000 characters, trimmed, not only
+ * spaces, no control characters other than line breaks and tabs.
+ */
+export type TradeText = string;
+
+/**
+ * One field the parser understood, and the words that gave it.
+ */
+export type Understood = {
+/**
+ * The field of the draft.
+ */
+field: DraftField,
+/**
+ * The exact words of the input that gave it (`"at most 245 EUR/t"`).
+ */
+text: string, };
 
 /**
  * A unit of quantity, from a closed list.

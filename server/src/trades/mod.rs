@@ -11,6 +11,7 @@ mod get;
 mod list;
 mod negotiate;
 mod offer;
+mod parse;
 pub(crate) mod store;
 pub(crate) mod sweeper;
 

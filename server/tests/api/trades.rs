@@ -265,3 +265,39 @@ db_test_with! {
         assert_eq!(heard_a.iter().filter(|k| *k == "trade.expired").count(), 1, "{heard_a:?}");
     }
 }
+
+db_test_with! {
+    /// `trades.parse` reads a request typed as text into a draft of
+    /// `trades.create` params, for signed-in users, changing nothing; the
+    /// draft (with an organization and visibility added) is accepted by
+    /// `trades.create`.
+    async fn a_typed_request_is_read_into_a_draft(app) where |c| { c.require_verified_email = Some(false); } {
+        let buyer = user(app, "buyer@a.example").await;
+        let a = create_org(app, &buyer, "buyer-a").await;
+        let text = "buy 120 t wheat grade 2 at most 245 EUR/t delivered Rotterdam, until Friday, please call Anna";
+        let got = app.call("trades.parse", json!({"text": text}), Some(&buyer)).await.expect("parsed");
+        let d = &got["draft"];
+        assert_eq!(d["side"], "buy");
+        assert_eq!(d["quantity"], "120");
+        assert_eq!(d["unit"], "t");
+        assert_eq!(d["commodity"], "wheat");
+        assert_eq!(d["priceLimit"], "245");
+        assert_eq!(d["currency"], "EUR");
+        assert_eq!(d["location"], "Rotterdam");
+        let expires = chrono::DateTime::parse_from_rfc3339(d["expiresAt"].as_str().expect("expiresAt")).expect("time");
+        assert!(expires > chrono::Utc::now(), "{expires}");
+        assert!(got["understood"].as_array().expect("understood").iter().any(|u| u["field"] == "grade" && u["text"] == "grade 2"), "{got}");
+        assert!(!got["unparsed"].as_array().expect("unparsed").is_empty(), "{got}");
+        let e = app.call("trades.parse", json!({"text": text}), None).await.expect_err("anonymous");
+        assert_error(&e, -32001, "CREDENTIALS_MISSING");
+        let e = app.call("trades.parse", json!({"text": "x".repeat(1001)}), Some(&buyer)).await.expect_err("too long");
+        assert_error(&e, -32602, "VALIDATION");
+
+        let mut create = json!({"orgId": a, "visibility": "public"});
+        for f in ["side", "commodity", "quantity", "unit", "priceLimit", "currency", "expiresAt"] {
+            create[f] = d[f].clone();
+        }
+        let trade = app.call("trades.create", create, Some(&buyer)).await.expect("the draft is a trade");
+        assert_eq!(trade["priceLimit"], "245");
+    }
+}
