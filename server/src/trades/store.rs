@@ -805,7 +805,8 @@ pub(crate) struct TradeChange {
     pub approver: Option<UserId>,
 }
 
-/// Applies `change`; `None` audit for the server's own changes.
+/// Applies `change` with its audit event (`None`: the server's own change,
+/// audited as the system's).
 pub(crate) async fn change_trade(
     db: &Db,
     change: TradeChange,
@@ -872,9 +873,11 @@ pub(crate) async fn change_trade(
                 diesel::insert_into(events::table).values(&n).execute(conn).await?;
                 notices.push(n);
             }
-            if let Some(a) = &audit {
-                diesel::insert_into(audit_events::table).values(a).execute(conn).await?;
-            }
+            // The server's own change (an expiry) is audited as the system's.
+            let audit = audit.unwrap_or_else(|| {
+                crate::audit::Event::system("trades.expire").org(trade.org_id).target(format!("trade:{id}")).row()
+            });
+            diesel::insert_into(audit_events::table).values(&audit).execute(conn).await?;
             Ok::<_, DbError>(Ok((trade.clone(), notices)))
         })
         .await)
@@ -922,6 +925,9 @@ pub(crate) async fn expire_offer(db: &Db, id: OfferId) -> Result<bool, DbError> 
                 diesel::insert_into(events::table).values(&n).execute(conn).await?;
             }
             close_if_last!(conn, trade.id, t);
+            let audit =
+                crate::audit::Event::system("trades.expireOffer").org(trade.org_id).target(format!("offer:{id}")).row();
+            diesel::insert_into(audit_events::table).values(&audit).execute(conn).await?;
             Ok::<_, DbError>(true)
         })
         .await)
