@@ -649,7 +649,13 @@ pub(crate) async fn negotiate(db: &Db, m: Move, audit: AuditEventRow) -> Outcome
     let id = m.offer;
     db_run!(db, |conn| conn
         .transaction(async |conn| {
-            // Written first: moves on one offer take turns.
+            // Written first, the trade then the offer (the order every
+            // change takes, so two never wait on each other): moves on one
+            // offer, and changes of one trade, take turns.
+            diesel::update(trades::table.filter(trades::id.eq_any(offers::table.find(id).select(offers::trade_id))))
+                .set(trades::version.eq(trades::version))
+                .execute(conn)
+                .await?;
             diesel::update(offers::table.find(id)).set(offers::version.eq(offers::version)).execute(conn).await?;
             let Some(mut offer) = offers::table.find(id).select(OfferRow::as_select()).first(conn).await.optional()?
             else {
@@ -887,6 +893,10 @@ pub(crate) async fn change_trade(
 pub(crate) async fn expire_offer(db: &Db, id: OfferId) -> Result<bool, DbError> {
     db_run!(db, |conn| conn
         .transaction(async |conn| {
+            diesel::update(trades::table.filter(trades::id.eq_any(offers::table.find(id).select(offers::trade_id))))
+                .set(trades::version.eq(trades::version))
+                .execute(conn)
+                .await?;
             diesel::update(offers::table.find(id)).set(offers::version.eq(offers::version)).execute(conn).await?;
             let Some(mut o) = offers::table.find(id).select(OfferRow::as_select()).first(conn).await.optional()? else {
                 return Ok(false);

@@ -222,6 +222,31 @@ async fn concurrent_accepts(app: &TestApp) {
     let accepts =
         t["offers"][0]["history"].as_array().expect("history").iter().filter(|s| s["action"] == "accept").count();
     assert_eq!(accepts, 1);
+
+    // Moves on two offers of one trade at once (an accept, which rejects
+    // the other, and that other's withdrawal) take turns: no deadlock, no
+    // internal error, and the trade ends consistent.
+    let rival = user(app, "seller@c.example").await;
+    let c = create_org(app, &rival, "seller-c").await;
+    for _ in 0..5 {
+        let trade = app.call("trades.create", trade_params(&a, "public", &[]), Some(&buyer)).await.expect("trade");
+        let x = app.call("trades.offer", offer_params(&trade, &b, "240", "120"), Some(&seller)).await.expect("x");
+        let y = app.call("trades.offer", offer_params(&trade, &c, "239", "120"), Some(&rival)).await.expect("y");
+        let (accept, withdraw) = futures::future::join(
+            negotiate(app, &buyer, &a, &x, "accept", None),
+            negotiate(app, &rival, &c, &y, "withdraw", None),
+        )
+        .await;
+        accept.expect("the accept wins: it does not depend on the other offer");
+        if let Err(e) = &withdraw {
+            assert_error(e, -32009, "VERSION_CONFLICT");
+        }
+        let t = app.call("trades.get", json!({"tradeId": trade["id"], "orgId": a}), Some(&buyer)).await.expect("trade");
+        assert_eq!(t["status"], "confirmed");
+        let y_now = t["offers"].as_array().expect("offers").iter().find(|o| o["id"] == y["id"]).expect("y").clone();
+        let expected = if withdraw.is_ok() { "withdrawn" } else { "rejected" };
+        assert_eq!(y_now["status"], expected, "{t}");
+    }
 }
 
 db_test_with! {
