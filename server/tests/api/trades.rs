@@ -326,3 +326,60 @@ db_test_with! {
         assert_eq!(trade["priceLimit"], "245");
     }
 }
+
+/// Two replicas sweep one database at once: a trade past its time is
+/// expired once (one `trade.expired` for its owner), whichever sweeps first.
+async fn two_sweepers(backend: crate::helpers::Backend) {
+    let a = crate::helpers::try_spawn(backend, |c| {
+        c.require_verified_email = Some(false);
+        c.trade_sweep_ms = 50;
+    })
+    .await
+    .expect(crate::helpers::POSTGRES_NOT_BUILT);
+    let shared = a.config.database_url();
+    let b = crate::helpers::try_spawn(backend, move |c| {
+        c.require_verified_email = Some(false);
+        c.trade_sweep_ms = 50;
+        c.database_url = Some(shared);
+    })
+    .await
+    .expect("second replica");
+    let buyer = user(&a, "buyer@a.example").await;
+    let org = create_org(&a, &buyer, "buyer-a").await;
+    let mut ids = Vec::new();
+    for _ in 0..5 {
+        let mut p = trade_params(&org, "public", &[]);
+        p["expiresAt"] = json!(in_secs(2));
+        ids.push(a.call("trades.create", p, Some(&buyer)).await.expect("trade")["id"].clone());
+    }
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let listed =
+            b.call("trades.list", json!({"orgId": org, "status": "expired"}), Some(&buyer)).await.expect("list");
+        if listed["items"].as_array().expect("items").len() == ids.len() {
+            break;
+        }
+        assert!(Instant::now() < deadline, "not all expired: {listed}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let got = heard_all(&a, &buyer, &["trade.expired"]).await;
+    assert_eq!(got.iter().filter(|k| *k == "trade.expired").count(), ids.len(), "one notice per trade: {got:?}");
+    for id in &ids {
+        let t = a.call("trades.get", json!({"tradeId": id, "orgId": org}), Some(&buyer)).await.expect("trade");
+        assert_eq!(t["version"], 2, "expired once: {t}");
+    }
+    a.stop().await;
+    b.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_replicas_sweep_each_trade_once_sqlite() {
+    two_sweepers(crate::helpers::Backend::Sqlite).await;
+}
+
+mod two_replicas_sweep_each_trade_once {
+    crate::postgres_variant! {{
+        super::two_sweepers(crate::helpers::Backend::Postgres).await;
+    }}
+}
