@@ -106,6 +106,7 @@ impl Application {
             },
             keys: Keys::new(cache.clone()),
             invites: InviteLimits::new(cache.clone()),
+            trade_writes: crate::trades::limits::TradeLimits::new(cache.clone()),
             mail: Wakeup::default(),
             events: Events::default(),
             webhooks: Webhooks::default(),

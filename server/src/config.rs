@@ -270,6 +270,11 @@ pub struct Config {
     #[arg(long, env = "TRELLIS_PERF_ROLLUP_MS", default_value_t = 300_000)]
     pub perf_rollup_ms: u64,
 
+    /// Trade desk changes (lots, trades, offers, moves, approvals,
+    /// cancellations) one organization may make per minute. 0: no limit.
+    #[arg(long, env = "TRELLIS_TRADE_WRITES_PER_ORG_MINUTE", default_value_t = 600)]
+    pub trade_writes_per_org_minute: u32,
+
     /// How often trades and offers past their time are expired, in
     /// milliseconds.
     #[arg(long, env = "TRELLIS_TRADE_SWEEP_MS", default_value_t = 10_000)]

@@ -22,6 +22,8 @@ pub(crate) struct State {
     pub keys: Keys,
     /// Invitations per inviter, organization and recipient.
     pub invites: InviteLimits,
+    /// Trade desk changes per organization.
+    pub trade_writes: crate::trades::limits::TradeLimits,
     /// Wakes the mail sender after a change that queued mail.
     pub mail: Wakeup,
     /// Events (what notifies whom): wakes their dispatcher, and holds the

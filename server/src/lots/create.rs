@@ -23,6 +23,7 @@ impl Handler for Create {
             }])));
         }
         let access = &ctx.org;
+        ctx.state.trade_writes.take(&ctx.state.config, ctx.org.org_id).await.map_err(HandlerError::Common)?;
         let id = LotId::new();
         let row = LotRow {
             id,

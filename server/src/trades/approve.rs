@@ -11,6 +11,7 @@ use crate::rpc::registry::Handler;
 impl Handler for Approve {
     async fn handle(ctx: OrgCtx, p: ApproveParams) -> Result<Trade, HandlerError<ApproveReason>> {
         let access = &ctx.org;
+        ctx.state.trade_writes.take(&ctx.state.config, ctx.org.org_id).await.map_err(HandlerError::Common)?;
         let event = match p.decision {
             Decision::Approve => TradeEvent::Approve,
             Decision::Reject => TradeEvent::Refuse,

@@ -11,6 +11,7 @@ use crate::rpc::registry::Handler;
 impl Handler for Cancel {
     async fn handle(ctx: OrgCtx, p: TradeParams) -> Result<Trade, HandlerError<CancelReason>> {
         let access = &ctx.org;
+        ctx.state.trade_writes.take(&ctx.state.config, ctx.org.org_id).await.map_err(HandlerError::Common)?;
         let audit = Event::new(&ctx.meta, "trades.cancel").in_org(access).target(format!("trade:{}", p.trade_id)).row();
         let change =
             TradeChange { trade: p.trade_id, org: Some(access.org_id), event: TradeEvent::Cancel, approver: None };

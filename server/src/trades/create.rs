@@ -15,6 +15,7 @@ use trellis_schema::error::NoReason;
 impl Handler for Create {
     async fn handle(ctx: OrgCtx, p: CreateTradeParams) -> Result<Trade, HandlerError<NoReason>> {
         let access = &ctx.org;
+        ctx.state.trade_writes.take(&ctx.state.config, ctx.org.org_id).await.map_err(HandlerError::Common)?;
         let t = now();
         if p.expires_at <= Utc::now() {
             return Err(invalid("expiresAt", "must be in the future"));

@@ -8,6 +8,7 @@ mod approve;
 mod cancel;
 mod create;
 mod get;
+pub(crate) mod limits;
 mod list;
 mod negotiate;
 mod offer;

@@ -11,6 +11,7 @@ use crate::rpc::registry::Handler;
 impl Handler for Negotiate {
     async fn handle(ctx: OrgCtx, p: NegotiateParams) -> Result<Offer, HandlerError<NegotiateReason>> {
         let access = &ctx.org;
+        ctx.state.trade_writes.take(&ctx.state.config, ctx.org.org_id).await.map_err(HandlerError::Common)?;
         let mv = match p.action {
             NegotiateAction::Counter => OfferMove::Counter,
             NegotiateAction::Accept => OfferMove::Accept,

@@ -14,6 +14,7 @@ use crate::rpc::registry::Handler;
 impl Handler for MakeOffer {
     async fn handle(ctx: OrgCtx, p: OfferParams) -> Result<Offer, HandlerError<OfferReason>> {
         let access = &ctx.org;
+        ctx.state.trade_writes.take(&ctx.state.config, ctx.org.org_id).await.map_err(HandlerError::Common)?;
         if p.valid_until <= Utc::now() {
             return Err(invalid("validUntil", "must be in the future"));
         }

@@ -383,3 +383,27 @@ mod two_replicas_sweep_each_trade_once {
         super::two_sweepers(crate::helpers::Backend::Postgres).await;
     }}
 }
+
+db_test_with! {
+    /// An organization's trade desk changes are limited per minute; another
+    /// organization's are not affected.
+    async fn trade_desk_changes_are_limited_per_organization(app) where |c| {
+        c.require_verified_email = Some(false);
+        c.trade_writes_per_org_minute = 3;
+    } {
+        let buyer = user(app, "buyer@a.example").await;
+        let a = create_org(app, &buyer, "buyer-a").await;
+        let other = user(app, "buyer@b.example").await;
+        let b = create_org(app, &other, "buyer-b").await;
+        for _ in 0..3 {
+            app.call("trades.create", trade_params(&a, "public", &[]), Some(&buyer)).await.expect("within the limit");
+        }
+        let e = app.call("trades.create", trade_params(&a, "public", &[]), Some(&buyer)).await.expect_err("over");
+        assert_error(&e, -32029, "RATE_LIMITED");
+        assert_eq!(e["data"]["limit"], 3);
+        assert!(e["data"]["retryAfterMs"].as_u64().is_some_and(|ms| ms > 0 && ms <= 60_000), "{e}");
+        app.call("trades.create", trade_params(&b, "public", &[]), Some(&other)).await.expect("another organization");
+        let listed = app.call("trades.list", json!({"orgId": a, "role": "owner"}), Some(&buyer)).await.expect("reads are not limited");
+        assert_eq!(listed["items"].as_array().expect("items").len(), 3);
+    }
+}
