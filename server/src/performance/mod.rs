@@ -3,6 +3,8 @@
 //! a background task to `perf_minutes` (one row per replica), and merged
 //! into `performance.report`.
 
+#[doc(hidden)]
+pub mod bench;
 mod recorder;
 mod report;
 mod sample;
