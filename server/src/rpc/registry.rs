@@ -149,7 +149,7 @@ impl Registry {
                         }
                     }
                 };
-                crate::performance::record(&perf, P::METHOD, org, result.is_ok(), started.elapsed());
+                crate::performance::record(&perf, P::METHOD, org, result.is_ok(), started);
                 if let Some(key) = key {
                     let outcome = if result.is_ok() { Counted::Ok } else { Counted::Error };
                     usage.record(key, P::METHOD, outcome);

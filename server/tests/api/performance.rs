@@ -358,3 +358,18 @@ db_test_with! {
 fn chrono_ago(hours: i64) -> String {
     (chrono::Utc::now() - chrono::TimeDelta::hours(hours)).to_rfc3339()
 }
+
+db_test_with! {
+    /// With `TRELLIS_PERF_RECORDING=false` no call is recorded, so nothing
+    /// is written and a report shows no call.
+    async fn recording_off_records_nothing(app) where |c| { c.perf_flush_ms = FAST; c.perf_recording = false; } {
+        let admin = admin_token(app, "root@example.com").await;
+        for _ in 0..10 {
+            app.call("health.check", json!({}), None).await.expect("healthy");
+        }
+        tokio::time::sleep(Duration::from_millis(FAST * 5)).await;
+        assert_eq!(app.sql_count("SELECT COUNT(*) AS n FROM perf_minutes").await, 0);
+        let r = app.call("performance.report", json!({}), Some(&admin)).await.expect("report");
+        assert_eq!(r["totals"]["calls"], 0, "{r}");
+    }
+}
