@@ -26,6 +26,7 @@ cluster-down:
 
 # Load generator: Trellis procedures next to a bare HTTP handler, side by side.
 bench:
+    cargo build --release -p trellis-server --bin trellis
     cargo run --release -p trellis-bench
 
 # The Redis limiter next to the in-process one, measured by wrk (out of process; needs wrk).

@@ -112,7 +112,7 @@ impl Application {
             webhooks: Webhooks::default(),
             health: HealthMonitor::start(db.clone(), cache.clone()).await,
             db,
-            perf: Arc::default(),
+            perf: Arc::new(crate::performance::Recorder::new(config.perf_recording)),
             started_at: Instant::now(),
             openrpc: crate::rpc::discover::document(),
             config: config.clone(),

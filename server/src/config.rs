@@ -252,6 +252,12 @@ pub struct Config {
     #[arg(long, env = "TRELLIS_USAGE_FLUSH_MS", default_value_t = 5_000)]
     pub usage_flush_ms: u64,
 
+    /// Whether each call's duration is recorded for `performance.report`.
+    /// Off: this replica records no call and writes no latency (reports
+    /// still read what other replicas write).
+    #[arg(long, env = "TRELLIS_PERF_RECORDING", default_value_t = true, action = clap::ArgAction::Set)]
+    pub perf_recording: bool,
+
     /// How often call latency recorded in memory is written, in
     /// milliseconds (`performance.report` lags by at most this).
     #[arg(long, env = "TRELLIS_PERF_FLUSH_MS", default_value_t = 5_000)]

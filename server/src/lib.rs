@@ -52,3 +52,6 @@ mod webhooks;
 
 pub use app::Application;
 pub use config::Config;
+/// For the load generator's `perf_report` scenario only.
+#[doc(hidden)]
+pub use performance::bench as perf_bench;

@@ -28,12 +28,19 @@
 //!    300 calls made one at a time), then items a second fanned out to 1,000 subscribers (1,000 sockets) while
 //!    batches of `apiKeys.create` run for `BENCH_SECS` × 2, counted until every subscriber has every item.
 //!
+//! 10. `perf_report` (only when `BENCH_ONLY` names it; see `perf_report.rs`): `performance.report` over a week of
+//!     100 methods on PostgreSQL, p50/p99.
+//! 11. `overhead` (only when `BENCH_ONLY` names it; see `overhead.rs`): plain and 50-call batch `health.check`
+//!     throughput with metrics and performance recording on ÷ off, two child `trellis` processes of one build.
+//!
 //! Both servers run for the whole program on one runtime, the load generator on another of the same size, so
 //! the floor and Trellis get identical treatment. Trellis runs with its defaults, an SQLite file in a fresh
 //! temporary directory and no log subscriber, so logging is not measured.
 
 mod floor;
 mod load;
+mod overhead;
+mod perf_report;
 mod report;
 mod stream;
 mod ws;
@@ -63,6 +70,9 @@ const PASSWORD: &str = "correct horse battery staple";
 
 fn main() -> anyhow::Result<()> {
     let load = load_from_env()?;
+    if run_apart(load)? {
+        return Ok(());
+    }
     // Declared first so it is removed last, after the server has let go of its files.
     let data_dir = TempDir::create()?;
     let servers = runtime("bench-server")?;
@@ -155,6 +165,21 @@ fn main() -> anyhow::Result<()> {
         );
     }
     Ok(())
+}
+
+/// Runs the scenarios that set up servers of their own (`perf_report`, `overhead`), when `BENCH_ONLY` names them;
+/// returns whether it names nothing else.
+fn run_apart(load: Load) -> anyhow::Result<bool> {
+    const APART: [&str; 2] = ["perf_report", "overhead"];
+    let Ok(only) = std::env::var("BENCH_ONLY") else { return Ok(false) };
+    let named: Vec<&str> = only.split(',').map(str::trim).collect();
+    if named.contains(&"perf_report") {
+        perf_report::run(&runtime("bench-server")?, &runtime("bench-client")?)?;
+    }
+    if named.contains(&"overhead") {
+        overhead::run(&runtime("bench-client")?, load, rounds()?)?;
+    }
+    Ok(named.iter().all(|n| APART.contains(n)))
 }
 
 /// Batches sent one by one to count Redis round trips.

@@ -7,6 +7,7 @@
 //! start many) renders the same handle. Sampled values (pool, outbox,
 //! uptime) are set by the server whose listener renders.
 
+use std::collections::HashMap;
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -97,13 +98,25 @@ pub(crate) fn call<T: Send + 'static>(
             .increment(1);
         return None;
     };
+    let handles = CallHandles::of(method);
     Some(Box::pin(async move {
-        let _in_flight = Live::enter("trellis_rpc_in_flight");
+        let _in_flight = InFlight::enter();
         let started = Instant::now();
         let result = fut.await;
-        histogram!("trellis_rpc_duration_seconds", "method" => method).record(started.elapsed().as_secs_f64());
+        let elapsed = started.elapsed().as_secs_f64();
+        let duration = || histogram!("trellis_rpc_duration_seconds", "method" => method);
+        match handles {
+            Some(h) => h.duration.get_or_init(duration).record(elapsed),
+            None => duration().record(elapsed),
+        }
         match &result {
-            Ok(_) => counter!("trellis_rpc_calls_total", "method" => method, "outcome" => "ok").increment(1),
+            Ok(_) => {
+                let ok = || counter!("trellis_rpc_calls_total", "method" => method, "outcome" => "ok");
+                match handles {
+                    Some(h) => h.ok.get_or_init(ok).increment(1),
+                    None => ok().increment(1),
+                }
+            }
             Err(e) => {
                 counter!("trellis_rpc_calls_total", "method" => method, "outcome" => "error").increment(1);
                 counter!("trellis_rpc_errors_total", "method" => method, "code" => e.code().name(), "reason" => e.reason.as_str())
@@ -113,6 +126,50 @@ pub(crate) fn call<T: Send + 'static>(
         account_outcome(method, &result);
         result
     }))
+}
+
+/// One method's call metrics, looked up once each: by name and labels on
+/// every call (a key built, hashed and found in the registry) they cost
+/// more than the recording itself. Each is made at its first use, so what
+/// is exposed is what was recorded, as before.
+#[derive(Default)]
+struct CallHandles {
+    duration: OnceLock<metrics::Histogram>,
+    ok: OnceLock<metrics::Counter>,
+}
+
+impl CallHandles {
+    /// The handles of a registry method (every procedure of the schema).
+    fn of(method: &str) -> Option<&'static CallHandles> {
+        static ALL: OnceLock<HashMap<&'static str, CallHandles>> = OnceLock::new();
+        ALL.get_or_init(|| {
+            trellis_schema::procedure::procedures().iter().map(|p| (p.method, CallHandles::default())).collect()
+        })
+        .get(method)
+    }
+}
+
+/// `trellis_rpc_in_flight`, raised while the guard lives (its handle made once).
+struct InFlight(Option<&'static metrics::Gauge>);
+
+impl InFlight {
+    fn enter() -> Self {
+        static GAUGE: OnceLock<metrics::Gauge> = OnceLock::new();
+        if !INSTALLED.load(Ordering::Acquire) {
+            return InFlight(None);
+        }
+        let gauge = GAUGE.get_or_init(|| gauge!("trellis_rpc_in_flight"));
+        gauge.increment(1.0);
+        InFlight(Some(gauge))
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        if let Some(gauge) = self.0 {
+            gauge.decrement(1.0);
+        }
+    }
 }
 
 /// Sign-ins, refreshes and reused refresh tokens, told by the calls that

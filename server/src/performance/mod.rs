@@ -4,6 +4,8 @@
 //! into `performance.report`; alert rules evaluated over the same rows.
 
 mod alerts;
+#[doc(hidden)]
+pub mod bench;
 mod recorder;
 mod report;
 mod sample;

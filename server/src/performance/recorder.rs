@@ -3,11 +3,11 @@
 //! each behind its own `Mutex`, so concurrent calls rarely wait on one lock
 //! (no global lock, no new dependency); a flush swaps each shard's map out.
 
+use std::cell::Cell;
 use std::collections::HashMap;
-use std::collections::hash_map::DefaultHasher;
-use std::hash::{Hash, Hasher};
+use std::hash::{BuildHasher, BuildHasherDefault, Hasher};
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::Duration;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use trellis_schema::ids::OrgId;
 
@@ -16,40 +16,107 @@ use chrono::NaiveDateTime;
 use super::sample::{Entry, HIGHEST_US, Key};
 use super::store;
 use crate::db::Db;
-use crate::db::models::now;
+use crate::db::models::now as now_utc;
 
 const SHARDS: usize = 16;
+
+/// FxHash (rustc's): keys are the registry's method names and organization
+/// ids, not a client's input, and SipHash cost more than the rest of a
+/// record.
+#[derive(Default, Clone, Copy)]
+struct KeyHasher(u64);
+
+impl KeyHasher {
+    fn add(&mut self, word: u64) {
+        self.0 = (self.0.rotate_left(5) ^ word).wrapping_mul(0x517c_c1b7_2722_0a95);
+    }
+}
+
+impl Hasher for KeyHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        let mut chunks = bytes.chunks_exact(8);
+        for c in &mut chunks {
+            self.add(u64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]));
+        }
+        let mut last = [0u8; 8];
+        last[..chunks.remainder().len()].copy_from_slice(chunks.remainder());
+        self.add(u64::from_le_bytes(last));
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.add(n);
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+type Shard = HashMap<Key, Entry, BuildHasherDefault<KeyHasher>>;
+
+fn shard_of(key: &Key) -> usize {
+    // The high bits: the multiply mixes into them.
+    (BuildHasherDefault::<KeyHasher>::default().hash_one(key) >> 40) as usize % SHARDS
+}
+
 pub(crate) struct Recorder {
-    shards: Vec<Mutex<HashMap<Key, Entry>>>,
+    shards: Vec<Mutex<Shard>>,
     /// This process's id in `perf_minutes.replica`: each replica writes only
     /// its own rows, so replicas never conflict.
     replica: String,
+    /// `TRELLIS_PERF_RECORDING`: off, no call is recorded (so none is written).
+    enabled: bool,
 }
 
 impl Default for Recorder {
     fn default() -> Self {
-        Self {
-            shards: (0..SHARDS).map(|_| Mutex::default()).collect(),
-            replica: uuid::Uuid::now_v7().simple().to_string(),
-        }
+        Self::new(true)
     }
 }
 
-fn minute_of(t: NaiveDateTime) -> NaiveDateTime {
-    let secs = t.and_utc().timestamp();
-    chrono::DateTime::from_timestamp(secs - secs.rem_euclid(60), 0).map_or(t, |d| d.naive_utc())
+/// The start of the minute `now` is in. The wall clock is read and the date
+/// converted once a minute per thread; in between, the monotonic `now` the
+/// call was timed with tells whether the minute is over.
+fn minute_at(now: Instant) -> NaiveDateTime {
+    thread_local! {
+        static CURRENT: Cell<Option<(Instant, NaiveDateTime)>> = const { Cell::new(None) };
+    }
+    CURRENT.with(|current| match current.get() {
+        Some((until, minute)) if now < until => minute,
+        _ => {
+            let wall = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
+            let secs = wall.as_secs() as i64;
+            let start = secs - secs.rem_euclid(60);
+            let minute = chrono::DateTime::from_timestamp(start, 0).map_or_else(now_utc, |d| d.naive_utc());
+            let left = Duration::from_secs((start + 60 - secs) as u64)
+                .saturating_sub(Duration::from_nanos(u64::from(wall.subsec_nanos())));
+            current.set(Some((now + left, minute)));
+            minute
+        }
+    })
 }
 
-/// Records one call (the pipeline's one call into this module).
-pub(crate) fn record(recorder: &Recorder, method: &'static str, org: Option<OrgId>, ok: bool, elapsed: Duration) {
-    recorder.record((minute_of(now()), method, org), ok, elapsed);
+/// Records one call that started at `started` and has just ended (the
+/// pipeline's one call into this module).
+pub(crate) fn record(recorder: &Recorder, method: &'static str, org: Option<OrgId>, ok: bool, started: Instant) {
+    if !recorder.enabled {
+        return;
+    }
+    let now = Instant::now();
+    recorder.record((minute_at(now), method, org), ok, now.saturating_duration_since(started));
 }
 
 impl Recorder {
+    pub(crate) fn new(enabled: bool) -> Self {
+        Self {
+            shards: (0..SHARDS).map(|_| Mutex::default()).collect(),
+            replica: uuid::Uuid::now_v7().simple().to_string(),
+            enabled,
+        }
+    }
+
     fn record(&self, key: Key, ok: bool, elapsed: Duration) {
-        let mut h = DefaultHasher::new();
-        key.hash(&mut h);
-        let shard = &self.shards[(h.finish() as usize) % SHARDS];
+        let shard = &self.shards[shard_of(&key)];
         let us = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX).clamp(1, HIGHEST_US);
         let mut map = shard.lock().unwrap_or_else(PoisonError::into_inner);
         let e = map.entry(key).or_insert_with(Entry::new);
@@ -88,11 +155,7 @@ impl Recorder {
             Ok(n) => Ok(n),
             Err(e) => {
                 for (k, e) in batch {
-                    let shard = {
-                        let mut h = DefaultHasher::new();
-                        k.hash(&mut h);
-                        &self.shards[(h.finish() as usize) % SHARDS]
-                    };
+                    let shard = &self.shards[shard_of(&k)];
                     let mut map = shard.lock().unwrap_or_else(PoisonError::into_inner);
                     map.entry(k).or_insert_with(Entry::new).merge(&e);
                 }
@@ -109,7 +172,7 @@ impl Recorder {
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
                 tick.tick().await;
-                match store::roll_up(&db, now() - chrono::TimeDelta::hours(2)).await {
+                match store::roll_up(&db, now_utc() - chrono::TimeDelta::hours(2)).await {
                     Ok(0) => {}
                     Ok(n) => tracing::debug!(rows = n, "call latency rolled up by hour"),
                     Err(e) => tracing::warn!(error = %e, "call latency not rolled up this round"),

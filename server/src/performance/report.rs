@@ -6,7 +6,6 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::OnceLock;
 
 use chrono::{DateTime, NaiveDateTime, TimeDelta, Utc};
-use hdrhistogram::Histogram;
 use trellis_schema::ApiError;
 use trellis_schema::error::FieldError;
 use trellis_schema::error::NoReason;
@@ -14,7 +13,8 @@ use trellis_schema::performance::{
     Bucket, MethodStats, PerformanceReport, Report, ReportParams, SeriesPoint, Stats, Window,
 };
 
-use super::store::{self, Rollup, decode};
+use super::sample::Counts;
+use super::store::{self, Rollup, read_counts};
 use crate::access::OrgOrAdminCtx;
 use crate::rpc::error::HandlerError;
 use crate::rpc::registry::Handler;
@@ -30,27 +30,33 @@ fn invalid(path: &str, message: &str) -> HandlerError<NoReason> {
     HandlerError::Common(ApiError::validation(vec![FieldError { path: path.into(), message: message.into() }]))
 }
 
+/// One method's, one series bucket's or the window's merged rows.
+#[derive(Default)]
 struct Agg {
-    hist: Histogram<u64>,
+    counts: Counts,
     calls: u64,
     errors: u64,
     max_us: u64,
 }
 
 impl Agg {
-    fn new() -> Self {
-        Self { hist: super::sample::histogram(), calls: 0, errors: 0, max_us: 0 }
-    }
-
-    fn add(&mut self, h: &Histogram<u64>, row: &store::Row) {
-        let _ = self.hist.add(h);
+    /// Adds a row whose histogram's counters are `pairs`.
+    fn add(&mut self, pairs: &[(u32, u64)], row: &store::Row) {
+        self.counts.add_all(pairs);
         self.calls += row.calls.max(0) as u64;
         self.errors += row.errors.max(0) as u64;
         self.max_us = self.max_us.max(row.max_us.max(0) as u64);
     }
 
+    fn merge(&mut self, other: &Agg) {
+        self.counts.merge(&other.counts);
+        self.calls += other.calls;
+        self.errors += other.errors;
+        self.max_us = self.max_us.max(other.max_us);
+    }
+
     fn ms(&self, q: f64) -> f64 {
-        if self.hist.is_empty() { 0.0 } else { self.hist.value_at_quantile(q) as f64 / 1000.0 }
+        if self.counts.is_empty() { 0.0 } else { self.counts.value_at_quantile(q) as f64 / 1000.0 }
     }
 
     fn stats(&self) -> Stats {
@@ -64,6 +70,34 @@ impl Agg {
             max_ms: self.max_us as f64 / 1000.0,
         }
     }
+}
+
+/// The window's rows merged: in total, per method, per series bucket. Each
+/// row's histogram is read once, into its method's and its bucket's
+/// counters; the totals are the methods' merged.
+struct Merged {
+    totals: Agg,
+    methods: HashMap<String, Agg>,
+    series: BTreeMap<NaiveDateTime, Agg>,
+}
+
+fn merge_rows(rows: &[store::Row], bucket: Bucket) -> anyhow::Result<Merged> {
+    let mut methods: HashMap<String, Agg> = HashMap::new();
+    let mut series: BTreeMap<NaiveDateTime, Agg> = BTreeMap::new();
+    let mut pairs = Vec::new();
+    for row in rows {
+        read_counts(&row.histogram, &mut pairs)?;
+        match methods.get_mut(&row.method) {
+            Some(a) => a.add(&pairs, row),
+            None => methods.entry(row.method.clone()).or_default().add(&pairs, row),
+        }
+        series.entry(bucket_start(row.bucket_start, bucket)).or_default().add(&pairs, row);
+    }
+    let mut totals = Agg::default();
+    for a in methods.values() {
+        totals.merge(a);
+    }
+    Ok(Merged { totals, methods, series })
 }
 
 fn bucket_of(span: TimeDelta) -> Bucket {
@@ -150,15 +184,7 @@ impl Handler for Report {
         }
         let bucket = bucket_of(to - from);
         let rows = rows_of(state, bucket, from.naive_utc(), to.naive_utc(), &p).await?;
-        let mut totals = Agg::new();
-        let mut methods: HashMap<String, Agg> = HashMap::new();
-        let mut series: BTreeMap<NaiveDateTime, Agg> = BTreeMap::new();
-        for row in &rows {
-            let h = decode(&row.histogram)?;
-            totals.add(&h, row);
-            methods.entry(row.method.clone()).or_insert_with(Agg::new).add(&h, row);
-            series.entry(bucket_start(row.bucket_start, bucket)).or_insert_with(Agg::new).add(&h, row);
-        }
+        let Merged { totals, methods, series } = merge_rows(&rows, bucket)?;
         let all: Vec<MethodStats> =
             methods.iter().map(|(m, a)| MethodStats { method: m.clone(), stats: a.stats() }).collect();
         let top = top as usize;

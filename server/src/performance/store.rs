@@ -1,25 +1,28 @@
 //! `perf_minutes`: one row per minute, method, organization (`''` for none)
-//! and replica, holding the V2 (deflate) serialized histogram. A flush
+//! and replica, holding the serialized histogram (V2; rows written before
+//! 2026-12-01 are V2 deflate, which every reader still reads). A flush
 //! reads its own row, merges and writes it back in one transaction; no other
 //! replica writes that row, so nothing is lost to a race.
 
 use std::collections::HashMap;
+use std::io::Read;
 
 use chrono::{DateTime, NaiveDateTime, TimeDelta};
 use diesel::prelude::*;
 use diesel_async::{AsyncConnection, RunQueryDsl};
 use hdrhistogram::Histogram;
-use hdrhistogram::serialization::{Deserializer, Serializer, V2DeflateSerializer};
+use hdrhistogram::serialization::{Deserializer, Serializer, V2Serializer};
 
-use super::sample::{Entry, Key};
+use super::sample::{Counts, Entry, HIGHEST_US, Key, LOWEST_US, SIGNIFICANT_DIGITS, counters, index_of};
 use crate::db::schema::{perf_hours, perf_minutes};
 use crate::db::{Db, DbError, db_read, db_run};
 
+/// Stored as V2 without deflate: a report reads thousands of rows, and
+/// inflating each cost more than the bytes it saves (V2 already writes runs
+/// of zeros as one number).
 pub(super) fn encode(h: &Histogram<u64>) -> anyhow::Result<Vec<u8>> {
     let mut out = Vec::new();
-    V2DeflateSerializer::new()
-        .serialize(h, &mut out)
-        .map_err(|e| anyhow::anyhow!("histogram not serialized: {e:?}"))?;
+    V2Serializer::new().serialize(h, &mut out).map_err(|e| anyhow::anyhow!("histogram not serialized: {e:?}"))?;
     Ok(out)
 }
 
@@ -30,6 +33,89 @@ pub(super) fn decode(bytes: &[u8]) -> anyhow::Result<Histogram<u64>> {
     let mut merged = super::sample::histogram();
     merged.add(&h).map_err(|e| anyhow::anyhow!("histogram out of bounds: {e:?}"))?;
     Ok(merged)
+}
+
+const V2_COOKIE: u32 = 0x1c84_9313;
+const V2_DEFLATE_COOKIE: u32 = 0x1c84_9314;
+/// Cookie, payload length, normalizing offset, digits, lowest, highest, ratio.
+const V2_HEADER: usize = 40;
+
+fn be_u32(b: &[u8], at: usize) -> anyhow::Result<u32> {
+    let bytes = b.get(at..at + 4).ok_or_else(|| anyhow::anyhow!("histogram truncated"))?;
+    Ok(u32::from_be_bytes(bytes.try_into()?))
+}
+
+fn be_u64(b: &[u8], at: usize) -> anyhow::Result<u64> {
+    let bytes = b.get(at..at + 8).ok_or_else(|| anyhow::anyhow!("histogram truncated"))?;
+    Ok(u64::from_be_bytes(bytes.try_into()?))
+}
+
+/// Reads a stored histogram's non-zero counters into `out` (cleared first),
+/// as `(index, count)` in the layout of [`super::sample::histogram`], without
+/// building a histogram: merging many rows needs only these. The same counts
+/// as [`decode`] (a test checks it).
+pub(super) fn read_counts(bytes: &[u8], out: &mut Vec<(u32, u64)>) -> anyhow::Result<()> {
+    out.clear();
+    match be_u32(bytes, 0)? {
+        V2_COOKIE => read_v2(bytes, out),
+        V2_DEFLATE_COOKIE => {
+            let len = be_u32(bytes, 4)? as usize;
+            let deflated = bytes.get(8..8 + len).ok_or_else(|| anyhow::anyhow!("histogram truncated"))?;
+            let mut plain = Vec::with_capacity(len * 4);
+            flate2::read::ZlibDecoder::new(deflated).read_to_end(&mut plain)?;
+            read_v2(&plain, out)
+        }
+        other => anyhow::bail!("histogram not read: unknown cookie {other:#x}"),
+    }
+}
+
+fn read_v2(b: &[u8], out: &mut Vec<(u32, u64)>) -> anyhow::Result<()> {
+    anyhow::ensure!(be_u32(b, 0)? == V2_COOKIE, "histogram not read: not V2");
+    let len = be_u32(b, 4)? as usize;
+    anyhow::ensure!(be_u32(b, 8)? == 0, "histogram not read: normalizing offset");
+    let layout = (be_u32(b, 12)?, be_u64(b, 16)?, be_u64(b, 24)?);
+    anyhow::ensure!(f64::from_bits(be_u64(b, 32)?) == 1.0, "histogram not read: double ratio");
+    if layout != (u32::from(SIGNIFICANT_DIGITS), LOWEST_US, HIGHEST_US) {
+        // Other bounds: merged value by value, as `Histogram::add` does.
+        let h = decode(b)?;
+        out.extend(
+            h.iter_recorded()
+                .map(|v| (index_of(h.lowest_equivalent(v.value_iterated_to())) as u32, v.count_at_value())),
+        );
+        return Ok(());
+    }
+    let payload = b.get(V2_HEADER..V2_HEADER + len).ok_or_else(|| anyhow::anyhow!("histogram truncated"))?;
+    let (mut at, mut index, end) = (0, 0usize, counters());
+    while at < payload.len() {
+        // LEB128, at most 9 bytes (the ninth holds 8 bits), zig-zag signed:
+        // a count, or minus a run of zeros.
+        let mut raw = 0u64;
+        let mut shift = 0;
+        loop {
+            let byte = *payload.get(at).ok_or_else(|| anyhow::anyhow!("histogram truncated"))?;
+            at += 1;
+            if shift == 56 {
+                raw |= u64::from(byte) << 56;
+                break;
+            }
+            raw |= u64::from(byte & 0x7f) << shift;
+            if byte & 0x80 == 0 {
+                break;
+            }
+            shift += 7;
+        }
+        let n = ((raw >> 1) as i64) ^ -((raw & 1) as i64);
+        if n < 0 {
+            index = index.saturating_add(n.unsigned_abs() as usize);
+        } else {
+            anyhow::ensure!(index < end, "histogram not read: more counters than its bounds hold");
+            if n > 0 {
+                out.push((index as u32, n as u64));
+            }
+            index += 1;
+        }
+    }
+    Ok(())
 }
 
 fn org_key(k: &Key) -> String {
@@ -165,29 +251,43 @@ fn hour_of(t: NaiveDateTime) -> NaiveDateTime {
 }
 
 /// Rolls the minute rows of every hour that ended before `before` and is
-/// not rolled up yet into hour rows, all replicas merged. Idempotent: an
-/// hour row is written once (two replicas rolling the same hour write the
-/// same row; the second is ignored). Returns the hour rows written.
+/// not rolled up yet into hour rows, all replicas merged, an hour at a time
+/// (a backlog of days is never read at once). Idempotent: an hour row is
+/// written once (two replicas rolling the same hour write the same row; the
+/// second is ignored). Returns the hour rows written.
 pub(super) async fn roll_up(db: &Db, before: NaiveDateTime) -> anyhow::Result<usize> {
     let end = hour_of(before);
-    let start = match rolled_until(db).await? {
-        Some(t) => t,
-        None => {
-            let first: Option<NaiveDateTime> = db_read!(db, |conn| perf_minutes::table
-                .select(diesel::dsl::min(perf_minutes::bucket_start))
-                .first(conn)
-                .await
-                .map_err(DbError::from))?;
-            let Some(first) = first else { return Ok(0) };
-            hour_of(first)
+    let mut from = rolled_until(db).await?;
+    let mut written = 0;
+    // Hour by hour, skipping hours without rows.
+    while let Some(first) = first_minute(db, from).await? {
+        let hour = hour_of(first);
+        if hour >= end {
+            break;
         }
-    };
-    if start >= end {
-        return Ok(0);
+        written += roll_up_hour(db, hour).await?;
+        from = Some(hour + TimeDelta::hours(1));
     }
+    Ok(written)
+}
+
+/// The start of the first minute row at or after `from` (of all, if `None`).
+async fn first_minute(db: &Db, from: Option<NaiveDateTime>) -> Result<Option<NaiveDateTime>, DbError> {
+    db_read!(db, |conn| {
+        let mut q = perf_minutes::table.select(diesel::dsl::min(perf_minutes::bucket_start)).into_boxed();
+        if let Some(from) = from {
+            q = q.filter(perf_minutes::bucket_start.ge(from));
+        }
+        q.first(conn).await.map_err(DbError::from)
+    })
+}
+
+/// Rolls the minute rows of the hour starting at `hour` into its hour rows.
+async fn roll_up_hour(db: &Db, hour: NaiveDateTime) -> anyhow::Result<usize> {
+    let next = hour + TimeDelta::hours(1);
     let rows: Vec<MinuteRow> = db_read!(db, |conn| perf_minutes::table
-        .filter(perf_minutes::bucket_start.ge(start))
-        .filter(perf_minutes::bucket_start.lt(end))
+        .filter(perf_minutes::bucket_start.ge(hour))
+        .filter(perf_minutes::bucket_start.lt(next))
         .select((
             perf_minutes::bucket_start,
             perf_minutes::method,
@@ -200,24 +300,26 @@ pub(super) async fn roll_up(db: &Db, before: NaiveDateTime) -> anyhow::Result<us
         .load(conn)
         .await
         .map_err(DbError::from))?;
-    let mut hours: HashMap<(NaiveDateTime, String, String), Entry> = HashMap::new();
-    for (minute, method, org, calls, errors, max_us, blob) in rows {
-        let hist = decode(&blob)?;
-        hours
-            .entry((hour_of(minute), method, org))
-            .or_insert_with(|| Entry { hist: super::sample::histogram(), calls: 0, errors: 0, max_us: 0 })
-            .merge(&Entry { hist, calls, errors, max_us });
+    let mut merged: HashMap<(String, String), (Counts, i64, i64, i64)> = HashMap::new();
+    let mut pairs = Vec::new();
+    for (_, method, org, calls, errors, max_us, blob) in rows {
+        read_counts(&blob, &mut pairs)?;
+        let e = merged.entry((method, org)).or_default();
+        e.0.add_all(&pairs);
+        e.1 += calls;
+        e.2 += errors;
+        e.3 = e.3.max(max_us);
     }
-    let mut values = Vec::with_capacity(hours.len());
-    for ((hour, method, org), e) in &hours {
+    let mut values = Vec::with_capacity(merged.len());
+    for ((method, org), (counts, calls, errors, max_us)) in merged {
         values.push((
-            perf_hours::bucket_start.eq(*hour),
-            perf_hours::method.eq(method.clone()),
-            perf_hours::org_id.eq(org.clone()),
-            perf_hours::calls.eq(e.calls),
-            perf_hours::errors.eq(e.errors),
-            perf_hours::max_us.eq(e.max_us),
-            perf_hours::histogram.eq(encode(&e.hist)?),
+            perf_hours::bucket_start.eq(hour),
+            perf_hours::method.eq(method),
+            perf_hours::org_id.eq(org),
+            perf_hours::calls.eq(calls),
+            perf_hours::errors.eq(errors),
+            perf_hours::max_us.eq(max_us),
+            perf_hours::histogram.eq(encode(&counts.to_histogram())?),
         ));
     }
     let n = values.len();
@@ -281,4 +383,36 @@ pub(crate) async fn prune_hours(db: &Db, cutoff: NaiveDateTime) -> Result<u64, D
         })
     })
     .await
+}
+
+#[cfg(test)]
+mod tests {
+    use hdrhistogram::serialization::V2DeflateSerializer;
+
+    use super::*;
+
+    /// The counters `read_counts` reads are those of the decoded histogram,
+    /// in either stored form and for other bounds too.
+    #[test]
+    fn read_counts_reads_what_decode_reads() {
+        let mut ours = super::super::sample::histogram();
+        let mut other = Histogram::<u64>::new_with_bounds(10, 10_000_000, 2).expect("bounds");
+        for v in [1, 2, 3, 999, 1000, 2047, 2048, 2049, 65_537, 1_000_000, 1_000_000, 3_600_000_000] {
+            ours.record(v).expect("in bounds");
+            if (10..=10_000_000).contains(&v) {
+                other.record(v).expect("in bounds");
+            }
+        }
+        let mut deflated = Vec::new();
+        V2DeflateSerializer::new().serialize(&ours, &mut deflated).expect("serialized");
+        let mut other_bytes = Vec::new();
+        V2Serializer::new().serialize(&other, &mut other_bytes).expect("serialized");
+        for bytes in [encode(&ours).expect("encoded"), deflated, other_bytes] {
+            let mut pairs = Vec::new();
+            read_counts(&bytes, &mut pairs).expect("read");
+            let mut counts = Counts::default();
+            counts.add_all(&pairs);
+            assert_eq!(counts.to_histogram(), decode(&bytes).expect("decoded"));
+        }
+    }
 }

@@ -149,7 +149,7 @@ impl Registry {
                         }
                     }
                 };
-                crate::performance::record(&perf, P::METHOD, org, result.is_ok(), started.elapsed());
+                crate::performance::record(&perf, P::METHOD, org, result.is_ok(), started);
                 if let Some(key) = key {
                     let outcome = if result.is_ok() { Counted::Ok } else { Counted::Error };
                     usage.record(key, P::METHOD, outcome);
@@ -182,13 +182,13 @@ impl Registry {
                 let granted = match <P::Rule as Grant>::grant(state, meta, P::ACCESS, org, P::METHOD).await {
                     Ok(granted) => granted,
                     Err(refused) => {
-                        crate::performance::record(&perf, P::METHOD, None, false, started.elapsed());
+                        crate::performance::record(&perf, P::METHOD, None, false, started);
                         return Err(refused);
                     }
                 };
                 let org = granted.org;
                 let items = P::subscribe(granted.ctx, params).await.map_err(HandlerError::into_api);
-                crate::performance::record(&perf, P::METHOD, org, items.is_ok(), started.elapsed());
+                crate::performance::record(&perf, P::METHOD, org, items.is_ok(), started);
                 let items = items?;
                 let items: RawItems = items
                     .map(|item| match item {

@@ -382,6 +382,21 @@ db_test_with! {
     }
 }
 
+db_test_with! {
+    /// With `TRELLIS_PERF_RECORDING=false` no call is recorded, so nothing
+    /// is written and a report shows no call.
+    async fn recording_off_records_nothing(app) where |c| { c.perf_flush_ms = FAST; c.perf_recording = false; } {
+        let admin = admin_token(app, "root@example.com").await;
+        for _ in 0..10 {
+            app.call("health.check", json!({}), None).await.expect("healthy");
+        }
+        tokio::time::sleep(Duration::from_millis(FAST * 5)).await;
+        assert_eq!(app.sql_count("SELECT COUNT(*) AS n FROM perf_minutes").await, 0);
+        let r = app.call("performance.report", json!({}), Some(&admin)).await.expect("report");
+        assert_eq!(r["totals"]["calls"], 0, "{r}");
+    }
+}
+
 /// A replica that stops writes what it recorded since its last flush: the
 /// calls of its last seconds are not lost.
 async fn stopping_flushes(backend: Backend) {
