@@ -32,6 +32,8 @@
 //!     100 methods on PostgreSQL, p50/p99.
 //! 11. `overhead` (only when `BENCH_ONLY` names it; see `overhead.rs`): plain and 50-call batch `health.check`
 //!     throughput with metrics and performance recording on ÷ off, two child `trellis` processes of one build.
+//! 12. `trades` (only when `BENCH_ONLY` names it; see `trades.rs`): `trades.negotiate` calls per second on
+//!     PostgreSQL, 32 negotiators on offers of their own, and 32 on one offer (the conflict path).
 //!
 //! Both servers run for the whole program on one runtime, the load generator on another of the same size, so
 //! the floor and Trellis get identical treatment. Trellis runs with its defaults, an SQLite file in a fresh
@@ -43,6 +45,7 @@ mod overhead;
 mod perf_report;
 mod report;
 mod stream;
+mod trades;
 mod ws;
 
 use std::net::SocketAddr;
@@ -167,10 +170,10 @@ fn main() -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Runs the scenarios that set up servers of their own (`perf_report`, `overhead`), when `BENCH_ONLY` names them;
+/// Runs the scenarios that set up servers of their own (`perf_report`, `overhead`, `trades`), when `BENCH_ONLY` names them;
 /// returns whether it names nothing else.
 fn run_apart(load: Load) -> anyhow::Result<bool> {
-    const APART: [&str; 2] = ["perf_report", "overhead"];
+    const APART: [&str; 3] = ["perf_report", "overhead", "trades"];
     let Ok(only) = std::env::var("BENCH_ONLY") else { return Ok(false) };
     let named: Vec<&str> = only.split(',').map(str::trim).collect();
     if named.contains(&"perf_report") {
@@ -178,6 +181,9 @@ fn run_apart(load: Load) -> anyhow::Result<bool> {
     }
     if named.contains(&"overhead") {
         overhead::run(&runtime("bench-client")?, load, rounds()?)?;
+    }
+    if named.contains(&"trades") {
+        trades::run(&runtime("bench-server")?, &runtime("bench-client")?)?;
     }
     Ok(named.iter().all(|n| APART.contains(n)))
 }

@@ -44,13 +44,13 @@ pub struct Figures {
 }
 
 /// Where the server keeps its data: a PostgreSQL database made for the run, or an SQLite file.
-enum Store {
+pub(crate) enum Store {
     Postgres { admin_url: String, name: String, url: String },
     Sqlite,
 }
 
 impl Store {
-    fn from_env() -> Self {
+    pub(crate) fn from_env() -> Self {
         let admin_url = std::env::var("BENCH_DATABASE_URL")
             .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
         if admin_url == "sqlite" {
@@ -306,7 +306,7 @@ async fn time_reports(
     Ok(Figures { label, samples: times.len(), p50: at(0.5), p99: at(0.99) })
 }
 
-async fn pg_admin(admin_url: &str, sql: &str) -> anyhow::Result<()> {
+pub(crate) async fn pg_admin(admin_url: &str, sql: &str) -> anyhow::Result<()> {
     let mut conn = AsyncPgConnection::establish(admin_url)
         .await
         .with_context(|| format!("cannot connect to BENCH_DATABASE_URL={admin_url}"))?;
