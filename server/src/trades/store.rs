@@ -226,7 +226,7 @@ pub(crate) async fn insert_trade(
         .transaction(async |conn| {
             diesel::insert_into(trades::table).values(row).execute(conn).await?;
             for i in &invites {
-                diesel::insert_into(trade_invites::table).values(i.clone()).execute(conn).await?;
+                diesel::insert_into(trade_invites::table).values(*i).execute(conn).await?;
             }
             diesel::insert_into(audit_events::table).values(event).execute(conn).await?;
             Ok::<_, DbError>(())
