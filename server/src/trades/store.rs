@@ -677,6 +677,15 @@ pub(crate) async fn negotiate(db: &Db, m: Move, audit: AuditEventRow) -> Outcome
             if from.is_open() && !trade_from.takes_offers() {
                 return Ok(Err(Blocked::Refused(Refused::InvalidTransition { from: trade_from.as_str(), to: None })));
             }
+            // Past its time, an offer (or its trade) takes no move but the
+            // sweeper's expiry, even before the sweeper comes by.
+            let late = now();
+            if from.is_open() && (offer.valid_until <= late || trade.expires_at <= late) {
+                return Ok(Err(Blocked::Refused(Refused::InvalidTransition {
+                    from: from.as_str(),
+                    to: Some(OfferStatus::Expired.as_str()),
+                })));
+            }
             let to = match offer_step(from, m.mv, Actor::Party(party)) {
                 Ok(to) => to,
                 Err(r) => return Ok(Err(Blocked::Refused(r))),
@@ -836,6 +845,13 @@ pub(crate) async fn change_trade(
             };
             if change.event == TradeEvent::Expire && trade.expires_at > now() {
                 return Ok(Err(Blocked::Refused(Refused::InvalidTransition { from: from.as_str(), to: None })));
+            }
+            // Past its time, a trade is approved by nobody (the sweeper expires it).
+            if matches!(change.event, TradeEvent::Approve | TradeEvent::Refuse) && trade.expires_at <= now() {
+                return Ok(Err(Blocked::Refused(Refused::InvalidTransition {
+                    from: from.as_str(),
+                    to: Some(TradeStatus::Expired.as_str()),
+                })));
             }
             if let Some(approver) = change.approver
                 && trade.accepted_by == Some(approver)

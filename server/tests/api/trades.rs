@@ -407,3 +407,28 @@ db_test_with! {
         assert_eq!(listed["items"].as_array().expect("items").len(), 3);
     }
 }
+
+db_test_with! {
+    /// Past its `validUntil`, an offer takes no move, even before the
+    /// sweeper expires it: an accept a moment late is refused.
+    async fn a_late_move_is_refused_before_the_sweeper_comes(app) where |c| {
+        c.require_verified_email = Some(false);
+        c.trade_sweep_ms = 3_600_000;
+    } {
+        let buyer = user(app, "buyer@a.example").await;
+        let a = create_org(app, &buyer, "buyer-a").await;
+        let seller = user(app, "seller@b.example").await;
+        let b = create_org(app, &seller, "seller-b").await;
+        let trade = app.call("trades.create", trade_params(&a, "public", &[]), Some(&buyer)).await.expect("trade");
+        let mut quick = offer_params(&trade, &b, "240", "10");
+        quick["validUntil"] = json!(in_secs(1));
+        let offer = app.call("trades.offer", quick, Some(&seller)).await.expect("offer");
+        tokio::time::sleep(Duration::from_millis(1_500)).await;
+        let e = negotiate(app, &buyer, &a, &offer, "accept", None).await.expect_err("too late");
+        assert_error(&e, -32009, "INVALID_TRANSITION");
+        assert_eq!(e["data"]["to"], "expired");
+        let t = app.call("trades.get", json!({"tradeId": trade["id"], "orgId": a}), Some(&buyer)).await.expect("trade");
+        assert_eq!(t["status"], "negotiating", "nothing changed");
+        assert_eq!(t["offers"][0]["status"], "pending");
+    }
+}
