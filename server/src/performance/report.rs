@@ -21,7 +21,8 @@ use crate::rpc::registry::Handler;
 
 const MAX_WINDOW_DAYS: i64 = 31;
 
-fn known_methods() -> &'static HashSet<&'static str> {
+/// The methods of the API (what a report or an alert rule may name).
+pub(super) fn known_methods() -> &'static HashSet<&'static str> {
     static METHODS: OnceLock<HashSet<&'static str>> = OnceLock::new();
     METHODS.get_or_init(|| trellis_schema::procedure::procedures().iter().map(|p| p.method).collect())
 }

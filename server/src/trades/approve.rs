@@ -25,7 +25,7 @@ impl Handler for Approve {
             TradeChange { trade: p.trade_id, org: Some(access.org_id), event, approver: Some(access.user_id()) };
         let db = &ctx.state.db;
         match store::change_trade(db, change, Some(audit)).await? {
-            Ok((row, _)) => {
+            Ok(row) => {
                 ctx.state.events.published();
                 Ok(store::view(db, access.org_id, &row).await?)
             }

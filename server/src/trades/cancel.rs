@@ -17,7 +17,7 @@ impl Handler for Cancel {
             TradeChange { trade: p.trade_id, org: Some(access.org_id), event: TradeEvent::Cancel, approver: None };
         let db = &ctx.state.db;
         match store::change_trade(db, change, Some(audit)).await? {
-            Ok((row, _)) => {
+            Ok(row) => {
                 ctx.state.events.published();
                 Ok(store::view(db, access.org_id, &row).await?)
             }

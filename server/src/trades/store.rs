@@ -342,18 +342,18 @@ pub(crate) async fn list(
     })
 }
 
-/// The event row of a [`Notice`], for the members of its organization (who
-/// hear of what the other party did). A macro: the body of a transaction is
-/// compiled once per backend.
-macro_rules! notice {
+/// Writes the event of a [`Notice`], for the members of its organization
+/// (who hear of what the other party did), in the change's transaction. A
+/// macro: the body of a transaction is compiled once per backend.
+macro_rules! tell {
     ($conn:ident, $notice:expr) => {{
         let notice: Notice = $notice;
         let recipients: Vec<UserId> = org_members::table
             .filter(org_members::org_id.eq(notice.org))
             .select(org_members::user_id)
-            .load($conn)
+            .load(&mut *$conn)
             .await?;
-        notice.into_row(recipients)
+        diesel::insert_into(events::table).values(&notice.into_row(recipients)).execute(&mut *$conn).await?;
     }};
 }
 
@@ -407,24 +407,26 @@ impl From<Refused> for Blocked {
 
 type Outcome<T> = Result<Result<T, Blocked>, DbError>;
 
-/// Marks the trade's other open offers as outbid, with their steps and
-/// notices for their makers; evaluates to the notices.
-macro_rules! outbid_others {
-    ($conn:ident, $trade:expr, $winner:expr, $t:expr) => {{
-        let (trade, winner, t): (TradeId, OfferId, NaiveDateTime) = ($trade, $winner, $t);
+/// The server's move on every open offer of a trade but `except`: outbid
+/// (another was accepted) or expired (the trade closed), each with its step
+/// and a notice for its maker.
+macro_rules! close_open_offers {
+    ($conn:ident, $trade:expr, $except:expr, $mv:expr, $t:expr) => {{
+        let (trade, except, mv, t): (TradeId, Option<OfferId>, OfferMove, NaiveDateTime) = ($trade, $except, $mv, $t);
+        let (action, kind, title) = match mv {
+            OfferMove::Outbid => (OfferAction::Outbid, EventType::TradeOfferRejected, "Another offer was accepted"),
+            _ => (OfferAction::Expire, EventType::TradeOfferExpired, "An offer expired"),
+        };
         let conn = &mut *$conn;
-        let others: Vec<OfferRow> = offers::table
+        let open: Vec<OfferRow> = offers::table
             .filter(offers::trade_id.eq(trade))
-            .filter(offers::id.ne(winner))
             .filter(offers::status.eq_any(open_states()))
             .select(OfferRow::as_select())
             .load(conn)
             .await?;
-        let mut notices = Vec::new();
-        for mut o in others {
+        for mut o in open.into_iter().filter(|o| Some(o.id) != except) {
             let from = o.status()?;
-            let to =
-                offer_step(from, OfferMove::Outbid, Actor::Server).map_err(|e| bad("open offer", format!("{e:?}")))?;
+            let to = offer_step(from, mv, Actor::Server).map_err(|e| bad("open offer", format!("{e:?}")))?;
             let n = diesel::update(offers::table.find(o.id))
                 .filter(offers::status.eq(from.as_str()))
                 .set((
@@ -439,19 +441,12 @@ macro_rules! outbid_others {
                 o.version += 1;
                 o.updated_at = t;
                 diesel::insert_into(offer_steps::table)
-                    .values(&StepRow::new(&o, OfferAction::Outbid, None, None))
+                    .values(&StepRow::new(&o, action, None, None))
                     .execute(conn)
                     .await?;
-                let notice = notice!(
-                    conn,
-                    Notice::new(EventType::TradeOfferRejected, o.org_id, "Another offer was accepted", trade)
-                        .offer(o.id)
-                );
-                diesel::insert_into(events::table).values(&notice).execute(conn).await?;
-                notices.push(notice);
+                tell!(conn, Notice::new(kind, o.org_id, title, trade).offer(o.id));
             }
         }
-        notices
     }};
 }
 
@@ -495,59 +490,8 @@ macro_rules! close_if_last {
     }};
 }
 
-/// Expires a trade's open offers (its trade closed), with notices for
-/// their makers; evaluates to the notices.
-macro_rules! expire_open_offers {
-    ($conn:ident, $trade:expr, $t:expr) => {{
-        let (trade, t): (TradeId, NaiveDateTime) = ($trade, $t);
-        let conn = &mut *$conn;
-        let open: Vec<OfferRow> = offers::table
-            .filter(offers::trade_id.eq(trade))
-            .filter(offers::status.eq_any(open_states()))
-            .select(OfferRow::as_select())
-            .load(conn)
-            .await?;
-        let mut notices = Vec::new();
-        for mut o in open {
-            let from = o.status()?;
-            let to =
-                offer_step(from, OfferMove::Expire, Actor::Server).map_err(|e| bad("open offer", format!("{e:?}")))?;
-            let n = diesel::update(offers::table.find(o.id))
-                .filter(offers::status.eq(from.as_str()))
-                .set((
-                    offers::status.eq(to.as_str()),
-                    offers::version.eq(offers::version + 1),
-                    offers::updated_at.eq(t),
-                ))
-                .execute(conn)
-                .await?;
-            if n == 1 {
-                o.status = to.as_str().to_owned();
-                o.version += 1;
-                o.updated_at = t;
-                diesel::insert_into(offer_steps::table)
-                    .values(&StepRow::new(&o, OfferAction::Expire, None, None))
-                    .execute(conn)
-                    .await?;
-                let notice = notice!(
-                    conn,
-                    Notice::new(EventType::TradeOfferExpired, o.org_id, "An offer expired", trade).offer(o.id)
-                );
-                diesel::insert_into(events::table).values(&notice).execute(conn).await?;
-                notices.push(notice);
-            }
-        }
-        notices
-    }};
-}
-
 /// Makes an offer on a trade `org` may see and does not own.
-pub(crate) async fn make_offer(
-    db: &Db,
-    org: OrgId,
-    mut offer: OfferRow,
-    audit: AuditEventRow,
-) -> Outcome<(OfferRow, Vec<EventRow>)> {
+pub(crate) async fn make_offer(db: &Db, org: OrgId, mut offer: OfferRow, audit: AuditEventRow) -> Outcome<OfferRow> {
     let trade_id = offer.trade_id;
     db_run!(db, |conn| conn
         .transaction(async |conn| {
@@ -609,13 +553,12 @@ pub(crate) async fn make_offer(
             let step = StepRow::new(&offer, OfferAction::Offer, Some(Party::Counterparty), offer.note.as_deref());
             diesel::insert_into(offer_steps::table).values(&step).execute(conn).await?;
             diesel::insert_into(audit_events::table).values(&audit).execute(conn).await?;
-            let notice = notice!(
+            tell!(
                 conn,
                 Notice::new(EventType::TradeOfferMade, trade.org_id, "New offer on your trade", trade_id)
                     .offer(offer.id)
             );
-            diesel::insert_into(events::table).values(&notice).execute(conn).await?;
-            Ok::<_, DbError>(Ok((offer.clone(), vec![notice])))
+            Ok::<_, DbError>(Ok(offer.clone()))
         })
         .await)
 }
@@ -645,7 +588,7 @@ pub(crate) struct Move {
 
 /// Counters, accepts, rejects or withdraws an offer (see the module's
 /// comment for how).
-pub(crate) async fn negotiate(db: &Db, m: Move, audit: AuditEventRow) -> Outcome<(OfferRow, Vec<EventRow>)> {
+pub(crate) async fn negotiate(db: &Db, m: Move, audit: AuditEventRow) -> Outcome<OfferRow> {
     let id = m.offer;
     db_run!(db, |conn| conn
         .transaction(async |conn| {
@@ -739,16 +682,13 @@ pub(crate) async fn negotiate(db: &Db, m: Move, audit: AuditEventRow) -> Outcome
                 Party::Owner => offer.org_id,
                 Party::Counterparty => trade.org_id,
             };
-            // `fresh`: notices written below; the outbid ones are written as made.
-            let mut fresh = Vec::new();
-            let mut notices = Vec::new();
             let (kind, title) = match m.mv {
                 OfferMove::Counter => (EventType::TradeOfferCountered, "Your offer was countered"),
                 OfferMove::Accept => (EventType::TradeOfferAccepted, "Your offer was accepted"),
                 OfferMove::Reject => (EventType::TradeOfferRejected, "Your offer was rejected"),
                 _ => (EventType::TradeOfferWithdrawn, "An offer on your trade was withdrawn"),
             };
-            fresh.push(notice!(conn, Notice::new(kind, other, title, trade.id).offer(id)));
+            tell!(conn, Notice::new(kind, other, title, trade.id).offer(id));
             match m.mv {
                 OfferMove::Accept => {
                     let (price, quantity) = offer.decimals()?;
@@ -775,9 +715,9 @@ pub(crate) async fn negotiate(db: &Db, m: Move, audit: AuditEventRow) -> Outcome
                         // Rolled back: the trade moved meanwhile.
                         return Err(DbError::Other(anyhow::anyhow!("the trade changed under a held offer")));
                     }
-                    notices.extend(outbid_others!(conn, trade.id, id, t));
+                    close_open_offers!(conn, trade.id, Some(id), OfferMove::Outbid, t);
                     if end == TradeStatus::PendingApproval {
-                        fresh.push(notice!(
+                        tell!(
                             conn,
                             Notice::new(
                                 EventType::TradeApprovalNeeded,
@@ -786,25 +726,21 @@ pub(crate) async fn negotiate(db: &Db, m: Move, audit: AuditEventRow) -> Outcome
                                 trade.id
                             )
                             .offer(id)
-                        ));
+                        );
                     } else {
                         for org in [trade.org_id, offer.org_id] {
-                            fresh.push(notice!(
+                            tell!(
                                 conn,
                                 Notice::new(EventType::TradeConfirmed, org, "A deal was confirmed", trade.id).offer(id)
-                            ));
+                            );
                         }
                     }
                 }
                 OfferMove::Reject | OfferMove::Withdraw => close_if_last!(conn, trade.id, t),
                 _ => {}
             }
-            for n in &fresh {
-                diesel::insert_into(events::table).values(n).execute(conn).await?;
-            }
-            notices.extend(fresh);
             diesel::insert_into(audit_events::table).values(&audit).execute(conn).await?;
-            Ok::<_, DbError>(Ok((offer.clone(), notices)))
+            Ok::<_, DbError>(Ok(offer.clone()))
         })
         .await)
 }
@@ -822,11 +758,7 @@ pub(crate) struct TradeChange {
 
 /// Applies `change` with its audit event (`None`: the server's own change,
 /// audited as the system's).
-pub(crate) async fn change_trade(
-    db: &Db,
-    change: TradeChange,
-    audit: Option<AuditEventRow>,
-) -> Outcome<(TradeRow, Vec<EventRow>)> {
+pub(crate) async fn change_trade(db: &Db, change: TradeChange, audit: Option<AuditEventRow>) -> Outcome<TradeRow> {
     let id = change.trade;
     db_run!(db, |conn| conn
         .transaction(async |conn| {
@@ -877,7 +809,7 @@ pub(crate) async fn change_trade(
             trade.version += 1;
             trade.updated_at = t;
             trade.approved_by = approved_by;
-            let mut notices = expire_open_offers!(conn, id, t);
+            close_open_offers!(conn, id, None, OfferMove::Expire, t);
             // The counterparty of an agreed deal hears of its end.
             let counterparty: Option<OrgId> = match trade.agreed_offer_id {
                 Some(o) => offers::table.find(o).select(offers::org_id).first(conn).await.optional()?,
@@ -891,16 +823,14 @@ pub(crate) async fn change_trade(
             let mut told = vec![trade.org_id];
             told.extend(counterparty);
             for org in told {
-                let n = notice!(conn, Notice::new(kind, org, title, id));
-                diesel::insert_into(events::table).values(&n).execute(conn).await?;
-                notices.push(n);
+                tell!(conn, Notice::new(kind, org, title, id));
             }
             // The server's own change (an expiry) is audited as the system's.
             let audit = audit.unwrap_or_else(|| {
                 crate::audit::Event::system("trades.expire").org(trade.org_id).target(format!("trade:{id}")).row()
             });
             diesel::insert_into(audit_events::table).values(&audit).execute(conn).await?;
-            Ok::<_, DbError>(Ok((trade.clone(), notices)))
+            Ok::<_, DbError>(Ok(trade.clone()))
         })
         .await)
 }
@@ -944,11 +874,7 @@ pub(crate) async fn expire_offer(db: &Db, id: OfferId) -> Result<bool, DbError> 
                 .await?;
             let trade: TradeRow = trades::table.find(o.trade_id).select(TradeRow::as_select()).first(conn).await?;
             for org in [o.org_id, trade.org_id] {
-                let n = notice!(
-                    conn,
-                    Notice::new(EventType::TradeOfferExpired, org, "An offer expired", trade.id).offer(id)
-                );
-                diesel::insert_into(events::table).values(&n).execute(conn).await?;
+                tell!(conn, Notice::new(EventType::TradeOfferExpired, org, "An offer expired", trade.id).offer(id));
             }
             close_if_last!(conn, trade.id, t);
             let audit =
