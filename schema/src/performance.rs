@@ -213,7 +213,10 @@ pub struct ReportParams {
     #[serde(default)]
     #[ts(optional)]
     pub org_id: Option<OrgId>,
-    /// Default: an hour before `to`. The window is at most 31 days.
+    /// Default: an hour before `to`. The window is at most 31 days. A call
+    /// counts when the minute it ended in starts in the window; in a window
+    /// over 6 hours, when its hour starts in it (such windows are read from
+    /// hourly and daily rollups, refreshed every `TRELLIS_PERF_ROLLUP_MS`).
     #[serde(default)]
     #[ts(optional)]
     pub from: Option<DateTime<Utc>>,
@@ -251,7 +254,7 @@ pub struct PerformanceReport {
 }
 
 procedure! {
-    /// Latency (p50/p95/p99/max from merged histograms), calls and errors per method over a window, with a series, this replica's state and the firing alerts; `orgId` needs `performance:read` in it (a member or API key), none needs a system admin. Lags by at most the flush interval (`TRELLIS_PERF_FLUSH_MS`).
+    /// Latency (p50/p95/p99/max from merged histograms), calls and errors per method over a window, with a series, this replica's state and the firing alerts; `orgId` needs `performance:read` in it (a member or API key), none needs a system admin. Lags by at most the flush interval (`TRELLIS_PERF_FLUSH_MS`), and over 6 hours by the rollup interval (`TRELLIS_PERF_ROLLUP_MS`) more.
     Report {
         method: "performance.report",
         kind: Query,

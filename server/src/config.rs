@@ -271,9 +271,10 @@ pub struct Config {
     #[arg(long, env = "TRELLIS_PERF_HOUR_RETENTION_DAYS", default_value_t = 90)]
     pub perf_hour_retention_days: u32,
 
-    /// How often per-minute call latency is rolled up by hour (hours that
-    /// ended over two hours ago), in milliseconds.
-    #[arg(long, env = "TRELLIS_PERF_ROLLUP_MS", default_value_t = 300_000)]
+    /// How often the hours flushed since the last round are rolled up by
+    /// hour, then by quarter of a day and by day, in milliseconds (a report
+    /// over 6 hours reads those, so it lags by up to this much).
+    #[arg(long, env = "TRELLIS_PERF_ROLLUP_MS", default_value_t = 60_000)]
     pub perf_rollup_ms: u64,
 
     /// Trade desk changes (lots, trades, offers, moves, approvals,

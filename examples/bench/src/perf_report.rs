@@ -6,9 +6,10 @@
 //! (`BENCH_PERF_DAYS`) for 100 method names (the schema's procedures, then the same names suffixed `#2`, ... to
 //! make 100), from 2 replicas: every minute, every method, each row a histogram of a few hundred durations around
 //! the method's own typical latency with a tail. An organization's procedures are recorded in one organization,
-//! the others in none, as the recorder does. The hourly rollup then runs hour by hour, as its periodic task would
-//! have, and `performance.report` is called `BENCH_PERF_REPORTS` times (default 30, after one unmeasured call) by
-//! a system administrator over the last 7 days, top 10, without and with `orgId`: p50 and p99 of the round trip.
+//! the others in none, as the recorder does. Every hour is then rolled up, and every day, as the periodic task
+//! would have, and `performance.report` is called `BENCH_PERF_REPORTS` times (default 30, after one unmeasured call) by
+//! a system administrator over the last 7 days, top 10: for the whole server, with `orgId` and with `method`; p50
+//! and p99 of the round trip.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -124,22 +125,18 @@ fn measure(servers: &Runtime, client: &Runtime, store: &Store, data_dir: &TempDi
         let rows = seed(&db, &org, now, days).await?;
         eprintln!("perf_report: {rows} minute rows written in {:.1} s", started.elapsed().as_secs_f64());
         let started = Instant::now();
-        let hours = roll_up(&db, now).await?;
-        eprintln!("perf_report: {hours} hour rows rolled up in {:.1} s", started.elapsed().as_secs_f64());
+        let hours = roll_up(&db).await?;
+        eprintln!("perf_report: {hours} hour and day rows rolled up in {:.1} s", started.elapsed().as_secs_f64());
         let reports: usize = env_or("BENCH_PERF_REPORTS", 30)?;
         let from = (now - TimeDelta::days(7)).to_rfc3339();
         let to = now.to_rfc3339();
         let all = json!({ "from": from, "to": to, "top": 10 });
         let one = json!({ "from": from, "to": to, "top": 10, "orgId": org });
-        // Whole hours already rolled up, so no minute row: what the hour rows cost alone.
-        let hours_to = DateTime::from_timestamp(now.timestamp() - now.timestamp().rem_euclid(3600) - 3 * 3600, 0)
-            .context("a time in range")?;
-        let hours_from = hours_to - TimeDelta::days(7);
-        let hours = json!({ "from": hours_from.to_rfc3339(), "to": hours_to.to_rfc3339(), "top": 10 });
+        let method = json!({ "from": from, "to": to, "top": 10, "method": "orgs.get" });
         Ok::<_, anyhow::Error>(vec![
             time_reports(addr, &admin, "whole server (system admin)", all, reports).await?,
             time_reports(addr, &admin, "one organization (orgId)", one, reports).await?,
-            time_reports(addr, &admin, "whole server, whole hours only", hours, reports).await?,
+            time_reports(addr, &admin, "one method (method)", method, reports).await?,
         ])
     });
     let _ = stop.send(());
@@ -270,16 +267,9 @@ async fn seed(db: &Arc<Db>, org: &str, now: DateTime<Utc>, days: i64) -> anyhow:
     Ok(written)
 }
 
-/// Rolls up hour by hour, as the periodic task would have over the week; returns the hour rows written.
-async fn roll_up(db: &Db, now: DateTime<Utc>) -> anyhow::Result<usize> {
-    let until = now.timestamp() - 2 * 3600;
-    let mut hour = until - 9 * 86_400;
-    let mut written = 0;
-    while hour <= until {
-        written += perf_bench::roll_up(db, hour).await?;
-        hour += 3600;
-    }
-    Ok(written + perf_bench::roll_up(db, until).await?)
+/// Rolls every seeded hour up, and then the days, as the periodic task would have; returns the rows written.
+async fn roll_up(db: &Db) -> anyhow::Result<usize> {
+    perf_bench::roll_up(db).await
 }
 
 async fn time_reports(

@@ -732,7 +732,7 @@ impl<C> Clone for Performance<'_, C> {
 impl<C> Copy for Performance<'_, C> {}
 
 impl<C: Caller> Performance<'_, C> {
-    /// Latency (p50/p95/p99/max from merged histograms), calls and errors per method over a window, with a series, this replica's state and the firing alerts; `orgId` needs `performance:read` in it (a member or API key), none needs a system admin. Lags by at most the flush interval (`TRELLIS_PERF_FLUSH_MS`).
+    /// Latency (p50/p95/p99/max from merged histograms), calls and errors per method over a window, with a series, this replica's state and the firing alerts; `orgId` needs `performance:read` in it (a member or API key), none needs a system admin. Lags by at most the flush interval (`TRELLIS_PERF_FLUSH_MS`), and over 6 hours by the rollup interval (`TRELLIS_PERF_ROLLUP_MS`) more.
     ///
     /// Calls [`trellis_schema::performance::Report`].
     pub async fn report(

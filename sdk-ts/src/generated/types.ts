@@ -1014,7 +1014,10 @@ export type ReportParams = {
  */
 orgId?: OrgId,
 /**
- * Default: an hour before `to`. The window is at most 31 days.
+ * Default: an hour before `to`. The window is at most 31 days. A call
+ * counts when the minute it ended in starts in the window; in a window
+ * over 6 hours, when its hour starts in it (such windows are read from
+ * hourly and daily rollups, refreshed every `TRELLIS_PERF_ROLLUP_MS`).
  */
 from?: string,
 /**

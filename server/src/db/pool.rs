@@ -120,6 +120,11 @@ impl Db {
         Ok(Self { backend, checkouts: Arc::default() })
     }
 
+    /// Whether this is PostgreSQL (for the few statements only it has).
+    pub(crate) fn is_postgres(&self) -> bool {
+        matches!(self.backend, Backend::Pg(_))
+    }
+
     /// The backend, counting one checkout (see [`QueryCounter`]).
     pub(crate) fn checkout(&self) -> &Backend {
         self.checkouts.fetch_add(1, Ordering::Relaxed);

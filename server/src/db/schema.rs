@@ -333,7 +333,8 @@ diesel::table! {
 }
 
 diesel::table! {
-    /// `perf_minutes` rolled up by hour, all replicas merged.
+    /// `perf_minutes` rolled up by hour, all replicas merged (and all methods
+    /// merged, as method `'*'`).
     perf_hours (bucket_start, method, org_id) {
         bucket_start -> Timestamp,
         method -> Text,
@@ -341,7 +342,46 @@ diesel::table! {
         calls -> BigInt,
         errors -> BigInt,
         max_us -> BigInt,
+        p95_us -> Nullable<BigInt>,
         histogram -> Binary,
+    }
+}
+
+diesel::table! {
+    /// `perf_hours` rolled up by quarter of a day (6 hours; and all methods
+    /// merged, as `'*'`).
+    perf_quarters (bucket_start, method, org_id) {
+        bucket_start -> Timestamp,
+        method -> Text,
+        org_id -> Text,
+        calls -> BigInt,
+        errors -> BigInt,
+        max_us -> BigInt,
+        p95_us -> Nullable<BigInt>,
+        histogram -> Binary,
+    }
+}
+
+diesel::table! {
+    /// `perf_quarters` rolled up by day (and all methods merged, as `'*'`).
+    perf_days (bucket_start, method, org_id) {
+        bucket_start -> Timestamp,
+        method -> Text,
+        org_id -> Text,
+        calls -> BigInt,
+        errors -> BigInt,
+        max_us -> BigInt,
+        p95_us -> Nullable<BigInt>,
+        histogram -> Binary,
+    }
+}
+
+diesel::table! {
+    /// The hours, quarters and days whose rollup is behind their rows.
+    perf_dirty (span, bucket_start) {
+        span -> Text,
+        bucket_start -> Timestamp,
+        version -> BigInt,
     }
 }
 

@@ -16,7 +16,7 @@ use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
 
-use super::metrics::{Sampled, handle};
+use super::metrics::{Sampled, handle, render};
 use crate::db::schema::outbox;
 use crate::db::{DbError, db_read};
 use crate::state::State;
@@ -79,7 +79,7 @@ async fn answer(state: &State, req: &Request<Incoming>) -> Response<Full<Bytes>>
     let (status, body) = match (req.method(), found, handle()) {
         (&Method::GET, true, Some(handle)) => {
             sample(state).await.set();
-            (StatusCode::OK, handle.render())
+            (StatusCode::OK, render(handle))
         }
         (_, true, _) => (StatusCode::METHOD_NOT_ALLOWED, String::new()),
         _ => (StatusCode::NOT_FOUND, String::new()),

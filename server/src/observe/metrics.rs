@@ -7,12 +7,10 @@
 //! start many) renders the same handle. Sampled values (pool, outbox,
 //! uptime) are set by the server whose listener renders.
 
-use std::collections::HashMap;
 use std::sync::OnceLock;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use futures::future::BoxFuture;
 use metrics::{counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use trellis_schema::{ApiError, Reason};
@@ -38,6 +36,18 @@ pub(super) fn handle() -> Option<&'static PrometheusHandle> {
                 .and_then(PrometheusBuilder::install_recorder);
             match installed {
                 Ok(handle) => {
+                    // The recorder's histograms keep their values until
+                    // drained: drained every 5 s, scraped or not.
+                    let drained = handle.clone();
+                    let upkeep = std::thread::Builder::new().name("metrics-upkeep".into()).spawn(move || {
+                        loop {
+                            std::thread::sleep(Duration::from_secs(5));
+                            drained.run_upkeep();
+                        }
+                    });
+                    if let Err(e) = upkeep {
+                        tracing::error!(error = %e, "the metrics upkeep thread did not start");
+                    }
                     INSTALLED.store(true, Ordering::Release);
                     describe();
                     gauge!("trellis_build_info", "version" => env!("CARGO_PKG_VERSION")).set(1.0);
@@ -54,9 +64,7 @@ pub(super) fn handle() -> Option<&'static PrometheusHandle> {
 
 /// The help text of every metric (Prometheus' linters want one each).
 fn describe() {
-    describe_counter!("trellis_rpc_calls_total", "Calls by method and outcome (ok or error).");
     describe_counter!("trellis_rpc_errors_total", "Failed calls by method, error code and reason.");
-    describe_histogram!("trellis_rpc_duration_seconds", "Time to answer a call, by method.");
     describe_gauge!("trellis_rpc_in_flight", "Calls being answered.");
     describe_histogram!("trellis_rpc_batch_size", "Calls in a batch (HTTP and WebSocket).");
     describe_counter!(
@@ -83,98 +91,178 @@ fn describe() {
     describe_gauge!("trellis_uptime_seconds", "Seconds since the server started.");
 }
 
-/// One call of the registry (a subscribe call too, until it is answered),
-/// timed and counted; `None` (no such method) counts as `method="unknown"`.
-pub(crate) fn call<T: Send + 'static>(
-    found: Option<(&'static str, BoxFuture<'static, Result<T, ApiError>>)>,
-) -> Option<BoxFuture<'static, Result<T, ApiError>>> {
-    // Without a recorder (no metrics listener), the call is not wrapped.
-    if !INSTALLED.load(Ordering::Acquire) {
-        return found.map(|(_, fut)| fut);
-    }
-    let Some((method, fut)) = found else {
-        counter!("trellis_rpc_calls_total", "method" => "unknown", "outcome" => "error").increment(1);
-        counter!("trellis_rpc_errors_total", "method" => "unknown", "code" => "METHOD_NOT_FOUND", "reason" => "METHOD_NOT_FOUND")
-            .increment(1);
-        return None;
-    };
-    let handles = CallHandles::of(method);
-    Some(Box::pin(async move {
-        let _in_flight = InFlight::enter();
-        let started = Instant::now();
-        let result = fut.await;
-        let elapsed = started.elapsed().as_secs_f64();
-        let duration = || histogram!("trellis_rpc_duration_seconds", "method" => method);
-        match handles {
-            Some(h) => h.duration.get_or_init(duration).record(elapsed),
-            None => duration().record(elapsed),
-        }
-        match &result {
-            Ok(_) => {
-                let ok = || counter!("trellis_rpc_calls_total", "method" => method, "outcome" => "ok");
-                match handles {
-                    Some(h) => h.ok.get_or_init(ok).increment(1),
-                    None => ok().increment(1),
-                }
-            }
-            Err(e) => {
-                counter!("trellis_rpc_calls_total", "method" => method, "outcome" => "error").increment(1);
-                counter!("trellis_rpc_errors_total", "method" => method, "code" => e.code().name(), "reason" => e.reason.as_str())
-                    .increment(1);
-            }
-        }
-        account_outcome(method, &result);
-        result
-    }))
+/// `trellis_rpc_duration_seconds`'s bounds, in microseconds (those of
+/// [`SECONDS_BUCKETS`]).
+const DURATION_BOUNDS_US: [u64; 13] = [
+    1_000, 2_500, 5_000, 10_000, 25_000, 50_000, 100_000, 250_000, 500_000, 1_000_000, 2_500_000, 5_000_000, 10_000_000,
+];
+
+/// One method's call metrics, found once when the registry is built (a
+/// lookup by name and labels on every call cost more than the recording).
+/// Its calls and duration histogram are kept here, in atomic counters, and
+/// rendered after the recorder's metrics (`trellis_rpc_calls_total`,
+/// `trellis_rpc_duration_seconds`): a call adds to three counters of its
+/// thread's stripe, where the recorder's histograms keep every value (with
+/// its time, in blocks allocated as they fill) until they are drained, and
+/// its counters are shared by every thread.
+pub(crate) struct CallMetrics {
+    method: &'static str,
+    stripes: [Stripe; STRIPES],
 }
 
-/// One method's call metrics, looked up once each: by name and labels on
-/// every call (a key built, hashed and found in the registry) they cost
-/// more than the recording itself. Each is made at its first use, so what
-/// is exposed is what was recorded, as before.
+const STRIPES: usize = 4;
+
+/// A thread's share of a method's counters, on cache lines of its own.
+#[repr(align(128))]
 #[derive(Default)]
-struct CallHandles {
-    duration: OnceLock<metrics::Histogram>,
-    ok: OnceLock<metrics::Counter>,
+struct Stripe {
+    calls: AtomicU64,
+    errors: AtomicU64,
+    /// Per bucket of [`DURATION_BOUNDS_US`], then over the last bound.
+    buckets: [AtomicU64; DURATION_BOUNDS_US.len() + 1],
+    sum_us: AtomicU64,
 }
 
-impl CallHandles {
-    /// The handles of a registry method (every procedure of the schema).
-    fn of(method: &str) -> Option<&'static CallHandles> {
-        static ALL: OnceLock<HashMap<&'static str, CallHandles>> = OnceLock::new();
-        ALL.get_or_init(|| {
-            trellis_schema::procedure::procedures().iter().map(|p| (p.method, CallHandles::default())).collect()
-        })
-        .get(method)
+/// The stripe of this thread (threads are numbered in turn).
+fn stripe() -> usize {
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    thread_local! {
+        static STRIPE: usize = NEXT.fetch_add(1, Ordering::Relaxed) % STRIPES;
     }
+    STRIPE.with(|s| *s)
 }
 
-/// `trellis_rpc_in_flight`, raised while the guard lives (its handle made once).
-struct InFlight(Option<&'static metrics::Gauge>);
+/// Where calls to methods that do not exist are counted.
+const UNKNOWN: &str = "unknown";
 
-impl InFlight {
-    fn enter() -> Self {
-        static GAUGE: OnceLock<metrics::Gauge> = OnceLock::new();
+/// The call metrics of every method of the schema, then of `unknown`.
+fn all_calls() -> &'static [CallMetrics] {
+    static ALL: OnceLock<Vec<CallMetrics>> = OnceLock::new();
+    ALL.get_or_init(|| {
+        trellis_schema::procedure::procedures()
+            .iter()
+            .map(|p| p.method)
+            .chain([UNKNOWN])
+            .map(|method| CallMetrics { method, stripes: Default::default() })
+            .collect()
+    })
+}
+
+/// The call metrics of `method` (a procedure of the schema).
+pub(crate) fn call_metrics(method: &str) -> Option<&'static CallMetrics> {
+    all_calls().iter().find(|c| c.method == method && method != UNKNOWN)
+}
+
+impl CallMetrics {
+    /// One call (a subscribe call until it is answered), `elapsed` long.
+    pub(crate) fn record(&self, result: Result<(), &ApiError>, elapsed: Duration) {
         if !INSTALLED.load(Ordering::Acquire) {
-            return InFlight(None);
+            return;
         }
-        let gauge = GAUGE.get_or_init(|| gauge!("trellis_rpc_in_flight"));
-        gauge.increment(1.0);
-        InFlight(Some(gauge))
+        let us = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX);
+        let bucket = DURATION_BOUNDS_US.iter().position(|&bound| us <= bound).unwrap_or(DURATION_BOUNDS_US.len());
+        let stripe = &self.stripes[stripe()];
+        stripe.calls.fetch_add(1, Ordering::Relaxed);
+        stripe.buckets[bucket].fetch_add(1, Ordering::Relaxed);
+        stripe.sum_us.fetch_add(us, Ordering::Relaxed);
+        if let Err(e) = result {
+            stripe.errors.fetch_add(1, Ordering::Relaxed);
+            errors_total(self.method, e);
+        }
+        account_outcome(self.method, result);
     }
+
+    fn sum(&self, f: impl Fn(&Stripe) -> &AtomicU64) -> u64 {
+        self.stripes.iter().map(|s| f(s).load(Ordering::Relaxed)).sum()
+    }
+}
+
+fn errors_total(method: &'static str, e: &ApiError) {
+    counter!("trellis_rpc_errors_total", "method" => method, "code" => e.code().name(), "reason" => e.reason.as_str())
+        .increment(1);
+}
+
+/// A call to a method that does not exist (`method="unknown"`).
+pub(crate) fn unknown_method() {
+    if !INSTALLED.load(Ordering::Acquire) {
+        return;
+    }
+    let Some(unknown) = all_calls().last() else { return };
+    let stripe = &unknown.stripes[stripe()];
+    stripe.calls.fetch_add(1, Ordering::Relaxed);
+    stripe.errors.fetch_add(1, Ordering::Relaxed);
+    errors_total(UNKNOWN, &ApiError::new(Reason::MethodNotFound));
+}
+
+/// The recorder's metrics, then `trellis_rpc_calls_total` and
+/// `trellis_rpc_duration_seconds` of every method called so far.
+pub(super) fn render(handle: &PrometheusHandle) -> String {
+    use std::fmt::Write as _;
+    gauge!("trellis_rpc_in_flight").set(IN_FLIGHT.load(Ordering::Relaxed) as f64);
+    let mut out = handle.render();
+    let called: Vec<&CallMetrics> = all_calls().iter().filter(|c| c.sum(|s| &s.calls) > 0).collect();
+    if called.is_empty() {
+        return out;
+    }
+    out.push_str("# HELP trellis_rpc_calls_total Calls by method and outcome (ok or error).\n");
+    out.push_str("# TYPE trellis_rpc_calls_total counter\n");
+    for c in &called {
+        let (calls, errors) = (c.sum(|s| &s.calls), c.sum(|s| &s.errors));
+        let method = c.method;
+        if calls > errors {
+            let _ = writeln!(out, "trellis_rpc_calls_total{{method=\"{method}\",outcome=\"ok\"}} {}", calls - errors);
+        }
+        if errors > 0 {
+            let _ = writeln!(out, "trellis_rpc_calls_total{{method=\"{method}\",outcome=\"error\"}} {errors}");
+        }
+    }
+    out.push('\n');
+    out.push_str("# HELP trellis_rpc_duration_seconds Time to answer a call, by method.\n");
+    out.push_str("# TYPE trellis_rpc_duration_seconds histogram\n");
+    for c in called.iter().filter(|c| c.method != UNKNOWN) {
+        let counts: Vec<u64> = (0..=DURATION_BOUNDS_US.len()).map(|b| c.sum(|s| &s.buckets[b])).collect();
+        let method = c.method;
+        let mut seen = 0;
+        for (bound, count) in DURATION_BOUNDS_US.iter().zip(&counts) {
+            seen += count;
+            let le = *bound as f64 / 1e6;
+            let _ = writeln!(out, "trellis_rpc_duration_seconds_bucket{{method=\"{method}\",le=\"{le}\"}} {seen}");
+        }
+        let total: u64 = counts.iter().sum();
+        let sum = c.sum(|s| &s.sum_us) as f64 / 1e6;
+        let _ = writeln!(out, "trellis_rpc_duration_seconds_bucket{{method=\"{method}\",le=\"+Inf\"}} {total}");
+        let _ = writeln!(out, "trellis_rpc_duration_seconds_sum{{method=\"{method}\"}} {sum}");
+        let _ = writeln!(out, "trellis_rpc_duration_seconds_count{{method=\"{method}\"}} {total}");
+    }
+    out
+}
+
+/// Calls being answered (`trellis_rpc_in_flight`, set when rendered).
+static IN_FLIGHT: AtomicI64 = AtomicI64::new(0);
+
+/// Counts a call in flight while it lives.
+pub(crate) struct InFlight(bool);
+
+/// A call starting (while the recorder is installed).
+pub(crate) fn in_flight() -> InFlight {
+    let counted = INSTALLED.load(Ordering::Acquire);
+    if counted {
+        IN_FLIGHT.fetch_add(1, Ordering::Relaxed);
+    }
+    InFlight(counted)
 }
 
 impl Drop for InFlight {
     fn drop(&mut self) {
-        if let Some(gauge) = self.0 {
-            gauge.decrement(1.0);
+        if self.0 {
+            IN_FLIGHT.fetch_sub(1, Ordering::Relaxed);
         }
     }
 }
 
 /// Sign-ins, refreshes and reused refresh tokens, told by the calls that
 /// make them (one place, rather than a line in each handler).
-fn account_outcome<T>(method: &'static str, result: &Result<T, ApiError>) {
+fn account_outcome(method: &'static str, result: Result<(), &ApiError>) {
     match method {
         "auth.login" | "auth.loginWithCode" => signed_in(result.is_ok()),
         "auth.refresh" => refreshed(result.is_ok()),

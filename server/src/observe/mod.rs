@@ -8,6 +8,6 @@ mod metrics;
 
 pub(crate) use listener::MetricsListener;
 pub(crate) use metrics::{
-    api_key_verified, batch, cache_fallback, call, db_checkout, lockout, mail_sent, rate_limited, redis_round_trip,
-    refused, webhook_delivered, ws_connection, ws_subscription,
+    api_key_verified, batch, cache_fallback, call_metrics, db_checkout, in_flight, lockout, mail_sent, rate_limited,
+    redis_round_trip, refused, unknown_method, webhook_delivered, ws_connection, ws_subscription,
 };

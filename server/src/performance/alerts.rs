@@ -300,7 +300,15 @@ async fn measure(db: &Db, rule: &Stored, at: NaiveDateTime) -> anyhow::Result<f6
     let start = at - window;
     let minute = TimeDelta::minutes(1);
     let org = rule.org.map(|o| o.to_string());
-    let rows = store::window(db, Rollup::Minutes, start - minute, at + minute, org, rule.method.clone()).await?;
+    let read = store::Read {
+        rollup: Rollup::Minutes,
+        from: start - minute,
+        to: at + minute,
+        method: rule.method.clone(),
+        org,
+        histograms: true,
+    };
+    let rows = store::window(db, read).await?;
     let (mut calls, mut errors) = (0.0, 0.0);
     let mut hist = super::sample::histogram();
     for row in &rows {

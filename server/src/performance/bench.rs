@@ -80,9 +80,17 @@ pub async fn insert_minutes(db: &Db, rows: &[MinuteRow]) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Runs the rollup as the periodic task does, for the hours that ended
-/// before `before` (seconds since the Unix epoch). Returns the hour rows
-/// written.
-pub async fn roll_up(db: &Db, before: i64) -> anyhow::Result<usize> {
-    store::roll_up(db, timestamp(before)?).await
+/// Marks every hour of the minute rows for the rollup (as their flushes
+/// would have) and runs the rollup as its periodic task does, until nothing
+/// is left to roll up. Returns the hour and day rows written.
+pub async fn roll_up(db: &Db) -> anyhow::Result<usize> {
+    store::mark_all(db).await?;
+    let mut written = 0;
+    loop {
+        let n = store::roll_up(db).await?;
+        if n == 0 {
+            return Ok(written);
+        }
+        written += n;
+    }
 }

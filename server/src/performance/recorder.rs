@@ -1,11 +1,13 @@
 //! The hot path: one call's duration into the histogram of its minute,
-//! method and organization. The map is split into shards by the key's hash,
-//! each behind its own `Mutex`, so concurrent calls rarely wait on one lock
-//! (no global lock, no new dependency); a flush swaps each shard's map out.
+//! method and organization. The map is split into shards, one per thread
+//! (in turn), each behind its own `Mutex`, so concurrent calls rarely wait
+//! on one lock (no global lock, no new dependency); a flush swaps each
+//! shard's map out and merges them.
 
 use std::cell::Cell;
 use std::collections::HashMap;
 use std::hash::{BuildHasher, BuildHasherDefault, Hasher};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -59,6 +61,17 @@ fn shard_of(key: &Key) -> usize {
     (BuildHasherDefault::<KeyHasher>::default().hash_one(key) >> 40) as usize % SHARDS
 }
 
+/// The shard a thread records into: its own (threads are numbered in turn
+/// as they first record), so two threads answering the same method do not
+/// wait on one lock; a flush merges the shards.
+fn shard_of_thread() -> usize {
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    thread_local! {
+        static SHARD: usize = NEXT.fetch_add(1, Ordering::Relaxed) % SHARDS;
+    }
+    SHARD.with(|s| *s)
+}
+
 pub(crate) struct Recorder {
     shards: Vec<Mutex<Shard>>,
     /// This process's id in `perf_minutes.replica`: each replica writes only
@@ -96,14 +109,20 @@ fn minute_at(now: Instant) -> NaiveDateTime {
     })
 }
 
-/// Records one call that started at `started` and has just ended (the
+/// Records one call that started at `started` and ended at `ended` (the
 /// pipeline's one call into this module).
-pub(crate) fn record(recorder: &Recorder, method: &'static str, org: Option<OrgId>, ok: bool, started: Instant) {
+pub(crate) fn record(
+    recorder: &Recorder,
+    method: &'static str,
+    org: Option<OrgId>,
+    ok: bool,
+    started: Instant,
+    ended: Instant,
+) {
     if !recorder.enabled {
         return;
     }
-    let now = Instant::now();
-    recorder.record((minute_at(now), method, org), ok, now.saturating_duration_since(started));
+    recorder.record((minute_at(ended), method, org), ok, ended.saturating_duration_since(started));
 }
 
 impl Recorder {
@@ -116,7 +135,7 @@ impl Recorder {
     }
 
     fn record(&self, key: Key, ok: bool, elapsed: Duration) {
-        let shard = &self.shards[shard_of(&key)];
+        let shard = &self.shards[shard_of_thread()];
         let us = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX).clamp(1, HIGHEST_US);
         let mut map = shard.lock().unwrap_or_else(PoisonError::into_inner);
         let e = map.entry(key).or_insert_with(Entry::new);
@@ -164,17 +183,30 @@ impl Recorder {
         }
     }
 
-    /// Rolls minute rows up into hour rows every `every`, for the hours
-    /// that ended over two hours ago (long since flushed by every replica).
+    /// Brings the hour and day rollups up to date every `every` (the hours
+    /// flushed since, and their days), on one replica at a time: the
+    /// `perf_rollup` lease, which lapses after three rounds missed.
     pub(crate) fn spawn_rollup(db: Arc<Db>, every: Duration) -> tokio::task::JoinHandle<()> {
+        let holder = uuid::Uuid::now_v7().simple().to_string();
+        let ttl = chrono::TimeDelta::from_std(every * 3)
+            .unwrap_or(chrono::TimeDelta::seconds(60))
+            .max(chrono::TimeDelta::seconds(2));
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(every);
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
                 tick.tick().await;
-                match store::roll_up(&db, now_utc() - chrono::TimeDelta::hours(2)).await {
+                match super::alerts::take_lease(&db, "perf_rollup", &holder, ttl).await {
+                    Ok(true) => {}
+                    Ok(false) => continue,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "call latency not rolled up this round");
+                        continue;
+                    }
+                }
+                match store::roll_up(&db).await {
                     Ok(0) => {}
-                    Ok(n) => tracing::debug!(rows = n, "call latency rolled up by hour"),
+                    Ok(n) => tracing::debug!(rows = n, "call latency rolled up by hour and day"),
                     Err(e) => tracing::warn!(error = %e, "call latency not rolled up this round"),
                 }
             }

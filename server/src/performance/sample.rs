@@ -91,12 +91,23 @@ pub(super) struct Counts {
 }
 
 impl Counts {
+    #[inline]
     pub(super) fn add(&mut self, index: usize, count: u64) {
         if index >= self.counts.len() {
-            self.counts.resize(index + 1, 0);
+            self.grow(index);
         }
         self.counts[index] = self.counts[index].saturating_add(count);
         self.total = self.total.saturating_add(count);
+    }
+
+    #[cold]
+    fn grow(&mut self, index: usize) {
+        self.counts.resize((self.counts.len() * 2).min(counters()).max(index + 1), 0);
+    }
+
+    /// Adds a stored histogram's counters (see [`super::store::for_each_count`]).
+    pub(super) fn add_stored(&mut self, bytes: &[u8]) -> anyhow::Result<()> {
+        super::store::for_each_count(bytes, |index, count| self.add(index, count))
     }
 
     /// Adds `(index, count)` pairs, as [`super::store::read_counts`] reads them.

@@ -5,7 +5,7 @@
 //! replica writes that row, so nothing is lost to a race.
 
 use std::collections::HashMap;
-use std::io::Read;
+use std::io::Read as _;
 
 use chrono::{DateTime, NaiveDateTime, TimeDelta};
 use diesel::prelude::*;
@@ -14,7 +14,7 @@ use hdrhistogram::Histogram;
 use hdrhistogram::serialization::{Deserializer, Serializer, V2Serializer};
 
 use super::sample::{Counts, Entry, HIGHEST_US, Key, LOWEST_US, SIGNIFICANT_DIGITS, counters, index_of};
-use crate::db::schema::{perf_hours, perf_minutes};
+use crate::db::schema::{perf_days, perf_dirty, perf_hours, perf_minutes, perf_quarters};
 use crate::db::{Db, DbError, db_read, db_run};
 
 /// Stored as V2 without deflate: a report reads thousands of rows, and
@@ -56,20 +56,35 @@ fn be_u64(b: &[u8], at: usize) -> anyhow::Result<u64> {
 /// as [`decode`] (a test checks it).
 pub(super) fn read_counts(bytes: &[u8], out: &mut Vec<(u32, u64)>) -> anyhow::Result<()> {
     out.clear();
+    for_each_count(bytes, |index, n| out.push((index as u32, n)))
+}
+
+/// Calls `f(index, count)` for each non-zero counter of a stored histogram,
+/// in the layout of [`super::sample::histogram`] (what [`read_counts`]
+/// reads, without a list in between: a report adds millions of them).
+pub(super) fn for_each_count(bytes: &[u8], mut f: impl FnMut(usize, u64)) -> anyhow::Result<()> {
     match be_u32(bytes, 0)? {
-        V2_COOKIE => read_v2(bytes, out),
+        V2_COOKIE => read_v2(bytes, &mut f),
         V2_DEFLATE_COOKIE => {
             let len = be_u32(bytes, 4)? as usize;
             let deflated = bytes.get(8..8 + len).ok_or_else(|| anyhow::anyhow!("histogram truncated"))?;
             let mut plain = Vec::with_capacity(len * 4);
             flate2::read::ZlibDecoder::new(deflated).read_to_end(&mut plain)?;
-            read_v2(&plain, out)
+            read_v2(&plain, &mut f)
         }
         other => anyhow::bail!("histogram not read: unknown cookie {other:#x}"),
     }
 }
 
-fn read_v2(b: &[u8], out: &mut Vec<(u32, u64)>) -> anyhow::Result<()> {
+/// The 7-bit groups of up to eight LEB128 bytes (high bits cleared), little
+/// end first, packed into one number.
+fn squeeze(x: u64) -> u64 {
+    let x = (x & 0x007f_007f_007f_007f) | ((x & 0x7f00_7f00_7f00_7f00) >> 1);
+    let x = (x & 0x0000_3fff_0000_3fff) | ((x & 0x3fff_0000_3fff_0000) >> 2);
+    (x & 0x0000_0000_0fff_ffff) | ((x & 0x0fff_ffff_0000_0000) >> 4)
+}
+
+fn read_v2(b: &[u8], f: &mut impl FnMut(usize, u64)) -> anyhow::Result<()> {
     anyhow::ensure!(be_u32(b, 0)? == V2_COOKIE, "histogram not read: not V2");
     let len = be_u32(b, 4)? as usize;
     anyhow::ensure!(be_u32(b, 8)? == 0, "histogram not read: normalizing offset");
@@ -78,10 +93,9 @@ fn read_v2(b: &[u8], out: &mut Vec<(u32, u64)>) -> anyhow::Result<()> {
     if layout != (u32::from(SIGNIFICANT_DIGITS), LOWEST_US, HIGHEST_US) {
         // Other bounds: merged value by value, as `Histogram::add` does.
         let h = decode(b)?;
-        out.extend(
-            h.iter_recorded()
-                .map(|v| (index_of(h.lowest_equivalent(v.value_iterated_to())) as u32, v.count_at_value())),
-        );
+        for v in h.iter_recorded() {
+            f(index_of(h.lowest_equivalent(v.value_iterated_to())), v.count_at_value());
+        }
         return Ok(());
     }
     let payload = b.get(V2_HEADER..V2_HEADER + len).ok_or_else(|| anyhow::anyhow!("histogram truncated"))?;
@@ -89,28 +103,49 @@ fn read_v2(b: &[u8], out: &mut Vec<(u32, u64)>) -> anyhow::Result<()> {
     while at < payload.len() {
         // LEB128, at most 9 bytes (the ninth holds 8 bits), zig-zag signed:
         // a count, or minus a run of zeros.
-        let mut raw = 0u64;
-        let mut shift = 0;
-        loop {
-            let byte = *payload.get(at).ok_or_else(|| anyhow::anyhow!("histogram truncated"))?;
-            at += 1;
-            if shift == 56 {
-                raw |= u64::from(byte) << 56;
-                break;
+        let raw = match payload.get(at..at + 8) {
+            Some(eight) => {
+                let word = u64::from_le_bytes(eight.try_into()?);
+                let ends = !word & 0x8080_8080_8080_8080;
+                if ends == 0 {
+                    // Nine bytes: the ninth holds 8 bits.
+                    let ninth = *payload.get(at + 8).ok_or_else(|| anyhow::anyhow!("histogram truncated"))?;
+                    at += 9;
+                    squeeze(word & 0x7f7f_7f7f_7f7f_7f7f) | (u64::from(ninth) << 56)
+                } else {
+                    let len = ends.trailing_zeros() as usize / 8 + 1;
+                    at += len;
+                    let kept = if len == 8 { u64::MAX } else { (1u64 << (8 * len)) - 1 };
+                    squeeze(word & kept & 0x7f7f_7f7f_7f7f_7f7f)
+                }
             }
-            raw |= u64::from(byte & 0x7f) << shift;
-            if byte & 0x80 == 0 {
-                break;
+            // The last few bytes, one at a time.
+            None => {
+                let mut raw = 0u64;
+                let mut shift = 0;
+                loop {
+                    let byte = *payload.get(at).ok_or_else(|| anyhow::anyhow!("histogram truncated"))?;
+                    at += 1;
+                    if shift == 56 {
+                        raw |= u64::from(byte) << 56;
+                        break;
+                    }
+                    raw |= u64::from(byte & 0x7f) << shift;
+                    if byte & 0x80 == 0 {
+                        break;
+                    }
+                    shift += 7;
+                }
+                raw
             }
-            shift += 7;
-        }
+        };
         let n = ((raw >> 1) as i64) ^ -((raw & 1) as i64);
         if n < 0 {
             index = index.saturating_add(n.unsigned_abs() as usize);
         } else {
             anyhow::ensure!(index < end, "histogram not read: more counters than its bounds hold");
             if n > 0 {
-                out.push((index as u32, n as u64));
+                f(index, n as u64);
             }
             index += 1;
         }
@@ -122,10 +157,29 @@ fn org_key(k: &Key) -> String {
     k.2.map(|o| o.to_string()).unwrap_or_default()
 }
 
-/// Merges `batch` into this replica's rows.
+/// Bumps the version of the `span` marks of `buckets` (creating them), in
+/// the caller's transaction: their rollup is behind.
+macro_rules! mark {
+    ($conn:ident, $span:expr, $buckets:expr) => {
+        for b in $buckets {
+            diesel::insert_into(perf_dirty::table)
+                .values((perf_dirty::span.eq($span), perf_dirty::bucket_start.eq(b), perf_dirty::version.eq(1i64)))
+                .on_conflict((perf_dirty::span, perf_dirty::bucket_start))
+                .do_update()
+                .set(perf_dirty::version.eq(perf_dirty::version + 1i64))
+                .execute($conn)
+                .await?;
+        }
+    };
+}
+
+/// Merges `batch` into this replica's rows, and marks their hours for the
+/// rollup (in the same transaction).
 pub(super) async fn merge_into(db: &Db, replica: &str, batch: &HashMap<Key, Entry>) -> anyhow::Result<usize> {
     let replica = replica.to_owned();
     let rows: Vec<(Key, String, &Entry)> = batch.iter().map(|(k, e)| (*k, org_key(k), e)).collect();
+    // In order: two replicas' flushes bump shared marks without deadlock.
+    let hours: std::collections::BTreeSet<NaiveDateTime> = rows.iter().map(|((m, _, _), _, _)| hour_of(*m)).collect();
     let n = db_run!(db, |conn| conn
         .transaction(async |conn| {
             for ((minute, method, _), org, e) in &rows {
@@ -163,10 +217,38 @@ pub(super) async fn merge_into(db: &Db, replica: &str, batch: &HashMap<Key, Entr
                         .await?;
                 }
             }
+            mark!(conn, HOUR, hours.iter().copied());
             Ok::<_, DbError>(rows.len())
         })
         .await)?;
     Ok(n)
+}
+
+/// The method of the rows that merge all methods (of one organization).
+pub(super) const ALL_METHODS: &str = "*";
+const HOUR: &str = "hour";
+const QUARTER: &str = "quarter";
+const DAY: &str = "day";
+
+/// The start of the hour `t` is in.
+pub(super) fn hour_of(t: NaiveDateTime) -> NaiveDateTime {
+    floor(t, 3600)
+}
+
+/// The start of the quarter of a day (6 hours, UTC) `t` is in.
+pub(super) fn quarter_of(t: NaiveDateTime) -> NaiveDateTime {
+    floor(t, 6 * 3600)
+}
+
+/// The start of the day (UTC) `t` is in.
+pub(super) fn day_of(t: NaiveDateTime) -> NaiveDateTime {
+    floor(t, 86_400)
+}
+
+/// The start of the block of `width` seconds (from the epoch) `t` is in.
+pub(super) fn floor(t: NaiveDateTime, width: i64) -> NaiveDateTime {
+    let secs = t.and_utc().timestamp();
+    DateTime::from_timestamp(secs - secs.rem_euclid(width), 0).map_or(t, |d| d.naive_utc())
 }
 
 /// One row of a window.
@@ -176,6 +258,8 @@ pub(super) struct Row {
     pub calls: i64,
     pub errors: i64,
     pub max_us: i64,
+    /// The stored 95th percentile (hour and day rows), in microseconds.
+    pub p95_us: Option<i64>,
     pub histogram: Vec<u8>,
 }
 
@@ -184,161 +268,281 @@ pub(super) struct Row {
 pub(super) enum Rollup {
     Minutes,
     Hours,
+    Quarters,
+    Days,
 }
 
-/// The rows of `[from, to)` (by the start of their bucket), of one
-/// organization (`Some`) or all, of one method or all.
-pub(super) async fn window(
-    db: &Db,
-    rollup: Rollup,
-    from: NaiveDateTime,
-    to: NaiveDateTime,
-    org: Option<String>,
-    method: Option<String>,
-) -> Result<Vec<Row>, DbError> {
+/// What to read of a window: the rows of `[from, to)` (by the start of
+/// their bucket) of a rollup, of one method (`Some`; [`ALL_METHODS`] for the
+/// all-methods rows of hours and days) or each method (`None`), of one
+/// organization (`Some`; [`ALL_METHODS`] with it for the whole server's
+/// all-methods rows) or every organization.
+pub(super) struct Read {
+    pub rollup: Rollup,
+    pub from: NaiveDateTime,
+    pub to: NaiveDateTime,
+    pub method: Option<String>,
+    pub org: Option<String>,
+    /// Whether rows with a stored 95th percentile need their histogram
+    /// (a series point made of one row does not).
+    pub histograms: bool,
+}
+
+/// The rows of one [`Read`].
+pub(super) async fn window(db: &Db, read: Read) -> Result<Vec<Row>, DbError> {
+    Ok(windows(db, vec![read]).await?.pop().unwrap_or_default())
+}
+
+/// The rows of each [`Read`], from one snapshot (a rollup replacing rows
+/// meanwhile is seen by all or none).
+pub(super) async fn windows(db: &Db, reads: Vec<Read>) -> Result<Vec<Vec<Row>>, DbError> {
+    use diesel::sql_types::{BigInt, Binary, Nullable};
+    type Loaded = Vec<(NaiveDateTime, String, i64, i64, i64, Option<i64>, Option<Vec<u8>>)>;
     macro_rules! load {
-        ($t:ident) => {
-            db_read!(db, |conn| {
-                let mut q = $t::table
-                    .filter($t::bucket_start.ge(from))
-                    .filter($t::bucket_start.lt(to))
-                    .select(($t::bucket_start, $t::method, $t::calls, $t::errors, $t::max_us, $t::histogram))
-                    .into_boxed();
-                if let Some(org) = &org {
-                    q = q.filter($t::org_id.eq(org.clone()));
-                }
-                if let Some(m) = &method {
-                    q = q.filter($t::method.eq(m.clone()));
-                }
-                q.load(conn).await.map_err(DbError::from)
-            })
-        };
+        ($conn:ident, $t:ident, $r:expr, $p95:expr, $histogram:expr) => {{
+            let mut q = $t::table
+                .filter($t::bucket_start.ge($r.from))
+                .filter($t::bucket_start.lt($r.to))
+                .select(($t::bucket_start, $t::method, $t::calls, $t::errors, $t::max_us, $p95, $histogram))
+                .into_boxed();
+            if let Some(org) = &$r.org {
+                q = q.filter($t::org_id.eq(org.clone()));
+            }
+            q = match &$r.method {
+                Some(m) => q.filter($t::method.eq(m.clone())),
+                None => q.filter($t::method.ne(ALL_METHODS)),
+            };
+            q.load($conn).await?
+        }};
     }
-    let rows: Vec<(NaiveDateTime, String, i64, i64, i64, Vec<u8>)> = match rollup {
-        Rollup::Minutes => load!(perf_minutes)?,
-        Rollup::Hours => load!(perf_hours)?,
-    };
-    Ok(rows
+    let pg = db.is_postgres();
+    let loaded: Vec<Loaded> = db_read!(db, |conn| conn
+        .transaction(async |conn| {
+            if pg && reads.len() > 1 {
+                diesel::sql_query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY").execute(conn).await?;
+            }
+            let mut out = Vec::with_capacity(reads.len());
+            for r in &reads {
+                let rows: Loaded = if r.from >= r.to {
+                    Vec::new()
+                } else {
+                    match r.rollup {
+                        Rollup::Minutes => load!(
+                            conn,
+                            perf_minutes,
+                            r,
+                            diesel::dsl::sql::<Nullable<BigInt>>("NULL"),
+                            perf_minutes::histogram.nullable()
+                        ),
+                        Rollup::Hours if !r.histograms => load!(
+                            conn,
+                            perf_hours,
+                            r,
+                            perf_hours::p95_us,
+                            diesel::dsl::sql::<Nullable<Binary>>("CASE WHEN p95_us IS NULL THEN histogram END")
+                        ),
+                        Rollup::Hours => {
+                            load!(conn, perf_hours, r, perf_hours::p95_us, perf_hours::histogram.nullable())
+                        }
+                        Rollup::Quarters if !r.histograms => load!(
+                            conn,
+                            perf_quarters,
+                            r,
+                            perf_quarters::p95_us,
+                            diesel::dsl::sql::<Nullable<Binary>>("CASE WHEN p95_us IS NULL THEN histogram END")
+                        ),
+                        Rollup::Quarters => {
+                            load!(conn, perf_quarters, r, perf_quarters::p95_us, perf_quarters::histogram.nullable())
+                        }
+                        Rollup::Days if !r.histograms => load!(
+                            conn,
+                            perf_days,
+                            r,
+                            perf_days::p95_us,
+                            diesel::dsl::sql::<Nullable<Binary>>("CASE WHEN p95_us IS NULL THEN histogram END")
+                        ),
+                        Rollup::Days => load!(conn, perf_days, r, perf_days::p95_us, perf_days::histogram.nullable()),
+                    }
+                };
+                out.push(rows);
+            }
+            Ok::<_, DbError>(out)
+        })
+        .await)?;
+    Ok(loaded
         .into_iter()
-        .map(|(bucket_start, method, calls, errors, max_us, histogram)| Row {
-            bucket_start,
-            method,
-            calls,
-            errors,
-            max_us,
-            histogram,
+        .map(|rows| {
+            rows.into_iter()
+                .map(|(bucket_start, method, calls, errors, max_us, p95_us, histogram)| Row {
+                    bucket_start,
+                    method,
+                    calls,
+                    errors,
+                    max_us,
+                    p95_us,
+                    histogram: histogram.unwrap_or_default(),
+                })
+                .collect()
         })
         .collect())
 }
 
-/// The end of the last hour rolled up (hour rows cover everything before
-/// it that minute rows held), if any.
-pub(super) async fn rolled_until(db: &Db) -> Result<Option<NaiveDateTime>, DbError> {
-    let last: Option<NaiveDateTime> = db_read!(db, |conn| perf_hours::table
-        .select(diesel::dsl::max(perf_hours::bucket_start))
-        .first(conn)
-        .await
-        .map_err(DbError::from))?;
-    Ok(last.map(|h| h + TimeDelta::hours(1)))
+/// Rows of one method and organization merged.
+#[derive(Default)]
+struct Sum {
+    counts: Counts,
+    calls: i64,
+    errors: i64,
+    max_us: i64,
 }
 
-/// A minute row: start, method, organization, calls, errors, max, histogram.
-type MinuteRow = (NaiveDateTime, String, String, i64, i64, i64, Vec<u8>);
-
-fn hour_of(t: NaiveDateTime) -> NaiveDateTime {
-    let secs = t.and_utc().timestamp();
-    DateTime::from_timestamp(secs - secs.rem_euclid(3600), 0).map_or(t, |d| d.naive_utc())
+impl Sum {
+    fn add(&mut self, pairs: &[(u32, u64)], calls: i64, errors: i64, max_us: i64) {
+        self.counts.add_all(pairs);
+        self.calls += calls;
+        self.errors += errors;
+        self.max_us = self.max_us.max(max_us);
+    }
 }
 
-/// Rolls the minute rows of every hour that ended before `before` and is
-/// not rolled up yet into hour rows, all replicas merged, an hour at a time
-/// (a backlog of days is never read at once). Idempotent: an hour row is
-/// written once (two replicas rolling the same hour write the same row; the
-/// second is ignored). Returns the hour rows written.
-pub(super) async fn roll_up(db: &Db, before: NaiveDateTime) -> anyhow::Result<usize> {
-    let end = hour_of(before);
-    let mut from = rolled_until(db).await?;
+/// A source row of a rollup: method, organization, calls, errors, max, histogram.
+type SourceRow = (String, String, i64, i64, i64, Vec<u8>);
+
+/// Brings the rollups up to date with their rows: every hour a flush
+/// marked since its last rollup is rolled up again from its minute rows,
+/// then every quarter so marked from its hour rows, then every day from its
+/// quarter rows (oldest first, at most 500 of each a round). Run by one replica at a time (the `perf_rollup` lease).
+/// Returns the rows written.
+pub(super) async fn roll_up(db: &Db) -> anyhow::Result<usize> {
     let mut written = 0;
-    // Hour by hour, skipping hours without rows.
-    while let Some(first) = first_minute(db, from).await? {
-        let hour = hour_of(first);
-        if hour >= end {
-            break;
+    for span in [HOUR, QUARTER, DAY] {
+        let marks: Vec<(NaiveDateTime, i64)> = db_read!(db, |conn| perf_dirty::table
+            .filter(perf_dirty::span.eq(span))
+            .select((perf_dirty::bucket_start, perf_dirty::version))
+            .order(perf_dirty::bucket_start)
+            .limit(500)
+            .load(conn)
+            .await
+            .map_err(DbError::from))?;
+        for (bucket, version) in marks {
+            written += roll(db, span, bucket, version).await?;
         }
-        written += roll_up_hour(db, hour).await?;
-        from = Some(hour + TimeDelta::hours(1));
     }
     Ok(written)
 }
 
-/// The start of the first minute row at or after `from` (of all, if `None`).
-async fn first_minute(db: &Db, from: Option<NaiveDateTime>) -> Result<Option<NaiveDateTime>, DbError> {
-    db_read!(db, |conn| {
-        let mut q = perf_minutes::table.select(diesel::dsl::min(perf_minutes::bucket_start)).into_boxed();
-        if let Some(from) = from {
-            q = q.filter(perf_minutes::bucket_start.ge(from));
-        }
-        q.first(conn).await.map_err(DbError::from)
-    })
-}
-
-/// Rolls the minute rows of the hour starting at `hour` into its hour rows.
-async fn roll_up_hour(db: &Db, hour: NaiveDateTime) -> anyhow::Result<usize> {
-    let next = hour + TimeDelta::hours(1);
-    let rows: Vec<MinuteRow> = db_read!(db, |conn| perf_minutes::table
-        .filter(perf_minutes::bucket_start.ge(hour))
-        .filter(perf_minutes::bucket_start.lt(next))
-        .select((
-            perf_minutes::bucket_start,
-            perf_minutes::method,
-            perf_minutes::org_id,
-            perf_minutes::calls,
-            perf_minutes::errors,
-            perf_minutes::max_us,
-            perf_minutes::histogram,
-        ))
+/// Marks every hour that has minute rows for the rollup.
+pub(super) async fn mark_all(db: &Db) -> Result<(), DbError> {
+    let minutes: Vec<NaiveDateTime> = db_read!(db, |conn| perf_minutes::table
+        .select(perf_minutes::bucket_start)
+        .distinct()
         .load(conn)
         .await
         .map_err(DbError::from))?;
-    let mut merged: HashMap<(String, String), (Counts, i64, i64, i64)> = HashMap::new();
+    let hours: std::collections::BTreeSet<NaiveDateTime> = minutes.into_iter().map(hour_of).collect();
+    db_run!(db, |conn| conn
+        .transaction(async |conn| {
+            mark!(conn, HOUR, hours.iter().copied());
+            Ok::<_, DbError>(())
+        })
+        .await)
+}
+
+/// Rolls one hour (from its minute rows), quarter (from its hour rows) or
+/// day (from its quarter rows) up, replacing its rows and marking the span
+/// above; the mark read at `version` is removed in the same transaction
+/// unless it was bumped meanwhile.
+async fn roll(db: &Db, span: &'static str, bucket: NaiveDateTime, version: i64) -> anyhow::Result<usize> {
+    macro_rules! source {
+        ($t:ident, $width:expr) => {{
+            let next = bucket + $width;
+            db_read!(db, |conn| $t::table
+                .filter($t::bucket_start.ge(bucket))
+                .filter($t::bucket_start.lt(next))
+                .filter($t::method.ne(ALL_METHODS))
+                .select(($t::method, $t::org_id, $t::calls, $t::errors, $t::max_us, $t::histogram))
+                .load(conn)
+                .await
+                .map_err(DbError::from))?
+        }};
+    }
+    let rows: Vec<SourceRow> = match span {
+        HOUR => source!(perf_minutes, TimeDelta::hours(1)),
+        QUARTER => source!(perf_hours, TimeDelta::hours(6)),
+        _ => source!(perf_quarters, TimeDelta::days(1)),
+    };
+    let mut merged: HashMap<(String, String), Sum> = HashMap::new();
     let mut pairs = Vec::new();
-    for (_, method, org, calls, errors, max_us, blob) in rows {
+    for (method, org, calls, errors, max_us, blob) in rows {
         read_counts(&blob, &mut pairs)?;
-        let e = merged.entry((method, org)).or_default();
-        e.0.add_all(&pairs);
-        e.1 += calls;
-        e.2 += errors;
-        e.3 = e.3.max(max_us);
+        merged.entry((ALL_METHODS.to_owned(), ALL_METHODS.to_owned())).or_default().add(&pairs, calls, errors, max_us);
+        merged.entry((ALL_METHODS.to_owned(), org.clone())).or_default().add(&pairs, calls, errors, max_us);
+        merged.entry((method, org)).or_default().add(&pairs, calls, errors, max_us);
     }
     let mut values = Vec::with_capacity(merged.len());
-    for ((method, org), (counts, calls, errors, max_us)) in merged {
-        values.push((
-            perf_hours::bucket_start.eq(hour),
-            perf_hours::method.eq(method),
-            perf_hours::org_id.eq(org),
-            perf_hours::calls.eq(calls),
-            perf_hours::errors.eq(errors),
-            perf_hours::max_us.eq(max_us),
-            perf_hours::histogram.eq(encode(&counts.to_histogram())?),
-        ));
+    for ((method, org), sum) in merged {
+        let p95 = sum.counts.value_at_quantile(0.95) as i64;
+        values.push((method, org, sum.calls, sum.errors, sum.max_us, p95, encode(&sum.counts.to_histogram())?));
     }
     let n = values.len();
-    if n == 0 {
-        return Ok(0);
+    macro_rules! replace {
+        ($conn:ident, $t:ident) => {{
+            diesel::delete($t::table.filter($t::bucket_start.eq(bucket))).execute($conn).await?;
+            for (method, org, calls, errors, max_us, p95, blob) in &values {
+                diesel::insert_into($t::table)
+                    .values((
+                        $t::bucket_start.eq(bucket),
+                        $t::method.eq(method),
+                        $t::org_id.eq(org),
+                        $t::calls.eq(calls),
+                        $t::errors.eq(errors),
+                        $t::max_us.eq(max_us),
+                        $t::p95_us.eq(Some(*p95)),
+                        $t::histogram.eq(blob),
+                    ))
+                    .execute($conn)
+                    .await?;
+            }
+        }};
     }
     db_run!(db, |conn| conn
         .transaction(async |conn| {
-            for v in &values {
-                diesel::insert_into(perf_hours::table).values(v.clone()).on_conflict_do_nothing().execute(conn).await?;
+            // The span above is behind now.
+            match span {
+                HOUR => {
+                    replace!(conn, perf_hours);
+                    mark!(conn, QUARTER, [quarter_of(bucket)]);
+                }
+                QUARTER => {
+                    replace!(conn, perf_quarters);
+                    mark!(conn, DAY, [day_of(bucket)]);
+                }
+                _ => replace!(conn, perf_days),
             }
+            diesel::delete(
+                perf_dirty::table
+                    .filter(perf_dirty::span.eq(span))
+                    .filter(perf_dirty::bucket_start.eq(bucket))
+                    .filter(perf_dirty::version.eq(version)),
+            )
+            .execute(conn)
+            .await?;
             Ok::<_, DbError>(())
         })
         .await)?;
     Ok(n)
 }
 
-/// Deletes minute rows older than `cutoff`, in batches.
+/// Deletes minute rows older than `cutoff`, in batches, and the rollup
+/// marks of the hours before it (nothing is left to roll them up from).
 pub(crate) async fn prune(db: &Db, cutoff: NaiveDateTime) -> Result<u64, DbError> {
+    let before = hour_of(cutoff) + TimeDelta::hours(1);
+    db_run!(db, |conn| diesel::delete(
+        perf_dirty::table.filter(perf_dirty::span.eq(HOUR)).filter(perf_dirty::bucket_start.lt(before))
+    )
+    .execute(conn)
+    .await
+    .map_err(DbError::from))?;
     crate::db::in_batches(1000, |size| async move {
         let size = size as i64;
         db_run!(db, |conn| {
@@ -361,28 +565,37 @@ pub(crate) async fn prune(db: &Db, cutoff: NaiveDateTime) -> Result<u64, DbError
     .await
 }
 
-/// Deletes hour rows older than `cutoff`, in batches.
+/// Deletes hour and day rows older than `cutoff`, in batches.
 pub(crate) async fn prune_hours(db: &Db, cutoff: NaiveDateTime) -> Result<u64, DbError> {
-    crate::db::in_batches(1000, |size| async move {
-        let size = size as i64;
-        db_run!(db, |conn| {
-            let old: Vec<(NaiveDateTime, String, String)> = perf_hours::table
-                .filter(perf_hours::bucket_start.lt(cutoff))
-                .select((perf_hours::bucket_start, perf_hours::method, perf_hours::org_id))
-                .limit(size)
-                .load(conn)
-                .await
-                .map_err(DbError::from)?;
-            for (b, m, o) in &old {
-                diesel::delete(perf_hours::table.find((*b, m.as_str(), o.as_str())))
-                    .execute(conn)
-                    .await
-                    .map_err(DbError::from)?;
-            }
-            Ok::<_, DbError>(old.len())
-        })
-    })
-    .await
+    macro_rules! prune {
+        ($t:ident, $cutoff:expr) => {{
+            let cutoff = $cutoff;
+            crate::db::in_batches(1000, |size| async move {
+                let size = size as i64;
+                db_run!(db, |conn| {
+                    let old: Vec<(NaiveDateTime, String, String)> = $t::table
+                        .filter($t::bucket_start.lt(cutoff))
+                        .select(($t::bucket_start, $t::method, $t::org_id))
+                        .limit(size)
+                        .load(conn)
+                        .await
+                        .map_err(DbError::from)?;
+                    for (b, m, o) in &old {
+                        diesel::delete($t::table.find((*b, m.as_str(), o.as_str())))
+                            .execute(conn)
+                            .await
+                            .map_err(DbError::from)?;
+                    }
+                    Ok::<_, DbError>(old.len())
+                })
+            })
+            .await
+        }};
+    }
+    let hours = prune!(perf_hours, cutoff)?;
+    // A quarter or a day once all its hours are.
+    let quarters = prune!(perf_quarters, quarter_of(cutoff))?;
+    Ok(hours + quarters + prune!(perf_days, day_of(cutoff))?)
 }
 
 #[cfg(test)]
@@ -397,6 +610,10 @@ mod tests {
     fn read_counts_reads_what_decode_reads() {
         let mut ours = super::super::sample::histogram();
         let mut other = Histogram::<u64>::new_with_bounds(10, 10_000_000, 2).expect("bounds");
+        // Counts of one to nine bytes.
+        for (v, n) in [(5, 1u64 << 20), (6, 1 << 40), (7, (1 << 55) + 3), (8, 1 << 61)] {
+            ours.record_n(v, n).expect("in bounds");
+        }
         for v in [1, 2, 3, 999, 1000, 2047, 2048, 2049, 65_537, 1_000_000, 1_000_000, 3_600_000_000] {
             ours.record(v).expect("in bounds");
             if (10..=10_000_000).contains(&v) {

@@ -118,12 +118,14 @@ trellis_schema::all_procedures!(register_all);
 
 impl Registry {
     fn add<P: Handler>(&mut self) {
-        let call: Box<CallFn> = Box::new(|state, meta, params| {
+        let metrics = crate::observe::call_metrics(P::METHOD);
+        let call: Box<CallFn> = Box::new(move |state, meta, params| {
             // Params are decoded now, while they are borrowed, but a decoding
             // error is reported only after the access checks: a caller without
             // access learns nothing about the params.
             let params = decode_params::<P::Params>(params);
             Box::pin(async move {
+                let _in_flight = crate::observe::in_flight();
                 let (usage, perf, started) = (state.keys.usage.clone(), state.perf.clone(), std::time::Instant::now());
                 let (key, org, result) = match params {
                     // A refused call is timed too (its key's usage counted it already).
@@ -149,7 +151,12 @@ impl Registry {
                         }
                     }
                 };
-                crate::performance::record(&perf, P::METHOD, org, result.is_ok(), started);
+                // One clock read each end, for both the call's metrics and its latency.
+                let ended = std::time::Instant::now();
+                crate::performance::record(&perf, P::METHOD, org, result.is_ok(), started, ended);
+                if let Some(m) = metrics {
+                    m.record(result.as_ref().map(|_| ()), ended - started);
+                }
                 if let Some(key) = key {
                     let outcome = if result.is_ok() { Counted::Ok } else { Counted::Error };
                     usage.record(key, P::METHOD, outcome);
@@ -165,30 +172,42 @@ impl Registry {
     }
 
     fn add_stream<P: Streamer>(&mut self) {
-        let subscribe: Box<SubscribeFn> = Box::new(|state, meta, params| {
+        let metrics = crate::observe::call_metrics(P::METHOD);
+        let subscribe: Box<SubscribeFn> = Box::new(move |state, meta, params| {
             let params = decode_params::<P::Params>(params);
             Box::pin(async move {
+                // The subscribe call is timed until it is answered (its
+                // items are not calls).
+                let _in_flight = crate::observe::in_flight();
+                let (perf, started) = (state.perf.clone(), std::time::Instant::now());
+                let observed = |org, result: Result<(), &ApiError>| {
+                    let ended = std::time::Instant::now();
+                    crate::performance::record(&perf, P::METHOD, org, result.is_ok(), started, ended);
+                    if let Some(m) = metrics {
+                        m.record(result, ended - started);
+                    }
+                };
                 let params = match params {
                     Ok(params) => params,
                     Err(e) => {
-                        <P::Rule as Grant>::check_before_params_error(state, meta, P::ACCESS, P::METHOD).await?;
+                        let checked =
+                            <P::Rule as Grant>::check_before_params_error(state, meta, P::ACCESS, P::METHOD).await;
+                        let e = checked.err().unwrap_or(e);
+                        observed(None, Err(&e));
                         return Err(e);
                     }
                 };
-                // The subscribe call is timed until it is answered (its
-                // items are not calls).
-                let (perf, started) = (state.perf.clone(), std::time::Instant::now());
                 let org = P::org_of(&params);
                 let granted = match <P::Rule as Grant>::grant(state, meta, P::ACCESS, org, P::METHOD).await {
                     Ok(granted) => granted,
                     Err(refused) => {
-                        crate::performance::record(&perf, P::METHOD, None, false, started);
+                        observed(None, Err(&refused));
                         return Err(refused);
                     }
                 };
                 let org = granted.org;
                 let items = P::subscribe(granted.ctx, params).await.map_err(HandlerError::into_api);
-                crate::performance::record(&perf, P::METHOD, org, items.is_ok(), started);
+                observed(org, items.as_ref().map(|_| ()));
                 let items = items?;
                 let items: RawItems = items
                     .map(|item| match item {
@@ -221,8 +240,7 @@ impl Registry {
         params: Option<&RawValue>,
     ) -> Option<(&'static str, BoxFuture<'static, Result<RawItems, ApiError>>)> {
         let (name, f) = self.streams.get_key_value(method)?;
-        let counted = crate::observe::call(Some((*name, f(state, meta, params))))?;
-        Some((*name, counted))
+        Some((*name, f(state, meta, params)))
     }
 
     /// The subscription method `method` ends, if it is an unsubscribe method.
@@ -261,7 +279,13 @@ impl Registry {
                 ApiError::new(Reason::InvalidRequest).message("subscriptions are served over WebSocket (GET /rpc)")
             ))));
         }
-        crate::observe::call(self.calls.get_key_value(method).map(|(name, f)| (*name, f(state, meta, params))))
+        match self.calls.get(method) {
+            Some(f) => Some(f(state, meta, params)),
+            None => {
+                crate::observe::unknown_method();
+                None
+            }
+        }
     }
 }
 

@@ -331,37 +331,83 @@ mod two_replicas_add_up {
     }}
 }
 
+/// Waits until the rollup has caught up with every flush (no mark left).
+async fn rolled_up(app: &TestApp) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while app.sql_count("SELECT COUNT(*) AS n FROM perf_dirty").await > 0 {
+        assert!(Instant::now() < deadline, "never rolled up");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 db_test_with! {
-    /// Minute rows of an hour over two hours old are rolled up into one hour
-    /// row (all replicas merged), and a long window reads the hour rows: the
-    /// same counts as the minute rows they came from.
-    async fn long_windows_read_hourly_rollups(app) where |c| { c.perf_flush_ms = FAST; c.perf_rollup_ms = FAST; } {
+    /// A flush marks its hours; the rollup rolls each marked hour up again
+    /// from its minute rows (all replicas merged, and all methods merged as
+    /// `'*'`, per organization and for the whole server), then its quarter
+    /// from the hour rows and its day from the quarter rows. Windows over 6
+    /// hours read those: the same counts and percentiles as the minute rows,
+    /// by hour and by day. Calls flushed into an hour rolled up before are rolled
+    /// up again, and counted once.
+    async fn long_windows_read_hourly_and_daily_rollups(app) where |c| { c.perf_flush_ms = FAST; c.perf_rollup_ms = FAST; } {
         let admin = admin_token(app, "root@example.com").await;
         for _ in 0..12 {
             app.call("health.check", json!({}), None).await.expect("healthy");
         }
         report_when(app, &admin, json!({}), &[("health.check", 12)]).await;
-        // As if those calls were made three hours ago.
-        let moved = if app.config.database_url().starts_with("postgres") {
-            app.sql("UPDATE perf_minutes SET bucket_start = bucket_start - interval '3 hours' WHERE method = 'health.check'").await
-        } else {
-            app.sql("UPDATE perf_minutes SET bucket_start = datetime(bucket_start, '-3 hours') WHERE method = 'health.check'").await
+        rolled_up(app).await;
+        let sum = |table: &str, method: &str| {
+            format!("SELECT CAST(COALESCE(SUM(calls), 0) AS BIGINT) AS n FROM {table} WHERE method = '{method}'")
         };
-        assert!(moved >= 1);
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while app.sql_count("SELECT COUNT(*) AS n FROM perf_hours WHERE method = 'health.check'").await == 0 {
-            assert!(Instant::now() < deadline, "never rolled up");
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        let hours = app.sql_count("SELECT CAST(COALESCE(SUM(calls), 0) AS BIGINT) AS n FROM perf_hours WHERE method = 'health.check'").await;
-        assert_eq!(hours, 12);
-        let long = app.call("performance.report", json!({"from": chrono_ago(12), "method": "health.check"}), Some(&admin)).await.expect("long");
-        assert_eq!(long["window"]["bucket"], "hour");
-        assert_eq!(long["totals"]["calls"], 12, "{long}");
+        assert_eq!(app.sql_count(&sum("perf_hours", "health.check")).await, 12);
+        let all_hours = app.sql_count(&sum("perf_hours", "*")).await;
+        assert!(all_hours >= 2 * 13, "the all-methods rows hold every call, twice: {all_hours}");
+        assert_eq!(app.sql_count(&sum("perf_quarters", "health.check")).await, 12);
+        assert_eq!(app.sql_count(&sum("perf_days", "health.check")).await, 12);
+        let server_wide = "SELECT CAST(COALESCE(SUM(CASE WHEN org_id = '*' THEN 2 * calls ELSE 0 END) - SUM(calls), 0) AS BIGINT) AS n FROM perf_hours WHERE method = '*'";
+        assert_eq!(app.sql_count(server_wide).await, 0, "the whole server's row holds what the organizations' rows do");
+
         let short = app.call("performance.report", json!({"from": chrono_ago(4), "method": "health.check"}), Some(&admin)).await.expect("short");
         assert_eq!(short["window"]["bucket"], "minute");
         assert_eq!(short["totals"]["calls"], 12, "{short}");
+        let long = app.call("performance.report", json!({"from": chrono_ago(12), "method": "health.check"}), Some(&admin)).await.expect("long");
+        assert_eq!(long["window"]["bucket"], "hour");
+        assert_eq!(long["totals"]["calls"], 12, "{long}");
         assert_eq!(long["totals"]["p95Ms"], short["totals"]["p95Ms"], "merging by hour changes no percentile");
+        // Every method, from day rows (today is whole: the window reaches the present hour).
+        for (hours, bucket) in [(30, "hour"), (24 * 10, "day")] {
+            let r = app.call("performance.report", json!({"from": chrono_ago(hours), "top": 100}), Some(&admin)).await.expect("report");
+            assert_eq!(r["window"]["bucket"], bucket);
+            let health = r["byMethod"].as_array().expect("methods").iter().find(|m| m["method"] == "health.check").expect("health.check");
+            assert_eq!(health["calls"], 12, "{r}");
+            assert_eq!(health["p95Ms"], short["totals"]["p95Ms"], "merging by day changes no percentile");
+            let series: u64 = r["series"].as_array().expect("series").iter().map(|p| p["calls"].as_u64().expect("calls")).sum();
+            assert_eq!(json!(series), r["totals"]["calls"], "the series holds the calls of every method: {r}");
+        }
+
+        // As if those calls had been flushed three hours ago: the hour they
+        // leave and the hour they go to are marked (as a flush marks its
+        // hours), and each is rolled up again from its rows.
+        let pg = app.config.database_url().starts_with("postgres");
+        app.sql("INSERT INTO perf_dirty (span, bucket_start, version) SELECT DISTINCT 'hour', bucket_start, 1 FROM perf_hours WHERE method = 'health.check' ON CONFLICT DO NOTHING").await;
+        let (moved, mark) = if pg {
+            (
+                app.sql("UPDATE perf_minutes SET bucket_start = bucket_start - interval '3 hours' WHERE method = 'health.check'").await,
+                "INSERT INTO perf_dirty (span, bucket_start, version) SELECT DISTINCT 'hour', date_trunc('hour', bucket_start), 1 FROM perf_minutes WHERE method = 'health.check' ON CONFLICT DO NOTHING",
+            )
+        } else {
+            (
+                app.sql("UPDATE perf_minutes SET bucket_start = datetime(bucket_start, '-3 hours') WHERE method = 'health.check'").await,
+                "INSERT INTO perf_dirty (span, bucket_start, version) SELECT DISTINCT 'hour', strftime('%Y-%m-%d %H:00:00', bucket_start), 1 FROM perf_minutes WHERE method = 'health.check' ON CONFLICT DO NOTHING",
+            )
+        };
+        assert!(moved >= 1);
+        app.sql(mark).await;
+        rolled_up(app).await;
+        assert_eq!(app.sql_count(&sum("perf_hours", "health.check")).await, 12, "counted once");
+        let hours = app.sql_count("SELECT COUNT(*) AS n FROM perf_hours WHERE method = 'health.check'").await;
+        assert_eq!(hours, 1, "in the hour it was moved to");
+        let long = app.call("performance.report", json!({"from": chrono_ago(12), "method": "health.check"}), Some(&admin)).await.expect("long");
+        assert_eq!(long["totals"]["calls"], 12, "{long}");
     }
 }
 
