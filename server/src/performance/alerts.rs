@@ -166,7 +166,7 @@ fn validate(rules: &[AlertRuleSpec]) -> Result<(), ApiError> {
     if rules.len() > MAX_ALERT_RULES {
         errors.push(invalid("rules".into(), "at most 20 rules"));
     }
-    let known = super::report::known_methods();
+    let known = super::sample::known_methods();
     for (i, r) in rules.iter().enumerate() {
         let at = |f: &str| format!("rules[{i}].{f}");
         if !r.threshold.is_finite() || r.threshold < 0.0 {

@@ -2,8 +2,7 @@
 //! (never averaged percentiles). Reads what the replicas have flushed, so it
 //! lags by at most `TRELLIS_PERF_FLUSH_MS`.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
-use std::sync::OnceLock;
+use std::collections::{BTreeMap, HashMap};
 
 use chrono::{DateTime, NaiveDateTime, TimeDelta, Utc};
 use trellis_schema::ApiError;
@@ -20,12 +19,6 @@ use crate::rpc::error::HandlerError;
 use crate::rpc::registry::Handler;
 
 const MAX_WINDOW_DAYS: i64 = 31;
-
-/// The methods of the API (what a report or an alert rule may name).
-pub(super) fn known_methods() -> &'static HashSet<&'static str> {
-    static METHODS: OnceLock<HashSet<&'static str>> = OnceLock::new();
-    METHODS.get_or_init(|| trellis_schema::procedure::procedures().iter().map(|p| p.method).collect())
-}
 
 fn invalid(path: &str, message: &str) -> HandlerError<NoReason> {
     HandlerError::Common(ApiError::validation(vec![FieldError { path: path.into(), message: message.into() }]))
@@ -45,7 +38,7 @@ struct Agg {
 impl Agg {
     /// Adds a row (its histogram's counters, its counts).
     fn add(&mut self, row: &store::Row) -> anyhow::Result<()> {
-        self.counts.add_stored(&row.histogram)?;
+        store::for_each_count(&row.histogram, |index, count| self.counts.add(index, count))?;
         self.calls += row.calls.max(0) as u64;
         self.errors += row.errors.max(0) as u64;
         self.max_us = self.max_us.max(row.max_us.max(0) as u64);
@@ -324,7 +317,7 @@ impl Handler for Report {
             return Err(invalid("top", "must be 1 to 100"));
         }
         if let Some(m) = &p.method
-            && !known_methods().contains(m.as_str())
+            && !super::sample::known_methods().contains(m.as_str())
         {
             return Err(invalid("method", "is not a method of the API"));
         }

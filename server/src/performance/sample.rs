@@ -3,11 +3,18 @@
 //! and [`Counts`], the histogram's counters alone, which merging many stored
 //! histograms needs (no histogram built per row).
 
+use std::collections::HashSet;
 use std::sync::OnceLock;
 
 use chrono::NaiveDateTime;
 use hdrhistogram::Histogram;
 use trellis_schema::ids::OrgId;
+
+/// The methods of the API (what a report or an alert rule may name).
+pub(super) fn known_methods() -> &'static HashSet<&'static str> {
+    static METHODS: OnceLock<HashSet<&'static str>> = OnceLock::new();
+    METHODS.get_or_init(|| trellis_schema::procedure::procedures().iter().map(|p| p.method).collect())
+}
 
 /// Microseconds up to an hour, at three significant digits.
 pub(super) const HIGHEST_US: u64 = 3_600_000_000;
@@ -103,11 +110,6 @@ impl Counts {
     #[cold]
     fn grow(&mut self, index: usize) {
         self.counts.resize((self.counts.len() * 2).min(counters()).max(index + 1), 0);
-    }
-
-    /// Adds a stored histogram's counters (see [`super::store::for_each_count`]).
-    pub(super) fn add_stored(&mut self, bytes: &[u8]) -> anyhow::Result<()> {
-        super::store::for_each_count(bytes, |index, count| self.add(index, count))
     }
 
     /// Adds `(index, count)` pairs, as [`super::store::read_counts`] reads them.
